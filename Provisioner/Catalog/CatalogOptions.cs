@@ -1,0 +1,54 @@
+namespace Provisioner.Catalog;
+
+/// <summary>
+/// The products the control plane can host, bound from the <c>Catalog</c> configuration section.
+/// Product, version and size names are the identifiers customers use in the API.
+/// </summary>
+public sealed class CatalogOptions
+{
+    public const string SectionName = "Catalog";
+
+    public Dictionary<string, ProductDefinition> Products { get; set; } = new(StringComparer.Ordinal);
+}
+
+public sealed class ProductDefinition
+{
+    public string DisplayName { get; set; } = "";
+    public string Description { get; set; } = "";
+    public string DefaultVersion { get; set; } = "";
+    public string DefaultSize { get; set; } = "";
+    public Dictionary<string, ProductVersion> Versions { get; set; } = new(StringComparer.Ordinal);
+    public Dictionary<string, ProductSize> Sizes { get; set; } = new(StringComparer.Ordinal);
+    /// <summary>How the Local backend runs this product as an OS process.</summary>
+    public LocalLaunchTemplate? Local { get; set; }
+}
+
+public sealed class ProductVersion
+{
+    /// <summary>Where the Local backend finds this version's program, relative to the application's base directory unless absolute.</summary>
+    public string Home { get; set; } = "";
+    public string? ReleaseNotes { get; set; }
+}
+
+public sealed class ProductSize
+{
+    public string Description { get; set; } = "";
+    /// <summary>The memory cap of one instance of this size.</summary>
+    public int MemoryMb { get; set; }
+    /// <summary>Product-specific values the launch template refers to as <c>{settings.NAME}</c>.</summary>
+    public Dictionary<string, string> Settings { get; set; } = new(StringComparer.Ordinal);
+}
+
+/// <summary>
+/// A process launch with placeholders: <c>{home}</c>, <c>{port}</c>, <c>{dataDir}</c>, <c>{memoryMb}</c>,
+/// <c>{memoryBytes}</c>, <c>{memoryBytesHex}</c>, <c>{settings.NAME}</c>; and, in <see cref="Environment"/>
+/// only, <c>{password}</c> (never on a command line, where other local users could read it).
+/// </summary>
+public sealed class LocalLaunchTemplate
+{
+    public string Executable { get; set; } = "";
+    public List<string> Arguments { get; set; } = [];
+    public Dictionary<string, string> Environment { get; set; } = new(StringComparer.Ordinal);
+    /// <summary>How long a fresh process may take to answer an authenticated PING.</summary>
+    public int StartupTimeoutSeconds { get; set; } = 30;
+}

@@ -1,0 +1,28 @@
+namespace Provisioner.Deployments;
+
+/// <summary>What the control plane wants to exist for one hosted instance.</summary>
+public enum DeploymentGoal
+{
+    Running,
+    Stopped,
+    Absent,
+}
+
+/// <summary>
+/// The desired deployment of one instance. Applying the same spec twice is a no-op, which is what makes
+/// every provisioning command safe to deliver more than once. <see cref="Generation"/> grows with every
+/// change the control plane makes, so a backend never goes back to an older spec.
+/// </summary>
+[GenerateSerializer, Immutable]
+public sealed record DeploymentSpec
+{
+    [Id(0)] public required string InstanceId { get; init; }
+    [Id(1)] public required string TenantId { get; init; }
+    [Id(2)] public required string Backend { get; init; }
+    [Id(3)] public required string Product { get; init; }
+    [Id(4)] public required string Version { get; init; }
+    [Id(5)] public required string Size { get; init; }
+    [Id(6)] public required DeploymentGoal Goal { get; init; }
+    [Id(7)] public required Secret Password { get; init; }
+    [Id(8)] public required long Generation { get; init; }
+}

@@ -1,0 +1,48 @@
+namespace Provisioner.Deployments;
+
+/// <summary>What a backend found when it looked at an instance's deployment.</summary>
+public enum DeploymentStatus
+{
+    /// <summary>Nothing exists: no process, no data.</summary>
+    Absent,
+    /// <summary>Data exists, no process serves it.</summary>
+    Stopped,
+    /// <summary>The process runs but does not answer yet.</summary>
+    Starting,
+    /// <summary>The process runs and answers an authenticated PING.</summary>
+    Running,
+}
+
+public enum DeploymentHealth
+{
+    Unknown,
+    Healthy,
+    Unhealthy,
+}
+
+[GenerateSerializer, Immutable]
+public sealed record Endpoint
+{
+    [Id(0)] public required string Host { get; init; }
+    [Id(1)] public required int Port { get; init; }
+
+    public override string ToString() => $"{Host}:{Port}";
+}
+
+[GenerateSerializer, Immutable]
+public sealed record ObservedDeployment
+{
+    [Id(0)] public required DeploymentStatus Status { get; init; }
+    [Id(1)] public DeploymentHealth Health { get; init; } = DeploymentHealth.Unknown;
+    [Id(2)] public Endpoint? Endpoint { get; init; }
+    /// <summary>The version and size actually deployed, which may differ from the spec while it converges.</summary>
+    [Id(3)] public string? Version { get; init; }
+    [Id(4)] public string? Size { get; init; }
+    /// <summary>The spec generation this deployment was last brought to.</summary>
+    [Id(5)] public long Generation { get; init; }
+    [Id(6)] public int? ProcessId { get; init; }
+    /// <summary>A sentence for a person: why it is unhealthy, how it answered.</summary>
+    [Id(7)] public string? Detail { get; init; }
+
+    public static ObservedDeployment Absent { get; } = new() { Status = DeploymentStatus.Absent };
+}
