@@ -1,0 +1,42 @@
+using Provisioner.Catalog;
+
+namespace ControlPlane.Catalog;
+
+public sealed record CatalogSize(string Name, string Description, int MemoryMb);
+
+public sealed record CatalogVersion(string Name, string? ReleaseNotes);
+
+public sealed record CatalogProduct(
+    string Name,
+    string DisplayName,
+    string Description,
+    string DefaultVersion,
+    IReadOnlyList<CatalogVersion> Versions,
+    string DefaultSize,
+    IReadOnlyList<CatalogSize> Sizes);
+
+public sealed record CatalogResponse(IReadOnlyList<CatalogProduct> Products);
+
+public static class CatalogEndpoints
+{
+    public static IEndpointRouteBuilder MapCatalog(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/api/v1/catalog", GetCatalog).WithTags("Catalog").WithSummary("Products, versions and sizes that can be created");
+        return app;
+    }
+
+    private static CatalogResponse GetCatalog(ProductCatalog catalog) => new([
+        .. catalog.Products
+            .OrderBy(product => product.Key, StringComparer.Ordinal)
+            .Select(product => new CatalogProduct(
+                product.Key,
+                product.Value.DisplayName,
+                product.Value.Description,
+                product.Value.DefaultVersion,
+                [.. product.Value.Versions.Select(version => new CatalogVersion(version.Key, version.Value.ReleaseNotes))],
+                product.Value.DefaultSize,
+                [.. product.Value.Sizes
+                    .OrderBy(size => size.Value.MemoryMb)
+                    .Select(size => new CatalogSize(size.Key, size.Value.Description, size.Value.MemoryMb))])),
+    ]);
+}

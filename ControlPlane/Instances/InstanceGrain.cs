@@ -1,0 +1,776 @@
+using System.Collections.Immutable;
+using System.Security.Cryptography;
+using ControlPlane.Errors;
+using ControlPlane.Operations;
+using ControlPlane.Persistence;
+using Microsoft.Extensions.Options;
+using Provisioner.Deployments;
+using Provisioner.Messaging;
+
+namespace ControlPlane.Instances;
+
+/// <summary>
+/// The truth about one hosted instance. It owns the desired spec, runs one operation at a time, turns
+/// worker events into lifecycle changes, and reconciles the deployment on a timer while it is active
+/// (a reminder brings it back after a restart).
+/// </summary>
+public sealed partial class InstanceGrain(
+    [PersistentState("instance", StorageNames.ControlPlane)] IPersistentState<InstanceState> state,
+    IProvisioningCommandBus commands,
+    IOptions<ReconcileOptions> reconcileOptions,
+    TimeProvider clock,
+    ILogger<InstanceGrain> logger) : Grain, IInstanceGrain, IRemindable
+{
+    private const string ReminderName = "reconcile";
+    private const int MaxEvents = 200;
+
+    private readonly ReconcileOptions _reconcile = reconcileOptions.Value;
+    private IGrainTimer? _reconcileTimer;
+    private DateTimeOffset? _reconcileSentAt;
+    private DateTimeOffset _nextRepairAttempt;
+    private int _consecutiveRepairFailures;
+    private DateTimeOffset? _lastResentAt;
+
+    // Commands wait here until the state that explains them is durable, so the worker never sees a
+    // generation the grain could forget in a crash.
+    private readonly List<ProvisioningCommand> _outbox = [];
+
+    private InstanceState S => state.State;
+
+    private DateTimeOffset Now => clock.GetUtcNow();
+
+    private OperationRecord? Active => S.ActiveOperationId is { } id ? FindOperation(id) : null;
+
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        if (!state.RecordExists || S.Lifecycle == InstanceLifecycle.Deleted)
+        {
+            return;
+        }
+
+        StartReconcileTimer();
+        if (Active is { } operation)
+        {
+            // Commands in flight when the control plane stopped may be gone; resuming is safe because applying a spec is idempotent.
+            await ResumeAsync(operation);
+        }
+    }
+
+    public async Task<OperationRecord> CreateAsync(CreateInstanceCommand command)
+    {
+        if (state.RecordExists)
+        {
+            return FindOperation(command.OperationId)
+                ?? throw new ControlPlaneException(ProblemKind.Conflict, "instance-exists", "Instance already exists", $"Instance '{S.Id}' already exists.");
+        }
+
+        var now = Now;
+        var operation = NewOperation(command.OperationId, OperationType.Create, command.RequestedBy, new Dictionary<string, string>
+        {
+            ["name"] = command.Name,
+            ["product"] = command.Product,
+            ["version"] = command.Version,
+            ["size"] = command.Size,
+        }) with { TenantId = command.TenantId };
+        state.State = new InstanceState
+        {
+            Id = this.GetPrimaryKeyString(),
+            TenantId = command.TenantId,
+            Name = command.Name,
+            Product = command.Product,
+            Backend = command.Backend,
+            Version = command.Version,
+            Size = command.Size,
+            Password = NewPassword(),
+            Lifecycle = InstanceLifecycle.Provisioning,
+            Health = InstanceHealth.Unknown,
+            Desired = new DesiredDeployment(command.Version, command.Size, DeploymentGoal.Running),
+            Generation = 1,
+            CreatedAt = now,
+            UpdatedAt = now,
+            ActiveOperationId = operation.Id,
+            ActivePhase = ApplyPurpose.Operation,
+            LastOperationId = operation.Id,
+            Operations = [operation],
+        };
+        RecordEvent("operation-started", $"Create requested by {command.RequestedBy}.", operation.Id);
+        EnqueueApply(ApplyPurpose.Operation, operation.Id);
+        await this.RegisterOrUpdateReminder(ReminderName, _reconcile.ReminderPeriod, _reconcile.ReminderPeriod);
+        await SaveAndSendAsync();
+        StartReconcileTimer();
+        LogOperationStarted(operation.Id, OperationType.Create, S.Id);
+        return operation;
+    }
+
+    public Task<OperationRecord> ChangeSpecAsync(ChangeSpecCommand command)
+    {
+        EnsureExists();
+        EnsureNoActiveOperation();
+        if (S.Lifecycle is not (InstanceLifecycle.Running or InstanceLifecycle.Stopped))
+        {
+            throw Problems.InvalidState(S.Id, S.Lifecycle.ToString(), "scale or upgrade", HintFor(S.Lifecycle));
+        }
+
+        if (command.Version == S.Version && command.Size == S.Size)
+        {
+            throw Problems.NoChange(S.Id, $"already runs version {S.Version} at size {S.Size}.");
+        }
+
+        var type = command.Version != S.Version ? OperationType.Upgrade : OperationType.Scale;
+        var parameters = new Dictionary<string, string>();
+        if (command.Version != S.Version)
+        {
+            parameters["version"] = command.Version;
+        }
+
+        if (command.Size != S.Size)
+        {
+            parameters["size"] = command.Size;
+        }
+
+        var operation = NewOperation(command.OperationId, type, command.RequestedBy, parameters);
+        var lifecycle = S.Lifecycle == InstanceLifecycle.Running ? InstanceLifecycle.Updating : InstanceLifecycle.Stopped;
+        return BeginAsync(operation, S.Desired with { Version = command.Version, Size = command.Size }, lifecycle);
+    }
+
+    public Task<OperationRecord> StopAsync(OperationRequest request)
+    {
+        EnsureExists();
+        EnsureNoActiveOperation();
+        if (S.Lifecycle != InstanceLifecycle.Running)
+        {
+            throw Problems.InvalidState(S.Id, S.Lifecycle.ToString(), "stop", HintFor(S.Lifecycle));
+        }
+
+        var operation = NewOperation(request.OperationId, OperationType.Stop, request.RequestedBy);
+        return BeginAsync(operation, S.Desired with { Goal = DeploymentGoal.Stopped }, InstanceLifecycle.Stopping);
+    }
+
+    public Task<OperationRecord> StartAsync(OperationRequest request)
+    {
+        EnsureExists();
+        EnsureNoActiveOperation();
+        if (S.Lifecycle is not (InstanceLifecycle.Stopped or InstanceLifecycle.Failed))
+        {
+            throw Problems.InvalidState(S.Id, S.Lifecycle.ToString(), "start", HintFor(S.Lifecycle));
+        }
+
+        var operation = NewOperation(request.OperationId, OperationType.Start, request.RequestedBy);
+        return BeginAsync(operation, S.Desired with { Goal = DeploymentGoal.Running }, InstanceLifecycle.Starting);
+    }
+
+    public Task<OperationRecord> DeleteAsync(OperationRequest request)
+    {
+        EnsureExists();
+        EnsureNoActiveOperation();
+        if (S.Lifecycle == InstanceLifecycle.Deleted)
+        {
+            throw Problems.InvalidState(S.Id, S.Lifecycle.ToString(), "delete", "It is already deleted.");
+        }
+
+        // Deleting removes the customer's data; nothing can bring it back, so it is never cancellable.
+        var operation = NewOperation(request.OperationId, OperationType.Delete, request.RequestedBy) with { Cancellable = false };
+        return BeginAsync(operation, S.Desired with { Goal = DeploymentGoal.Absent }, InstanceLifecycle.Deleting);
+    }
+
+    public async Task<OperationRecord> CancelOperationAsync(OperationRequest request)
+    {
+        EnsureExists();
+        var operation = FindOperation(request.OperationId) ?? throw Problems.NotFound("operation", request.OperationId);
+        if (operation.Status == OperationStatus.Cancelling)
+        {
+            return operation;
+        }
+
+        if (!operation.IsActive)
+        {
+            throw Problems.NotCancellable(operation.Id, $"it has already finished ({operation.Status.ToString().ToLowerInvariant()}).");
+        }
+
+        if (!operation.Cancellable || S.ActivePhase == ApplyPurpose.Rollback)
+        {
+            throw Problems.NotCancellable(
+                operation.Id,
+                operation.Type == OperationType.Delete
+                    ? "a delete removes the instance's data and cannot be undone."
+                    : "it is already rolling back or past a point of no return.");
+        }
+
+        operation = Replace(operation with { Status = OperationStatus.Cancelling }, $"Cancellation requested by {request.RequestedBy}.");
+        _outbox.Add(new CancelOperationCommand { InstanceId = S.Id, OperationId = operation.Id, IssuedAt = Now });
+        await SaveAndSendAsync();
+        return operation;
+    }
+
+    public Task<InstanceView?> GetAsync() => Task.FromResult(state.RecordExists ? ToView() : null);
+
+    public Task<OperationRecord?> GetOperationAsync(string operationId) => Task.FromResult(FindOperation(operationId));
+
+    public Task<IReadOnlyList<OperationRecord>> GetOperationsAsync() =>
+        Task.FromResult<IReadOnlyList<OperationRecord>>([.. S.Operations.AsEnumerable().Reverse()]);
+
+    public Task<IReadOnlyList<InstanceEvent>> GetEventsAsync() =>
+        Task.FromResult<IReadOnlyList<InstanceEvent>>([.. S.Events.AsEnumerable().Reverse()]);
+
+    public Task<InstanceCredentials> GetCredentialsAsync()
+    {
+        EnsureExists();
+        if (S.Lifecycle == InstanceLifecycle.Deleted)
+        {
+            throw Problems.InvalidState(S.Id, S.Lifecycle.ToString(), "read the credentials of", "A deleted instance has none.");
+        }
+
+        if (S.Endpoint is null)
+        {
+            throw Problems.InvalidState(S.Id, S.Lifecycle.ToString(), "read the credentials of", "It has no endpoint yet; try again when it is Running.");
+        }
+
+        return Task.FromResult(new InstanceCredentials { Username = "default", Password = S.Password, Host = S.Endpoint.Host, Port = S.Endpoint.Port });
+    }
+
+    public Task WakeAsync() => Task.CompletedTask;
+
+    public async Task ReceiveReminder(string reminderName, TickStatus status)
+    {
+        if (!state.RecordExists || S.Lifecycle == InstanceLifecycle.Deleted)
+        {
+            var reminder = await this.GetReminder(reminderName);
+            if (reminder is not null)
+            {
+                await this.UnregisterReminder(reminder);
+            }
+
+            return;
+        }
+
+        StartReconcileTimer();
+    }
+
+    public async Task ApplyEventAsync(ProvisioningEvent provisioningEvent)
+    {
+        if (!state.RecordExists)
+        {
+            return;
+        }
+
+        var active = Active;
+        var forActiveOperation = active is not null
+            && provisioningEvent.OperationId == active.Id
+            && provisioningEvent.Generation == S.Generation
+            && provisioningEvent.Purpose == S.ActivePhase;
+        if (forActiveOperation)
+        {
+            await ApplyOperationEventAsync(active!, provisioningEvent);
+            return;
+        }
+
+        if (provisioningEvent.Generation != S.Generation || active is not null)
+        {
+            // A late or duplicated event about a spec the instance has moved past: it must not move the instance backwards.
+            LogStaleEvent(S.Id, provisioningEvent.GetType().Name, provisioningEvent.Generation, S.Generation);
+            return;
+        }
+
+        switch (provisioningEvent)
+        {
+            case DeploymentApplied applied:
+                await ApplyObservationAsync(applied);
+                break;
+            case DeploymentFailed failed when failed.Purpose == ApplyPurpose.Reconcile:
+                await ApplyRepairFailureAsync(failed);
+                break;
+            case DeploymentFailed failed:
+                Observe(failed.Observed);
+                await SaveAndSendAsync();
+                break;
+        }
+    }
+
+    private async Task ApplyOperationEventAsync(OperationRecord operation, ProvisioningEvent provisioningEvent)
+    {
+        switch (provisioningEvent)
+        {
+            case DeploymentStepStarted started:
+                var number = S.PhaseStepOffset + started.StepNumber;
+                var name = S.ActivePhase == ApplyPurpose.Rollback ? $"Roll back: {started.StepName}" : started.StepName;
+                operation = operation with
+                {
+                    Status = operation.Status == OperationStatus.Pending ? OperationStatus.Running : operation.Status,
+                    TotalSteps = S.PhaseStepOffset + started.StepCount,
+                    Steps = operation.Steps.Add(new OperationStep { Name = name, Status = StepStatus.Running, StartedAt = started.OccurredAt }),
+                };
+                Replace(operation, $"Step {number}/{operation.TotalSteps} started: {name}.");
+                break;
+
+            case DeploymentStepCompleted completed:
+                var index = operation.Steps.Length - 1;
+                if (index >= 0 && operation.Steps[index].Status == StepStatus.Running)
+                {
+                    operation = operation with
+                    {
+                        Steps = operation.Steps.SetItem(index, operation.Steps[index] with { Status = StepStatus.Succeeded, CompletedAt = completed.OccurredAt }),
+                    };
+                }
+
+                Replace(operation, $"Step {S.PhaseStepOffset + completed.StepNumber}/{operation.TotalSteps} done.");
+                break;
+
+            case DeploymentApplied applied:
+                Observe(applied.Observed);
+                await FinishPhaseAsync(operation);
+                break;
+
+            case DeploymentFailed failed:
+                Observe(failed.Observed);
+                await FailPhaseAsync(operation, new OperationError { Code = failed.ErrorCode, Message = failed.ErrorMessage });
+                break;
+
+            case DeploymentCancelled cancelled:
+                Observe(cancelled.Observed);
+                operation = MarkRunningStep(operation, StepStatus.Cancelled);
+                Replace(operation, "Stopped at a safe point.");
+                await BeginRollbackAsync(operation, cause: null);
+                break;
+        }
+
+        S.UpdatedAt = Now;
+        await SaveAndSendAsync();
+    }
+
+    /// <summary>The worker reached the spec of the current phase: the operation succeeded, or its rollback finished.</summary>
+    private async Task FinishPhaseAsync(OperationRecord operation)
+    {
+        if (S.ActivePhase == ApplyPurpose.Operation)
+        {
+            if (operation.Status == OperationStatus.Cancelling)
+            {
+                operation = Replace(operation, "The operation completed before the cancellation could take effect.");
+            }
+
+            S.Version = S.Desired.Version;
+            S.Size = S.Desired.Size;
+            S.FailureReason = null;
+            await CompleteAsync(operation, OperationStatus.Succeeded, LifecycleFor(S.Desired.Goal), null);
+            return;
+        }
+
+        if (S.RollbackCause is { } cause)
+        {
+            var error = cause with { Message = $"{cause.Message} The instance was rolled back to {Describe(S.Desired)}." };
+            await CompleteAsync(operation, OperationStatus.Failed, LifecycleFor(S.Desired.Goal), error);
+        }
+        else
+        {
+            await CompleteAsync(operation, OperationStatus.Cancelled, LifecycleFor(S.Desired.Goal), null);
+        }
+    }
+
+    /// <summary>A step failed for good. Depending on the operation, roll back or stop in a truthful state.</summary>
+    private async Task FailPhaseAsync(OperationRecord operation, OperationError error)
+    {
+        operation = MarkRunningStep(operation, StepStatus.Failed);
+        if (S.ActivePhase == ApplyPurpose.Rollback)
+        {
+            var combined = new OperationError
+            {
+                Code = S.RollbackCause?.Code ?? error.Code,
+                Message = $"{S.RollbackCause?.Message ?? "The operation was cancelled."} Rolling back also failed: {error.Message}",
+            };
+            S.FailureReason = combined.Message;
+            await CompleteAsync(operation, OperationStatus.Failed, InstanceLifecycle.Failed, combined);
+            return;
+        }
+
+        switch (operation.Type)
+        {
+            case OperationType.Scale or OperationType.Upgrade:
+                Replace(operation, $"Failed: {error.Message}");
+                await BeginRollbackAsync(operation, error);
+                return;
+
+            case OperationType.Stop:
+                // Whatever the worker saw is the truth: still serving, or stopped after all.
+                var stillRunning = S.Health == InstanceHealth.Healthy;
+                S.Desired = S.Desired with { Goal = stillRunning ? DeploymentGoal.Running : DeploymentGoal.Stopped };
+                S.Generation++;
+                await CompleteAsync(operation, OperationStatus.Failed, stillRunning ? InstanceLifecycle.Running : InstanceLifecycle.Stopped, error);
+                return;
+
+            case OperationType.Delete:
+                S.FailureReason = $"Delete failed: {error.Message} Retry the delete.";
+                await CompleteAsync(operation, OperationStatus.Failed, InstanceLifecycle.Failed, error);
+                return;
+
+            default:
+                // Create or start: the instance does not serve. Clean up whatever half-started, keep its data for a retried start.
+                S.FailureReason = error.Message;
+                S.Desired = S.Desired with { Goal = operation.Type == OperationType.Create ? DeploymentGoal.Absent : DeploymentGoal.Stopped };
+                S.Generation++;
+                await CompleteAsync(operation, OperationStatus.Failed, InstanceLifecycle.Failed, error);
+                EnqueueApply(ApplyPurpose.Rollback, operation.Id);
+                return;
+        }
+    }
+
+    private async Task BeginRollbackAsync(OperationRecord operation, OperationError? cause)
+    {
+        S.Desired = operation.Type == OperationType.Create
+            ? S.Desired with { Goal = DeploymentGoal.Absent }
+            : S.RollbackTo ?? S.Desired;
+        S.Generation++;
+        S.ActivePhase = ApplyPurpose.Rollback;
+        S.RollbackCause = cause;
+        S.PhaseStepOffset = operation.Steps.Length;
+        Replace(operation with { Cancellable = false }, $"Rolling back to {Describe(S.Desired)}.");
+        EnqueueApply(ApplyPurpose.Rollback, operation.Id);
+    }
+
+    private async Task CompleteAsync(OperationRecord operation, OperationStatus status, InstanceLifecycle lifecycle, OperationError? error)
+    {
+        var now = Now;
+        operation = Replace(operation.Completed(status, now, error), $"Operation {status.ToString().ToLowerInvariant()}.");
+        S.Lifecycle = lifecycle;
+        S.ActiveOperationId = null;
+        S.RollbackTo = null;
+        S.RollbackCause = null;
+        S.ActivePhase = ApplyPurpose.Operation;
+        S.PhaseStepOffset = 0;
+        _reconcileSentAt = null;
+        var summary = error is null
+            ? $"{operation.Type} {status.ToString().ToLowerInvariant()}."
+            : $"{operation.Type} {status.ToString().ToLowerInvariant()}: {error.Message}";
+        RecordEvent($"operation-{status.ToString().ToLowerInvariant()}", summary, operation.Id);
+        LogOperationCompleted(operation.Id, operation.Type, S.Id, status, lifecycle);
+
+        if (lifecycle == InstanceLifecycle.Deleted)
+        {
+            S.DeletedAt = now;
+            S.Endpoint = null;
+            S.Health = InstanceHealth.Unknown;
+            S.HealthDetail = null;
+            S.Password = "";
+            _reconcileTimer?.Dispose();
+            _reconcileTimer = null;
+            var reminder = await this.GetReminder(ReminderName);
+            if (reminder is not null)
+            {
+                await this.UnregisterReminder(reminder);
+            }
+        }
+    }
+
+    private async Task ApplyObservationAsync(DeploymentApplied applied)
+    {
+        _reconcileSentAt = null;
+        _consecutiveRepairFailures = 0;
+        var healthBefore = S.Health;
+        Observe(applied.Observed);
+        if (applied.Repairs.Count > 0)
+        {
+            var message = $"{applied.Drift ?? "The deployment drifted from its spec."} Repaired: {string.Join("; ", applied.Repairs)}.";
+            RecordEvent("repaired", message, null);
+            LogRepaired(S.Id, message);
+        }
+        else if (healthBefore != S.Health)
+        {
+            RecordEvent("health-changed", $"Health is {S.Health.ToString().ToLowerInvariant()}: {S.HealthDetail}", null);
+        }
+        else
+        {
+            // Nothing a person would notice changed; the fresh detail is served from memory without a write.
+            return;
+        }
+
+        S.UpdatedAt = Now;
+        await SaveAndSendAsync();
+    }
+
+    private async Task ApplyRepairFailureAsync(DeploymentFailed failed)
+    {
+        _reconcileSentAt = null;
+        _consecutiveRepairFailures++;
+        var backoff = TimeSpan.FromTicks(Math.Min(
+            _reconcile.MaxRepairBackoff.Ticks,
+            _reconcile.Interval.Ticks * (1L << Math.Min(_consecutiveRepairFailures, 16))));
+        _nextRepairAttempt = Now + backoff;
+        Observe(failed.Observed);
+        S.Health = InstanceHealth.Unhealthy;
+        S.HealthDetail = failed.ErrorMessage;
+        RecordEvent("repair-failed", $"{failed.ErrorMessage} Next attempt in {backoff.TotalSeconds:0} s.", null);
+        LogRepairFailed(S.Id, failed.ErrorCode, failed.ErrorMessage);
+        S.UpdatedAt = Now;
+        await SaveAndSendAsync();
+    }
+
+    private void Observe(ObservedDeployment observed)
+    {
+        if (observed.Endpoint is not null)
+        {
+            S.Endpoint = observed.Endpoint;
+        }
+
+        (S.Health, S.HealthDetail) = observed.Status switch
+        {
+            DeploymentStatus.Running when observed.Health == DeploymentHealth.Healthy => (InstanceHealth.Healthy, observed.Detail),
+            DeploymentStatus.Running or DeploymentStatus.Starting => (InstanceHealth.Unhealthy, observed.Detail),
+            _ when S.Desired.Goal == DeploymentGoal.Running => (InstanceHealth.Unhealthy, observed.Detail ?? "The instance's process is not running."),
+            _ => (InstanceHealth.Unknown, observed.Detail),
+        };
+    }
+
+    private void StartReconcileTimer()
+    {
+        if (_reconcileTimer is not null)
+        {
+            return;
+        }
+
+        // A random first tick spreads the checks of many instances that wake up together after a restart.
+        var firstTick = TimeSpan.FromMilliseconds(Random.Shared.Next(50, Math.Max(51, (int)_reconcile.Interval.TotalMilliseconds)));
+        _reconcileTimer = this.RegisterGrainTimer(
+            ReconcileAsync,
+            new GrainTimerCreationOptions { DueTime = firstTick, Period = _reconcile.Interval, Interleave = false, KeepAlive = true });
+    }
+
+    private async Task ReconcileAsync(CancellationToken cancellationToken)
+    {
+        if (!state.RecordExists || S.Lifecycle == InstanceLifecycle.Deleted)
+        {
+            _reconcileTimer?.Dispose();
+            _reconcileTimer = null;
+            return;
+        }
+
+        var now = Now;
+        if (Active is { } operation)
+        {
+            var quietSince = _lastResentAt is { } resent && resent > operation.UpdatedAt ? resent : operation.UpdatedAt;
+            if (now - quietSince >= _reconcile.StallTimeout)
+            {
+                _lastResentAt = now;
+                Replace(operation, $"No progress for {_reconcile.StallTimeout.TotalSeconds:0} s; sent the command again.");
+                EnqueueApply(S.ActivePhase, operation.Id);
+                await SaveAndSendAsync();
+            }
+
+            return;
+        }
+
+        if (S.Lifecycle is not (InstanceLifecycle.Running or InstanceLifecycle.Stopped))
+        {
+            return;
+        }
+
+        if (_reconcileSentAt is { } sent && now - sent < _reconcile.StallTimeout)
+        {
+            return;
+        }
+
+        if (now < _nextRepairAttempt)
+        {
+            return;
+        }
+
+        _reconcileSentAt = now;
+        EnqueueApply(ApplyPurpose.Reconcile, null);
+        await SendOutboxAsync();
+    }
+
+    private async Task ResumeAsync(OperationRecord operation)
+    {
+        if (operation.Status == OperationStatus.Cancelling && S.ActivePhase == ApplyPurpose.Operation)
+        {
+            // The cancellation was accepted before the restart; honour it rather than redoing the work.
+            Replace(operation, "Resumed after a control-plane restart.");
+            await BeginRollbackAsync(operation, cause: null);
+            await SaveAndSendAsync();
+            return;
+        }
+
+        EnqueueApply(S.ActivePhase, operation.Id);
+        await SendOutboxAsync();
+    }
+
+    private async Task<OperationRecord> BeginAsync(OperationRecord operation, DesiredDeployment desired, InstanceLifecycle lifecycle)
+    {
+        S.RollbackTo = S.Desired;
+        S.Desired = desired;
+        S.Generation++;
+        S.Lifecycle = lifecycle;
+        S.ActiveOperationId = operation.Id;
+        S.ActivePhase = ApplyPurpose.Operation;
+        S.RollbackCause = null;
+        S.PhaseStepOffset = 0;
+        S.LastOperationId = operation.Id;
+        S.Operations.Add(operation);
+        S.UpdatedAt = Now;
+        RecordEvent("operation-started", $"{operation.Type} requested by {operation.RequestedBy}.", operation.Id);
+        _reconcileSentAt = null;
+        EnqueueApply(ApplyPurpose.Operation, operation.Id);
+        await SaveAndSendAsync();
+        LogOperationStarted(operation.Id, operation.Type, S.Id);
+        return operation;
+    }
+
+    private async Task SaveAndSendAsync()
+    {
+        await state.WriteStateAsync();
+        await SendOutboxAsync();
+    }
+
+    private async Task SendOutboxAsync()
+    {
+        // Sent after the write: a crash in between loses only a command that the stall check or the next activation sends again.
+        foreach (var command in _outbox.ToArray())
+        {
+            _outbox.Remove(command);
+            await commands.SendAsync(command);
+        }
+    }
+
+    private void EnqueueApply(ApplyPurpose purpose, string? operationId) =>
+        _outbox.Add(new ApplyDeploymentCommand
+        {
+            InstanceId = S.Id,
+            OperationId = operationId,
+            IssuedAt = Now,
+            Purpose = purpose,
+            Spec = new DeploymentSpec
+            {
+                InstanceId = S.Id,
+                TenantId = S.TenantId,
+                Backend = S.Backend,
+                Product = S.Product,
+                Version = S.Desired.Version,
+                Size = S.Desired.Size,
+                Goal = S.Desired.Goal,
+                Password = Secret.Of(S.Password),
+                Generation = S.Generation,
+            },
+        });
+
+    private OperationRecord NewOperation(string id, OperationType type, string requestedBy, IDictionary<string, string>? parameters = null)
+    {
+        var now = Now;
+        return new OperationRecord
+        {
+            Id = id,
+            TenantId = S.TenantId,
+            InstanceId = this.GetPrimaryKeyString(),
+            Type = type,
+            Status = OperationStatus.Pending,
+            RequestedBy = requestedBy,
+            CreatedAt = now,
+            UpdatedAt = now,
+            Parameters = parameters?.ToImmutableDictionary() ?? ImmutableDictionary<string, string>.Empty,
+            Log = [new OperationLogEntry { At = now, Message = $"{type} requested by {requestedBy}." }],
+        };
+    }
+
+    private OperationRecord? FindOperation(string operationId) => S.Operations.Find(o => o.Id == operationId);
+
+    /// <summary>Stores a new version of an operation, with a line in its log.</summary>
+    private OperationRecord Replace(OperationRecord operation, string logMessage)
+    {
+        operation = operation.WithLog(Now, logMessage);
+        var index = S.Operations.FindIndex(o => o.Id == operation.Id);
+        S.Operations[index] = operation;
+        return operation;
+    }
+
+    private OperationRecord MarkRunningStep(OperationRecord operation, StepStatus status)
+    {
+        var index = operation.Steps.Length - 1;
+        return index >= 0 && operation.Steps[index].Status == StepStatus.Running
+            ? operation with { Steps = operation.Steps.SetItem(index, operation.Steps[index] with { Status = status, CompletedAt = Now }) }
+            : operation;
+    }
+
+    private void RecordEvent(string kind, string message, string? operationId)
+    {
+        S.Events.Add(new InstanceEvent { At = Now, Kind = kind, Message = message, OperationId = operationId });
+        if (S.Events.Count > MaxEvents)
+        {
+            S.Events.RemoveRange(0, S.Events.Count - MaxEvents);
+        }
+    }
+
+    private InstanceView ToView() => new()
+    {
+        Id = S.Id,
+        TenantId = S.TenantId,
+        Name = S.Name,
+        Product = S.Product,
+        Version = S.Version,
+        Size = S.Size,
+        Backend = S.Backend,
+        State = S.Lifecycle,
+        Health = S.Health,
+        HealthDetail = S.HealthDetail,
+        FailureReason = S.FailureReason,
+        Endpoint = S.Endpoint,
+        CreatedAt = S.CreatedAt,
+        UpdatedAt = S.UpdatedAt,
+        LastOperationId = S.LastOperationId,
+        ActiveOperationId = S.ActiveOperationId,
+        DeletedAt = S.DeletedAt,
+    };
+
+    private void EnsureExists()
+    {
+        if (!state.RecordExists)
+        {
+            throw Problems.NotFound("instance", this.GetPrimaryKeyString());
+        }
+    }
+
+    private void EnsureNoActiveOperation()
+    {
+        if (Active is { } active)
+        {
+            throw Problems.OperationInProgress(S.Id, active.Id, active.Type.ToString().ToLowerInvariant());
+        }
+    }
+
+    private static InstanceLifecycle LifecycleFor(DeploymentGoal goal) => goal switch
+    {
+        DeploymentGoal.Running => InstanceLifecycle.Running,
+        DeploymentGoal.Stopped => InstanceLifecycle.Stopped,
+        _ => InstanceLifecycle.Deleted,
+    };
+
+    private static string HintFor(InstanceLifecycle lifecycle) => lifecycle switch
+    {
+        InstanceLifecycle.Stopped => "Start it first.",
+        InstanceLifecycle.Failed => "Start it again or delete it.",
+        InstanceLifecycle.Running => "It is already running.",
+        InstanceLifecycle.Deleted => "It was deleted.",
+        _ => "Wait for the current change to finish.",
+    };
+
+    private static string Describe(DesiredDeployment desired) => desired.Goal switch
+    {
+        DeploymentGoal.Absent => "nothing deployed",
+        DeploymentGoal.Stopped => $"version {desired.Version}, size {desired.Size}, stopped",
+        _ => $"version {desired.Version}, size {desired.Size}, running",
+    };
+
+    private static string NewPassword() => Base64UrlEncode(RandomNumberGenerator.GetBytes(24));
+
+    private static string Base64UrlEncode(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Operation {OperationId} ({OperationType}) started on instance {InstanceId}")]
+    private partial void LogOperationStarted(string operationId, OperationType operationType, string instanceId);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Operation {OperationId} ({OperationType}) on instance {InstanceId} ended {Status}; instance is {Lifecycle}")]
+    private partial void LogOperationCompleted(string operationId, OperationType operationType, string instanceId, OperationStatus status, InstanceLifecycle lifecycle);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Instance {InstanceId} drifted and was repaired: {Repair}")]
+    private partial void LogRepaired(string instanceId, string repair);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Instance {InstanceId} could not be repaired ({ErrorCode}): {Error}")]
+    private partial void LogRepairFailed(string instanceId, string errorCode, string error);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Instance {InstanceId} ignored a stale {EventType} for generation {EventGeneration} (now {Generation})")]
+    private partial void LogStaleEvent(string instanceId, string eventType, long eventGeneration, long generation);
+}

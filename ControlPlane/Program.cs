@@ -1,0 +1,20 @@
+using ControlPlane.Catalog;
+using ControlPlane.Hosting;
+using ControlPlane.Instances;
+using ControlPlane.Operations;
+using ControlPlane.Tenants;
+
+var builder = WebApplication.CreateBuilder(args);
+builder.AddControlPlane(args);
+
+var app = builder.Build();
+app.UseControlPlane();
+app.MapCatalog();
+app.MapTenants();
+app.MapInstances();
+app.MapOperations();
+
+app.Run();
+
+/// <summary>Entry point, visible to WebApplicationFactory in the tests.</summary>
+public partial class Program;

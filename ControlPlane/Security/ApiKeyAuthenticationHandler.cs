@@ -1,0 +1,75 @@
+using System.Security.Claims;
+using System.Text.Encodings.Web;
+using ControlPlane.Api;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.Extensions.Options;
+
+namespace ControlPlane.Security;
+
+/// <summary><c>Authorization: Bearer &lt;api key&gt;</c>. Failures answer problem+json, like every other error.</summary>
+public sealed class ApiKeyAuthenticationHandler(
+    IOptionsMonitor<AuthenticationSchemeOptions> options,
+    ILoggerFactory loggerFactory,
+    UrlEncoder encoder,
+    ApiKeyStore keys,
+    IProblemDetailsService problems) : AuthenticationHandler<AuthenticationSchemeOptions>(options, loggerFactory, encoder)
+{
+    public const string SchemeName = "ApiKey";
+
+    protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
+    {
+        string? header = Request.Headers.Authorization;
+        if (string.IsNullOrEmpty(header))
+        {
+            return AuthenticateResult.NoResult();
+        }
+
+        if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        {
+            return AuthenticateResult.Fail("The Authorization header must use the Bearer scheme.");
+        }
+
+        var key = await keys.FindAsync(header["Bearer ".Length..].Trim(), Context.RequestAborted);
+        if (key is null)
+        {
+            return AuthenticateResult.Fail("The API key is not valid.");
+        }
+
+        var claims = new List<Claim>
+        {
+            new(ClaimTypes.NameIdentifier, key.Id),
+            new(ClaimTypes.Name, key.Name),
+            new(ClaimTypes.Role, key.Role),
+        };
+        if (key.TenantId is not null)
+        {
+            claims.Add(new Claim(Principals.TenantClaim, key.TenantId));
+        }
+
+        return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(new ClaimsIdentity(claims, SchemeName)), SchemeName));
+    }
+
+    protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
+    {
+        Response.StatusCode = StatusCodes.Status401Unauthorized;
+        Response.Headers.WWWAuthenticate = "Bearer";
+        var failure = (await HandleAuthenticateOnceSafeAsync()).Failure?.Message;
+        await problems.WriteAsync(ProblemResponses.Context(
+            Context,
+            StatusCodes.Status401Unauthorized,
+            "unauthenticated",
+            "Authentication required",
+            failure ?? "Send an API key as 'Authorization: Bearer <key>'."));
+    }
+
+    protected override async Task HandleForbiddenAsync(AuthenticationProperties properties)
+    {
+        Response.StatusCode = StatusCodes.Status403Forbidden;
+        await problems.WriteAsync(ProblemResponses.Context(
+            Context,
+            StatusCodes.Status403Forbidden,
+            "forbidden",
+            "Not allowed",
+            "This API key is not allowed to do this."));
+    }
+}

@@ -1,0 +1,78 @@
+using Orleans.Concurrency;
+using ControlPlane.Errors;
+using ControlPlane.Persistence;
+
+namespace ControlPlane.Tenants;
+
+/// <summary>
+/// The list of all tenants (one grain, key 0): where new tenants get their ids, where the fleet is
+/// enumerated, and where a retried "create tenant" finds the tenant it already created.
+/// </summary>
+public interface ITenantDirectoryGrain : IGrainWithIntegerKey
+{
+    Task<TenantView> CreateTenantAsync(CreateTenantCommand command);
+
+    [ReadOnly]
+    Task<IReadOnlyList<string>> ListTenantIdsAsync();
+}
+
+public sealed class TenantDirectoryState
+{
+    public Dictionary<string, TenantDirectoryEntry> Tenants { get; set; } = new(StringComparer.Ordinal);
+    public Dictionary<string, TenantIdempotencyRecord> IdempotencyKeys { get; set; } = new(StringComparer.Ordinal);
+}
+
+public sealed record TenantDirectoryEntry(string Name, DateTimeOffset CreatedAt);
+
+public sealed record TenantIdempotencyRecord(string Fingerprint, string TenantId, DateTimeOffset CreatedAt);
+
+public sealed class TenantDirectoryGrain(
+    [PersistentState("tenant-directory", StorageNames.ControlPlane)] IPersistentState<TenantDirectoryState> state,
+    IGrainFactory grains,
+    TimeProvider clock) : Grain, ITenantDirectoryGrain
+{
+    private static readonly TimeSpan s_idempotencyWindow = TimeSpan.FromHours(24);
+
+    public async Task<TenantView> CreateTenantAsync(CreateTenantCommand command)
+    {
+        var now = clock.GetUtcNow();
+        var tenants = state.State;
+        foreach (var expired in tenants.IdempotencyKeys.Where(entry => entry.Value.CreatedAt < now - s_idempotencyWindow).Select(entry => entry.Key).ToList())
+        {
+            tenants.IdempotencyKeys.Remove(expired);
+        }
+
+        string tenantId;
+        if (command.Idempotency is { } key && tenants.IdempotencyKeys.TryGetValue(key.Key, out var earlier))
+        {
+            if (earlier.Fingerprint != key.Fingerprint)
+            {
+                throw Problems.IdempotencyKeyReused(key.Key);
+            }
+
+            tenantId = earlier.TenantId;
+        }
+        else
+        {
+            tenantId = Ids.NewTenantId();
+            tenants.Tenants[tenantId] = new TenantDirectoryEntry(command.Name, now);
+            if (command.Idempotency is { } newKey)
+            {
+                tenants.IdempotencyKeys[newKey.Key] = new TenantIdempotencyRecord(newKey.Fingerprint, tenantId, now);
+            }
+
+            // The id is durable before the tenant exists, so a retry completes the same tenant instead of making a second.
+            await state.WriteStateAsync();
+        }
+
+        return await grains.GetGrain<ITenantGrain>(tenantId).InitializeAsync(new InitializeTenantCommand
+        {
+            Name = command.Name,
+            Plan = command.Plan,
+            RequestedBy = command.RequestedBy,
+        });
+    }
+
+    public Task<IReadOnlyList<string>> ListTenantIdsAsync() =>
+        Task.FromResult<IReadOnlyList<string>>([.. state.State.Tenants.OrderBy(entry => entry.Value.CreatedAt).Select(entry => entry.Key)]);
+}

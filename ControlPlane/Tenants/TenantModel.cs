@@ -1,0 +1,100 @@
+using ControlPlane.Operations;
+
+namespace ControlPlane.Tenants;
+
+public enum TenantStatus
+{
+    Active,
+    Suspended,
+}
+
+[GenerateSerializer, Immutable]
+public sealed record TenantView
+{
+    [Id(0)] public required string Id { get; init; }
+    [Id(1)] public required string Name { get; init; }
+    [Id(2)] public required string Plan { get; init; }
+    [Id(3)] public required TenantStatus Status { get; init; }
+    [Id(4)] public required DateTimeOffset CreatedAt { get; init; }
+    [Id(5)] public required string CreatedBy { get; init; }
+    [Id(6)] public required int MaxInstances { get; init; }
+    [Id(7)] public required int InstanceCount { get; init; }
+}
+
+/// <summary>An <c>Idempotency-Key</c> and a fingerprint of the request it came with.</summary>
+[GenerateSerializer, Immutable]
+public sealed record IdempotencyKey
+{
+    [Id(0)] public required string Key { get; init; }
+    [Id(1)] public required string Fingerprint { get; init; }
+}
+
+[GenerateSerializer, Immutable]
+public sealed record InitializeTenantCommand
+{
+    [Id(0)] public required string Name { get; init; }
+    [Id(1)] public required string Plan { get; init; }
+    [Id(2)] public required string RequestedBy { get; init; }
+}
+
+[GenerateSerializer, Immutable]
+public sealed record CreateTenantCommand
+{
+    [Id(0)] public required string Name { get; init; }
+    [Id(1)] public required string Plan { get; init; }
+    [Id(2)] public required string RequestedBy { get; init; }
+    [Id(3)] public IdempotencyKey? Idempotency { get; init; }
+}
+
+/// <summary>A validated request to create an instance; product, version and size exist in the catalog.</summary>
+[GenerateSerializer, Immutable]
+public sealed record NewInstanceCommand
+{
+    [Id(0)] public required string Name { get; init; }
+    [Id(1)] public required string Product { get; init; }
+    [Id(2)] public required string Version { get; init; }
+    [Id(3)] public required string Size { get; init; }
+    [Id(4)] public required string Backend { get; init; }
+    [Id(5)] public required string RequestedBy { get; init; }
+    [Id(6)] public IdempotencyKey? Idempotency { get; init; }
+}
+
+public enum InstanceMutationKind
+{
+    ChangeSpec,
+    Stop,
+    Start,
+    Delete,
+}
+
+[GenerateSerializer, Immutable]
+public sealed record InstanceMutationCommand
+{
+    [Id(0)] public required string InstanceId { get; init; }
+    [Id(1)] public required InstanceMutationKind Kind { get; init; }
+    [Id(2)] public required string RequestedBy { get; init; }
+    /// <summary>For <see cref="InstanceMutationKind.ChangeSpec"/>: the version and size to move to (catalog-checked).</summary>
+    [Id(3)] public string? Version { get; init; }
+    [Id(4)] public string? Size { get; init; }
+    [Id(5)] public IdempotencyKey? Idempotency { get; init; }
+}
+
+/// <summary>The durable state of a tenant's grain (stored as JSON).</summary>
+public sealed class TenantState
+{
+    public string Id { get; set; } = "";
+    public string Name { get; set; } = "";
+    public string Plan { get; set; } = "";
+    public TenantStatus Status { get; set; }
+    public DateTimeOffset CreatedAt { get; set; }
+    public string CreatedBy { get; set; } = "";
+    public Dictionary<string, TenantInstanceEntry> Instances { get; set; } = new(StringComparer.Ordinal);
+    /// <summary>Which instance each operation belongs to, so an operation can be found by its id alone.</summary>
+    public Dictionary<string, string> OperationInstances { get; set; } = new(StringComparer.Ordinal);
+    public Dictionary<string, IdempotencyRecord> IdempotencyKeys { get; set; } = new(StringComparer.Ordinal);
+}
+
+public sealed record TenantInstanceEntry(string Name, DateTimeOffset CreatedAt, bool Deleted);
+
+/// <summary>What a request with an <c>Idempotency-Key</c> did, so a retry gets the same answer.</summary>
+public sealed record IdempotencyRecord(string Fingerprint, string InstanceId, string OperationId, DateTimeOffset CreatedAt);
