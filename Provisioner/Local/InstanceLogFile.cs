@@ -1,0 +1,78 @@
+using System.Text;
+using System.Runtime.Versioning;
+
+namespace Provisioner.Local;
+
+/// <summary>
+/// Keeps an instance's process log bounded. The process appends to it directly (O_APPEND, no pipe
+/// through the control plane), so it is cut the way logrotate's copytruncate does: the tail is copied
+/// to <c>.1</c> and the file truncated in place; the process's next write lands at the new start.
+/// </summary>
+[SupportedOSPlatform("linux")]
+internal static class InstanceLogFile
+{
+    /// <summary>At each start: the previous run's log becomes <c>.1</c>, so a crash's last words survive one restart.</summary>
+    public static void Rotate(LocalInstancePaths paths, long maxBytes)
+    {
+        if (File.Exists(paths.Log) && new FileInfo(paths.Log).Length > 0)
+        {
+            CopyTail(paths.Log, paths.PreviousLog, maxBytes);
+            File.WriteAllBytes(paths.Log, []);
+        }
+    }
+
+    /// <summary>Cuts the log when it has grown past <paramref name="maxBytes"/> while the process runs.</summary>
+    public static void Bound(LocalInstancePaths paths, long maxBytes)
+    {
+        try
+        {
+            if (File.Exists(paths.Log) && new FileInfo(paths.Log).Length > maxBytes)
+            {
+                CopyTail(paths.Log, paths.PreviousLog, maxBytes);
+                using var log = new FileStream(paths.Log, FileMode.Open, FileAccess.Write, FileShare.ReadWrite);
+                log.SetLength(0);
+            }
+        }
+        catch (IOException)
+        {
+            // A log that cannot be cut now is cut at the next observation; it never fails an operation.
+        }
+    }
+
+    /// <summary>The last lines of the log, for an error a person reads; <paramref name="secret"/> is masked should the process have printed it.</summary>
+    public static string Tail(LocalInstancePaths paths, int lines, string secret)
+    {
+        try
+        {
+            using var log = new FileStream(paths.Log, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            var length = Math.Min(log.Length, 16 * 1024);
+            log.Seek(-length, SeekOrigin.End);
+            var buffer = new byte[length];
+            log.ReadExactly(buffer);
+            var text = Encoding.UTF8.GetString(buffer);
+            if (secret.Length > 0)
+            {
+                text = text.Replace(secret, "[redacted]", StringComparison.Ordinal);
+            }
+
+            var last = text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).TakeLast(lines);
+            return string.Join('\n', last.Select(StripTerminalCodes));
+        }
+        catch (Exception exception) when (exception is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return "";
+        }
+    }
+
+    private static void CopyTail(string source, string destination, long maxBytes)
+    {
+        using var input = new FileStream(source, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        using var output = new FileStream(destination, FileMode.Create, FileAccess.Write);
+        input.Seek(-Math.Min(input.Length, maxBytes), SeekOrigin.End);
+        input.CopyTo(output);
+    }
+
+    // Garnet colours its banner; escape sequences make an error message unreadable.
+    private static string StripTerminalCodes(string line) =>
+        System.Text.RegularExpressions.Regex.Replace(line, @"\x1B\[[0-9;]*[A-Za-z]", "");
+}

@@ -1,0 +1,61 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Provisioner.Catalog;
+using Provisioner.Deployments;
+
+namespace Provisioner.Local;
+
+/// <summary>A launch template with its placeholders filled in for one instance.</summary>
+internal sealed partial record LaunchCommand(string Executable, IReadOnlyList<string> Arguments, IReadOnlyDictionary<string, string> Environment)
+{
+    /// <summary>The values a template may refer to; <c>{password}</c> is added for the environment only.</summary>
+    public static IReadOnlyDictionary<string, string> Placeholders(
+        string home, int port, string bindAddress, string dataDirectory, ProductSize size)
+    {
+        var memoryBytes = (long)size.MemoryMb * 1024 * 1024;
+        var values = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["home"] = home,
+            ["port"] = port.ToString(CultureInfo.InvariantCulture),
+            ["bindAddress"] = bindAddress,
+            ["dataDir"] = dataDirectory,
+            ["memoryMb"] = size.MemoryMb.ToString(CultureInfo.InvariantCulture),
+            ["memoryBytes"] = memoryBytes.ToString(CultureInfo.InvariantCulture),
+            // The .NET runtime reads GC limits as hexadecimal.
+            ["memoryBytesHex"] = "0x" + memoryBytes.ToString("x", CultureInfo.InvariantCulture),
+        };
+        foreach (var (name, value) in size.Settings)
+        {
+            values["settings." + name] = value;
+        }
+
+        return values;
+    }
+
+    public static LaunchCommand Render(
+        LocalLaunchTemplate template, IReadOnlyDictionary<string, string> placeholders, Secret password)
+    {
+        var environmentValues = new Dictionary<string, string>(placeholders, StringComparer.Ordinal)
+        {
+            ["password"] = password.Value,
+        };
+        return new LaunchCommand(
+            Fill(template.Executable, placeholders),
+            [.. template.Arguments.Select(argument => Fill(argument, placeholders))],
+            template.Environment.ToDictionary(pair => pair.Key, pair => Fill(pair.Value, environmentValues), StringComparer.Ordinal));
+    }
+
+    /// <summary>The placeholders in <paramref name="text"/> that <paramref name="placeholders"/> does not define.</summary>
+    public static IEnumerable<string> UnknownPlaceholders(string text, IReadOnlyDictionary<string, string> placeholders) =>
+        PlaceholderPattern().Matches(text).Select(match => match.Groups[1].Value).Where(name => !placeholders.ContainsKey(name));
+
+    private static string Fill(string text, IReadOnlyDictionary<string, string> values) =>
+        PlaceholderPattern().Replace(text, match => values.TryGetValue(match.Groups[1].Value, out var value)
+            ? value
+            : throw new DeploymentFailedException(
+                "catalog-invalid",
+                $"The Local launch template refers to {{{match.Groups[1].Value}}}, which is not defined. Fix the catalog."));
+
+    [GeneratedRegex(@"\{([A-Za-z][A-Za-z0-9_.]*)\}")]
+    private static partial Regex PlaceholderPattern();
+}

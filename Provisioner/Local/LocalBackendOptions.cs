@@ -1,0 +1,67 @@
+using System.Net;
+using Microsoft.Extensions.Options;
+
+namespace Provisioner.Local;
+
+/// <summary>How the Local backend runs hosted instances as OS processes on this machine (section <c>Provisioner:Local</c>).</summary>
+public sealed class LocalBackendOptions
+{
+    public const string SectionName = "Provisioner:Local";
+
+    /// <summary>Where each instance gets <c>&lt;id&gt;/</c> with its record, data and log; the control plane uses <c>&lt;dataDir&gt;/instances</c>.</summary>
+    public string InstancesDirectory { get; set; } = "";
+
+    /// <summary>The address instances listen on; loopback keeps them off the network.</summary>
+    public string BindAddress { get; set; } = "127.0.0.1";
+
+    /// <summary>The range instances' ports come from. A port stays with its instance until the instance is deleted.</summary>
+    public int FirstPort { get; set; } = 21000;
+
+    public int LastPort { get; set; } = 21999;
+
+    /// <summary>How long a process has to exit after SIGTERM before it gets SIGKILL.</summary>
+    public TimeSpan StopTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Whether stopping the control plane also stops every instance. Off by default: instances are the
+    /// customers' data plane and keep serving while the control plane restarts, which adopts them again.
+    /// </summary>
+    public bool StopInstancesOnShutdown { get; set; }
+
+    /// <summary>The size at which an instance's process log is cut; the previous part is kept beside it.</summary>
+    public long MaxLogBytes { get; set; } = 8 * 1024 * 1024;
+}
+
+public sealed class LocalBackendOptionsValidator : IValidateOptions<LocalBackendOptions>
+{
+    public ValidateOptionsResult Validate(string? name, LocalBackendOptions options)
+    {
+        var failures = new List<string>();
+        if (string.IsNullOrWhiteSpace(options.InstancesDirectory))
+        {
+            failures.Add($"{LocalBackendOptions.SectionName}:InstancesDirectory is required: the directory that holds hosted instances' data.");
+        }
+
+        if (!IPAddress.TryParse(options.BindAddress, out _))
+        {
+            failures.Add($"{LocalBackendOptions.SectionName}:BindAddress '{options.BindAddress}' is not an IP address.");
+        }
+
+        if (options.FirstPort is < 1024 or > 65535 || options.LastPort is < 1024 or > 65535 || options.FirstPort > options.LastPort)
+        {
+            failures.Add($"{LocalBackendOptions.SectionName}:FirstPort..LastPort ({options.FirstPort}..{options.LastPort}) must be a range within 1024..65535.");
+        }
+
+        if (options.StopTimeout <= TimeSpan.Zero)
+        {
+            failures.Add($"{LocalBackendOptions.SectionName}:StopTimeout must be positive.");
+        }
+
+        if (options.MaxLogBytes < 64 * 1024)
+        {
+            failures.Add($"{LocalBackendOptions.SectionName}:MaxLogBytes must be at least 64 KiB.");
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+}

@@ -1,0 +1,143 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using System.Runtime.Versioning;
+using Provisioner.Deployments;
+
+namespace Provisioner.Local;
+
+/// <summary>
+/// <c>deployment.json</c>: what is deployed for one instance. It is the Local backend's only memory, so a
+/// control plane that restarts (even after kill -9) finds its instances, their ports and processes here.
+/// </summary>
+internal sealed record LocalInstanceRecord
+{
+    public required string InstanceId { get; init; }
+    public required string Product { get; init; }
+    public required string Version { get; init; }
+    public required string Size { get; init; }
+    public required int Port { get; init; }
+    public required DeploymentGoal Goal { get; init; }
+    public required long Generation { get; init; }
+    public int? ProcessId { get; init; }
+
+    /// <summary>Field 22 of /proc/&lt;pid&gt;/stat: tells our process from a later one that reuses its PID.</summary>
+    public long? ProcessStartTime { get; init; }
+
+    public DateTimeOffset UpdatedAt { get; init; }
+}
+
+/// <summary>The files of one instance under <see cref="LocalBackendOptions.InstancesDirectory"/>.</summary>
+[SupportedOSPlatform("linux")]
+internal sealed class LocalInstancePaths(string instancesDirectory, string instanceId)
+{
+    private static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        WriteIndented = true,
+        Converters = { new JsonStringEnumConverter() },
+    };
+
+    private const UnixFileMode OwnerOnlyDirectory = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+    private const UnixFileMode OwnerOnlyFile = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+
+    public string Root { get; } = Path.Combine(instancesDirectory, instanceId);
+    public string Data => Path.Combine(Root, "data");
+    public string Record => Path.Combine(Root, "deployment.json");
+    public string Log => Path.Combine(Root, "process.log");
+    public string PreviousLog => Log + ".1";
+
+    /// <summary>Marks a deleted instance with its last generation, so a late, older command cannot bring it back.</summary>
+    public string Tombstone => Path.Combine(instancesDirectory, ".removed", instanceId);
+
+    public LocalInstanceRecord? ReadRecord() => ReadRecord(Record);
+
+    public static LocalInstanceRecord? ReadRecord(string path)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<LocalInstanceRecord>(File.ReadAllBytes(path), JsonOptions);
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Replaces the record atomically: a crash leaves the old or the new file, never half of one.</summary>
+    public void WriteRecord(LocalInstanceRecord record)
+    {
+        var temporary = Record + ".tmp";
+        using (var stream = new FileStream(temporary, new FileStreamOptions
+        {
+            Mode = FileMode.Create,
+            Access = FileAccess.Write,
+            UnixCreateMode = OwnerOnlyFile,
+        }))
+        {
+            JsonSerializer.Serialize(stream, record, JsonOptions);
+            stream.Flush(flushToDisk: true);
+        }
+
+        File.Move(temporary, Record, overwrite: true);
+    }
+
+    public void CreateDirectories()
+    {
+        Directory.CreateDirectory(instancesDirectory, OwnerOnlyDirectory);
+        Directory.CreateDirectory(Root, OwnerOnlyDirectory);
+        Directory.CreateDirectory(Data, OwnerOnlyDirectory);
+    }
+
+    public long? ReadTombstone()
+    {
+        try
+        {
+            return long.Parse(File.ReadAllText(Tombstone), System.Globalization.CultureInfo.InvariantCulture);
+        }
+        catch (Exception exception) when (exception is FileNotFoundException or DirectoryNotFoundException or FormatException)
+        {
+            return null;
+        }
+    }
+
+    public void WriteTombstone(long generation)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Tombstone)!, OwnerOnlyDirectory);
+        File.WriteAllText(Tombstone, generation.ToString(System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>Every instance directory's record, for port allocation and shutdown.</summary>
+    public static IEnumerable<LocalInstanceRecord> ReadAllRecords(string instancesDirectory)
+    {
+        if (!Directory.Exists(instancesDirectory))
+        {
+            yield break;
+        }
+
+        foreach (var directory in Directory.EnumerateDirectories(instancesDirectory))
+        {
+            if (Path.GetFileName(directory).StartsWith('.'))
+            {
+                continue;
+            }
+
+            LocalInstanceRecord? record;
+            try
+            {
+                record = ReadRecord(Path.Combine(directory, "deployment.json"));
+            }
+            catch (JsonException)
+            {
+                record = null;
+            }
+
+            if (record is not null)
+            {
+                yield return record;
+            }
+        }
+    }
+}

@@ -1,0 +1,58 @@
+using Microsoft.Extensions.Options;
+using Provisioner.Catalog;
+
+namespace Provisioner.Local;
+
+/// <summary>Refuses to start with a launch template the Local backend could not fill in, or one that would put a password on a command line.</summary>
+public sealed class LocalLaunchTemplateValidator : IValidateOptions<CatalogOptions>
+{
+    public ValidateOptionsResult Validate(string? name, CatalogOptions options)
+    {
+        var failures = new List<string>();
+        foreach (var (productName, product) in options.Products)
+        {
+            if (product.Local is not { } template)
+            {
+                continue;
+            }
+
+            if (string.IsNullOrWhiteSpace(template.Executable))
+            {
+                failures.Add($"Catalog product '{productName}': Local:Executable is required.");
+            }
+
+            if (template.StartupTimeoutSeconds <= 0)
+            {
+                failures.Add($"Catalog product '{productName}': Local:StartupTimeoutSeconds must be positive.");
+            }
+
+            if (!template.Arguments.Contains("{dataDir}", StringComparer.Ordinal))
+            {
+                // The backend recognises an instance's process by this argument in /proc/<pid>/cmdline.
+                failures.Add($"Catalog product '{productName}': Local:Arguments must pass {{dataDir}} as an argument of its own.");
+            }
+
+            foreach (var (sizeName, size) in product.Sizes)
+            {
+                var placeholders = LaunchCommand.Placeholders("", 0, "", "", size);
+                var unknownInCommandLine = template.Arguments.Prepend(template.Executable)
+                    .SelectMany(argument => LaunchCommand.UnknownPlaceholders(argument, placeholders))
+                    .Distinct(StringComparer.Ordinal);
+                foreach (var unknown in unknownInCommandLine)
+                {
+                    failures.Add(unknown == "password"
+                        ? $"Catalog product '{productName}': {{password}} is only allowed in Local:Environment, never on a command line other users can read."
+                        : $"Catalog product '{productName}' size '{sizeName}': the launch template refers to {{{unknown}}}, which is not defined.");
+                }
+
+                var environmentPlaceholders = new Dictionary<string, string>(placeholders, StringComparer.Ordinal) { ["password"] = "" };
+                failures.AddRange(template.Environment.Values
+                    .SelectMany(value => LaunchCommand.UnknownPlaceholders(value, environmentPlaceholders))
+                    .Distinct(StringComparer.Ordinal)
+                    .Select(unknown => $"Catalog product '{productName}' size '{sizeName}': Local:Environment refers to {{{unknown}}}, which is not defined."));
+            }
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+}

@@ -1,0 +1,181 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Runtime.Versioning;
+
+namespace Provisioner.Local;
+
+/// <summary>A process found serving an instance's data directory.</summary>
+/// <param name="Recorded">False for a process deployment.json does not name (a start interrupted before it was recorded).</param>
+internal sealed record LocalProcess(int ProcessId, long StartTime, bool Recorded);
+
+/// <summary>
+/// The Linux process operations the Local backend needs: start a detached process, tell whether a PID
+/// is still the process we started, and signal it. Everything goes by PID and /proc rather than by
+/// <see cref="Process"/> objects, because instances outlive the control plane that started them.
+/// </summary>
+[SupportedOSPlatform("linux")]
+internal static partial class LocalProcesses
+{
+    private const int SigKill = 9;
+    private const int SigTerm = 15;
+    private const string SetsidPath = "/usr/bin/setsid";
+
+    /// <summary>The control plane's own environment may hold its secrets; an instance only inherits these.</summary>
+    private static readonly string[] InheritedVariables = ["PATH", "HOME", "TMPDIR", "LANG", "DOTNET_ROOT"];
+
+    /// <summary>
+    /// Starts <paramref name="command"/> in a session of its own (setsid), so Ctrl+C in the control plane's
+    /// terminal, its exit or its kill -9 do not reach the instance. Stdin is /dev/null and stdout/stderr are
+    /// appended to <paramref name="logFile"/> by the shell rather than piped to us: a pipe would break
+    /// (SIGPIPE) when the control plane exits. O_APPEND lets the log be truncated while the process writes.
+    /// setsid and sh both exec, so the PID returned is the instance's own.
+    /// </summary>
+    public static Process Start(LaunchCommand command, string workingDirectory, string logFile)
+    {
+        if (!File.Exists(SetsidPath))
+        {
+            throw new Deployments.DeploymentFailedException(
+                "setsid-missing",
+                $"Cannot start instances: {SetsidPath} is missing. Install util-linux (apt-get install util-linux).");
+        }
+
+        var startInfo = new ProcessStartInfo(SetsidPath)
+        {
+            UseShellExecute = false,
+            WorkingDirectory = workingDirectory,
+        };
+        startInfo.ArgumentList.Add("/bin/sh");
+        startInfo.ArgumentList.Add("-c");
+        startInfo.ArgumentList.Add("log=\"$1\"; shift; exec \"$@\" </dev/null >>\"$log\" 2>&1");
+        startInfo.ArgumentList.Add("sh");
+        startInfo.ArgumentList.Add(logFile);
+        startInfo.ArgumentList.Add(command.Executable);
+        foreach (var argument in command.Arguments)
+        {
+            startInfo.ArgumentList.Add(argument);
+        }
+
+        startInfo.Environment.Clear();
+        foreach (var name in InheritedVariables)
+        {
+            if (Environment.GetEnvironmentVariable(name) is { } value)
+            {
+                startInfo.Environment[name] = value;
+            }
+        }
+
+        foreach (var (name, value) in command.Environment)
+        {
+            startInfo.Environment[name] = value;
+        }
+
+        return Process.Start(startInfo) ?? throw new InvalidOperationException("Process.Start returned no process.");
+    }
+
+    /// <summary>
+    /// The process <paramref name="processId"/> if it is still the one that started at <paramref name="startTime"/>
+    /// and serves <paramref name="dataDirectory"/>; false for an exited process, a zombie, or a reused PID.
+    /// </summary>
+    public static bool IsSameProcess(int processId, long startTime, string dataDirectory) =>
+        ReadStartTime(processId) == startTime && ServesDirectory(processId, dataDirectory);
+
+    /// <summary>Field 22 (starttime) of /proc/&lt;pid&gt;/stat; null when the process is gone or a zombie.</summary>
+    public static long? ReadStartTime(int processId)
+    {
+        string stat;
+        try
+        {
+            stat = File.ReadAllText($"/proc/{processId}/stat");
+        }
+        catch (Exception exception) when (exception is FileNotFoundException or DirectoryNotFoundException or IOException)
+        {
+            return null;
+        }
+
+        // The command name (field 2) may contain spaces and parentheses: fields after it start past the last ')'.
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        if (fields[0] is "Z" or "X")
+        {
+            return null;
+        }
+
+        return long.Parse(fields[19], CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>Finds a live process whose command line names <paramref name="dataDirectory"/>, whether recorded or not.</summary>
+    public static LocalProcess? FindServing(string dataDirectory)
+    {
+        foreach (var directory in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(directory), NumberStyles.None, CultureInfo.InvariantCulture, out var processId)
+                || processId == Environment.ProcessId
+                || !ServesDirectory(processId, dataDirectory)
+                || ReadStartTime(processId) is not { } startTime)
+            {
+                continue;
+            }
+
+            return new LocalProcess(processId, startTime, Recorded: false);
+        }
+
+        return null;
+    }
+
+    /// <summary>SIGTERM, then SIGKILL after <paramref name="gracePeriod"/>. Works for processes that are not our children.</summary>
+    public static async Task TerminateAsync(LocalProcess process, string dataDirectory, TimeSpan gracePeriod, CancellationToken cancellationToken)
+    {
+        if (!IsSameProcess(process.ProcessId, process.StartTime, dataDirectory))
+        {
+            return;
+        }
+
+        _ = Kill(process.ProcessId, SigTerm);
+        if (await WaitForExitAsync(process, dataDirectory, gracePeriod, cancellationToken))
+        {
+            return;
+        }
+
+        _ = Kill(process.ProcessId, SigKill);
+        if (!await WaitForExitAsync(process, dataDirectory, TimeSpan.FromSeconds(10), cancellationToken))
+        {
+            throw new Deployments.TransientDeploymentException($"Process {process.ProcessId} is still running after SIGKILL.");
+        }
+    }
+
+    private static async Task<bool> WaitForExitAsync(LocalProcess process, string dataDirectory, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+        while (IsSameProcess(process.ProcessId, process.StartTime, dataDirectory))
+        {
+            if (Stopwatch.GetTimestamp() > deadline)
+            {
+                return false;
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(25), cancellationToken);
+        }
+
+        return true;
+    }
+
+    private static bool ServesDirectory(int processId, string dataDirectory)
+    {
+        byte[] commandLine;
+        try
+        {
+            commandLine = File.ReadAllBytes($"/proc/{processId}/cmdline");
+        }
+        catch (Exception exception) when (exception is FileNotFoundException or DirectoryNotFoundException or IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+
+        // Arguments are NUL-separated. A whole-argument match (the launch template passes {dataDir} on its
+        // own) keeps /x/data2, or a person's `tail /x/data/AOF/…`, from passing for the instance.
+        return System.Text.Encoding.UTF8.GetString(commandLine).Split('\0').Contains(dataDirectory, StringComparer.Ordinal);
+    }
+
+    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static partial int Kill(int processId, int signal);
+}

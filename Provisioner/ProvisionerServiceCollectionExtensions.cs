@@ -1,0 +1,47 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using Polly;
+using Provisioner.Catalog;
+using Provisioner.Deployments;
+using Provisioner.Local;
+using Provisioner.Messaging;
+using Provisioner.Workers;
+
+namespace Provisioner;
+
+public static class ProvisionerServiceCollectionExtensions
+{
+    /// <summary>
+    /// The provisioning workers in this process: catalog, Local backend, resilience pipeline, worker and the
+    /// in-process command bus with its dispatcher. The host provides <see cref="IProvisioningEventSink"/>.
+    /// </summary>
+    public static IServiceCollection AddProvisioner(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddProductCatalog(configuration);
+        services.AddSingleton<IValidateOptions<CatalogOptions>, LocalLaunchTemplateValidator>();
+        services.AddOptions<LocalBackendOptions>()
+            .Bind(configuration.GetSection(LocalBackendOptions.SectionName))
+            .ValidateOnStart();
+        services.AddSingleton<IValidateOptions<LocalBackendOptions>, LocalBackendOptionsValidator>();
+        services.TryAddSingleton(TimeProvider.System);
+
+        // The Local backend identifies and signals processes through /proc and setsid: Linux only. Elsewhere
+        // the worker answers commands for it with an "unknown-backend" failure that names what exists.
+        if (OperatingSystem.IsLinux())
+        {
+            services.AddSingleton<IDeploymentBackend, LocalBackend>();
+            services.AddHostedService<LocalInstancesShutdown>();
+        }
+
+        services.AddResiliencePipeline(ProvisioningPipeline.Name, builder => ProvisioningPipeline.Configure(builder));
+        services.AddSingleton<ProvisioningWorker>();
+
+        services.AddSingleton<InProcessCommandBus>();
+        services.AddSingleton<IProvisioningCommandBus>(provider => provider.GetRequiredService<InProcessCommandBus>());
+        // Hosted services stop in reverse order of registration: the dispatcher stops before instances do.
+        services.AddHostedService<InProcessCommandDispatcher>();
+        return services;
+    }
+}
