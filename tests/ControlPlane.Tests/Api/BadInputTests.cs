@@ -212,7 +212,6 @@ public sealed class BadInputTests(BadInputTests.Host host) : IClassFixture<BadIn
             $"{Instances}/ins-0000000000000000:start",
             $"{Instances}/ins-0000000000000000/credentials",
             $"/api/v1/tenants/{host.TenantId}/operations/op-0000000000000000:cancel",
-            "/api/v1/tenants/%00/instances",
         ];
 
         foreach (var path in paths)
