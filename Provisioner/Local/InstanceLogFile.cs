@@ -55,7 +55,10 @@ internal static class InstanceLogFile
                 text = text.Replace(secret, "[redacted]", StringComparison.Ordinal);
             }
 
-            var last = text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).TakeLast(lines);
+            // Stack frames say little to the person reading the error; the exception's own line says what went wrong.
+            var last = text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .Where(line => !line.StartsWith("at ", StringComparison.Ordinal))
+                .TakeLast(lines);
             return string.Join('\n', last.Select(StripTerminalCodes));
         }
         catch (Exception exception) when (exception is FileNotFoundException or DirectoryNotFoundException)
