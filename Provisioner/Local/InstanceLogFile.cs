@@ -71,8 +71,15 @@ internal static class InstanceLogFile
     {
         using var input = new FileStream(source, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
         using var output = new FileStream(destination, FileMode.Create, FileAccess.Write);
-        input.Seek(-Math.Min(input.Length, maxBytes), SeekOrigin.End);
-        input.CopyTo(output);
+        // A fixed count: the process keeps appending while we copy.
+        var count = Math.Min(input.Length, maxBytes);
+        input.Seek(-count, SeekOrigin.End);
+        var buffer = new byte[81920];
+        while (count > 0 && input.Read(buffer, 0, (int)Math.Min(buffer.Length, count)) is var read and > 0)
+        {
+            output.Write(buffer, 0, read);
+            count -= read;
+        }
     }
 
     // Garnet colours its banner; escape sequences make an error message unreadable.
