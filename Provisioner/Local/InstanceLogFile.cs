@@ -1,5 +1,5 @@
-using System.Text;
 using System.Runtime.Versioning;
+using System.Text;
 
 namespace Provisioner.Local;
 
