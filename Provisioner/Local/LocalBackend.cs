@@ -539,7 +539,7 @@ public sealed partial class LocalBackend(
         var missing = Directory.Exists(home)
             ? template.Arguments
                 .Where(argument => argument.StartsWith("{home}", StringComparison.Ordinal))
-                .Select(argument => LaunchCommand.Render(new LocalLaunchTemplate { Arguments = [argument] }, placeholders, Secret.Of("")).Arguments[0])
+                .Select(argument => LaunchCommand.Fill(argument, placeholders))
                 .FirstOrDefault(path => !File.Exists(path))
             : home;
         if (missing is not null)
