@@ -40,9 +40,11 @@ public sealed class ProductSize
 }
 
 /// <summary>
-/// A process launch with placeholders: <c>{home}</c>, <c>{port}</c>, <c>{dataDir}</c>, <c>{memoryMb}</c>,
-/// <c>{memoryBytes}</c>, <c>{memoryBytesHex}</c>, <c>{settings.NAME}</c>; and, in <see cref="Environment"/>
-/// only, <c>{password}</c> (never on a command line, where other local users could read it).
+/// A process launch with placeholders: <c>{home}</c>, <c>{port}</c>, <c>{bindAddress}</c>, <c>{dataDir}</c>,
+/// <c>{memoryMb}</c>, <c>{memoryBytes}</c>, <c>{memoryBytesHex}</c> (with its <c>0x</c>, as .NET's GC settings
+/// want it), <c>{settings.NAME}</c>; and, in <see cref="Environment"/> only, <c>{password}</c> (never on a
+/// command line, where other local users could read it). <c>{dataDir}</c> must appear as an argument of its
+/// own: the Local backend recognises an instance's process by it.
 /// </summary>
 public sealed class LocalLaunchTemplate
 {

@@ -1,5 +1,5 @@
-using System.Text;
 using System.Runtime.Versioning;
+using System.Text;
 
 namespace Provisioner.Local;
 
@@ -55,7 +55,10 @@ internal static class InstanceLogFile
                 text = text.Replace(secret, "[redacted]", StringComparison.Ordinal);
             }
 
-            var last = text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).TakeLast(lines);
+            // Stack frames say little to the person reading the error; the exception's own line says what went wrong.
+            var last = text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .Where(line => !line.StartsWith("at ", StringComparison.Ordinal))
+                .TakeLast(lines);
             return string.Join('\n', last.Select(StripTerminalCodes));
         }
         catch (Exception exception) when (exception is FileNotFoundException or DirectoryNotFoundException)
@@ -68,8 +71,15 @@ internal static class InstanceLogFile
     {
         using var input = new FileStream(source, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
         using var output = new FileStream(destination, FileMode.Create, FileAccess.Write);
-        input.Seek(-Math.Min(input.Length, maxBytes), SeekOrigin.End);
-        input.CopyTo(output);
+        // A fixed count: the process keeps appending while we copy.
+        var count = Math.Min(input.Length, maxBytes);
+        input.Seek(-count, SeekOrigin.End);
+        var buffer = new byte[81920];
+        while (count > 0 && input.Read(buffer, 0, (int)Math.Min(buffer.Length, count)) is var read and > 0)
+        {
+            output.Write(buffer, 0, read);
+            count -= read;
+        }
     }
 
     // Garnet colours its banner; escape sequences make an error message unreadable.

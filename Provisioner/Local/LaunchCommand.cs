@@ -49,7 +49,7 @@ internal sealed partial record LaunchCommand(string Executable, IReadOnlyList<st
     public static IEnumerable<string> UnknownPlaceholders(string text, IReadOnlyDictionary<string, string> placeholders) =>
         PlaceholderPattern().Matches(text).Select(match => match.Groups[1].Value).Where(name => !placeholders.ContainsKey(name));
 
-    private static string Fill(string text, IReadOnlyDictionary<string, string> values) =>
+    public static string Fill(string text, IReadOnlyDictionary<string, string> values) =>
         PlaceholderPattern().Replace(text, match => values.TryGetValue(match.Groups[1].Value, out var value)
             ? value
             : throw new DeploymentFailedException(

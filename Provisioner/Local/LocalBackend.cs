@@ -2,9 +2,9 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
 using System.Runtime.InteropServices;
+using System.Runtime.Versioning;
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using System.Runtime.Versioning;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Provisioner.Catalog;
@@ -46,7 +46,7 @@ public sealed partial class LocalBackend(
 
     private LocalBackendOptions Settings => options.Value;
 
-    public Task<DeploymentPlan> PlanAsync(DeploymentSpec desired, CancellationToken cancellationToken)
+    public async Task<DeploymentPlan> PlanAsync(DeploymentSpec desired, CancellationToken cancellationToken)
     {
         var now = Inspect(desired.InstanceId);
         var recordedGeneration = Math.Max(now.Record?.Generation ?? long.MinValue, now.Paths.ReadTombstone() ?? long.MinValue);
@@ -55,17 +55,16 @@ public sealed partial class LocalBackend(
             logger.LogInformation(
                 "Ignoring generation {Generation} of instance {InstanceId}: generation {RecordedGeneration} is already deployed",
                 desired.Generation, desired.InstanceId, recordedGeneration);
-            return Task.FromResult(DeploymentPlan.UpToDate);
+            return DeploymentPlan.UpToDate;
         }
 
-        var plan = desired.Goal switch
+        return desired.Goal switch
         {
-            DeploymentGoal.Running => PlanRunning(desired, now),
+            DeploymentGoal.Running => await PlanRunningAsync(desired, now, cancellationToken),
             DeploymentGoal.Stopped => PlanStopped(desired, now),
             DeploymentGoal.Absent => PlanAbsent(desired, now),
             _ => throw new DeploymentFailedException("invalid-goal", $"Unknown deployment goal {desired.Goal}."),
         };
-        return Task.FromResult(plan);
     }
 
     public async Task<ObservedDeployment> ObserveAsync(DeploymentSpec desired, CancellationToken cancellationToken)
@@ -132,7 +131,7 @@ public sealed partial class LocalBackend(
         _children.Clear();
     }
 
-    private DeploymentPlan PlanRunning(DeploymentSpec desired, Inspection now)
+    private async Task<DeploymentPlan> PlanRunningAsync(DeploymentSpec desired, Inspection now, CancellationToken cancellationToken)
     {
         var offering = Resolve(desired);
         var steps = new List<DeploymentStep>();
@@ -169,9 +168,20 @@ public sealed partial class LocalBackend(
                 steps.Add(StartStep(desired, offering));
                 steps.Add(WaitStep(desired, offering));
             }
-            else if (record.Goal != desired.Goal || record.Generation != desired.Generation)
+            else
             {
-                steps.Add(RecordStep(desired));
+                if (record.Goal != desired.Goal || record.Generation != desired.Generation)
+                {
+                    steps.Add(RecordStep(desired));
+                }
+
+                // A start whose wait was interrupted (a cancel, a control plane restart) is finished here, so
+                // applying the spec again ends with an instance that answers, not one that merely runs.
+                var ping = await RespPingProbe.PingAsync(Settings.BindAddress, record.Port, desired.Password.Value, ProbeTimeout, cancellationToken);
+                if (!ping.Answered)
+                {
+                    steps.Add(WaitStep(desired, offering));
+                }
             }
 
             return new DeploymentPlan(steps, drift);
@@ -529,7 +539,7 @@ public sealed partial class LocalBackend(
         var missing = Directory.Exists(home)
             ? template.Arguments
                 .Where(argument => argument.StartsWith("{home}", StringComparison.Ordinal))
-                .Select(argument => LaunchCommand.Render(new LocalLaunchTemplate { Arguments = [argument] }, placeholders, Secret.Of("")).Arguments[0])
+                .Select(argument => LaunchCommand.Fill(argument, placeholders))
                 .FirstOrDefault(path => !File.Exists(path))
             : home;
         if (missing is not null)

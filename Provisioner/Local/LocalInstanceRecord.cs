@@ -1,6 +1,6 @@
+using System.Runtime.Versioning;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using System.Runtime.Versioning;
 using Provisioner.Deployments;
 
 namespace Provisioner.Local;

@@ -78,7 +78,7 @@ internal static partial class LocalProcesses
     /// and serves <paramref name="dataDirectory"/>; false for an exited process, a zombie, or a reused PID.
     /// </summary>
     public static bool IsSameProcess(int processId, long startTime, string dataDirectory) =>
-        ReadStartTime(processId) == startTime && ServesDirectory(processId, dataDirectory);
+        ReadStartTime(processId) == startTime && ServesDirectory(processId, dataDirectory) != false;
 
     /// <summary>Field 22 (starttime) of /proc/&lt;pid&gt;/stat; null when the process is gone or a zombie.</summary>
     public static long? ReadStartTime(int processId)
@@ -110,7 +110,7 @@ internal static partial class LocalProcesses
         {
             if (!int.TryParse(Path.GetFileName(directory), NumberStyles.None, CultureInfo.InvariantCulture, out var processId)
                 || processId == Environment.ProcessId
-                || !ServesDirectory(processId, dataDirectory)
+                || ServesDirectory(processId, dataDirectory) != true
                 || ReadStartTime(processId) is not { } startTime)
             {
                 continue;
@@ -159,7 +159,11 @@ internal static partial class LocalProcesses
         return true;
     }
 
-    private static bool ServesDirectory(int processId, string dataDirectory)
+    /// <summary>
+    /// Null when the command line cannot be read or is empty, which happens for a moment inside execve (the
+    /// new image's arguments are not mapped yet); the start time alone then vouches for the process.
+    /// </summary>
+    private static bool? ServesDirectory(int processId, string dataDirectory)
     {
         byte[] commandLine;
         try
@@ -168,7 +172,12 @@ internal static partial class LocalProcesses
         }
         catch (Exception exception) when (exception is FileNotFoundException or DirectoryNotFoundException or IOException or UnauthorizedAccessException)
         {
-            return false;
+            return null;
+        }
+
+        if (commandLine.Length == 0)
+        {
+            return null;
         }
 
         // Arguments are NUL-separated. A whole-argument match (the launch template passes {dataDir} on its
