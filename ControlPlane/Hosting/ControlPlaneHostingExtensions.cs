@@ -10,7 +10,6 @@ using ControlPlane.Provisioning;
 using ControlPlane.Security;
 using ControlPlane.Tenants;
 using Microsoft.AspNetCore.Authentication;
-using Microsoft.Extensions.FileProviders;
 using Microsoft.OpenApi;
 using Orleans.Configuration;
 using Orleans.Runtime.Hosting;
@@ -132,20 +131,11 @@ public static class ControlPlaneHostingExtensions
         json.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.CamelCase, allowIntegerValues: false));
     }
 
-    private static void AddConfigurationSources(WebApplicationBuilder builder, string[] args)
-    {
-        // The shipped catalog is the lowest-precedence source: appsettings, environment and flags can override it.
-        builder.Configuration.Sources.Insert(0, new Microsoft.Extensions.Configuration.Json.JsonConfigurationSource
-        {
-            Path = "catalog.json",
-            Optional = false,
-            FileProvider = new PhysicalFileProvider(AppContext.BaseDirectory),
-        });
+    private static void AddConfigurationSources(WebApplicationBuilder builder, string[] args) =>
         builder.Configuration.AddCommandLine(args, new Dictionary<string, string>
         {
             ["--data-dir"] = $"{ControlPlaneOptions.SectionName}:{nameof(ControlPlaneOptions.DataDir)}",
         });
-    }
 
     private static void UseEmbeddedClustering(ISiloBuilder silo, ConfigurationManager configuration)
     {

@@ -264,9 +264,13 @@ public sealed partial class InstanceGrain(
             return;
         }
 
-        if (provisioningEvent.Generation != S.Generation || active is not null)
+        var currentObservation = provisioningEvent.Purpose == ApplyPurpose.Reconcile
+            && provisioningEvent.OperationId is null
+            && provisioningEvent.Generation == S.Generation
+            && active is null;
+        if (!currentObservation)
         {
-            // A late or duplicated event about a spec the instance has moved past: it must not move the instance backwards.
+            // A late or duplicated event about work the instance has moved past: it must not move the instance backwards.
             LogStaleEvent(S.Id, provisioningEvent.GetType().Name, provisioningEvent.Generation, S.Generation);
             return;
         }
@@ -276,12 +280,8 @@ public sealed partial class InstanceGrain(
             case DeploymentApplied applied:
                 await ApplyObservationAsync(applied);
                 break;
-            case DeploymentFailed failed when failed.Purpose == ApplyPurpose.Reconcile:
-                await ApplyRepairFailureAsync(failed);
-                break;
             case DeploymentFailed failed:
-                Observe(failed.Observed);
-                await SaveAndSendAsync();
+                await ApplyRepairFailureAsync(failed);
                 break;
         }
     }
@@ -662,7 +662,7 @@ public sealed partial class InstanceGrain(
             RequestedBy = requestedBy,
             CreatedAt = now,
             UpdatedAt = now,
-            Parameters = parameters?.ToImmutableDictionary() ?? ImmutableDictionary<string, string>.Empty,
+            Parameters = parameters?.ToImmutableSortedDictionary(StringComparer.Ordinal) ?? ImmutableSortedDictionary<string, string>.Empty,
             Log = [new OperationLogEntry { At = now, Message = $"{type} requested by {requestedBy}." }],
         };
     }

@@ -72,7 +72,7 @@ public sealed record OperationRecord
     [Id(7)] public required DateTimeOffset UpdatedAt { get; init; }
     [Id(8)] public DateTimeOffset? CompletedAt { get; init; }
     /// <summary>What the request asked for, e.g. <c>size</c> and <c>version</c> for a scale.</summary>
-    [Id(9)] public ImmutableDictionary<string, string> Parameters { get; init; } = ImmutableDictionary<string, string>.Empty;
+    [Id(9)] public ImmutableSortedDictionary<string, string> Parameters { get; init; } = ImmutableSortedDictionary<string, string>.Empty;
     [Id(10)] public ImmutableArray<OperationStep> Steps { get; init; } = [];
     [Id(11)] public ImmutableArray<OperationLogEntry> Log { get; init; } = [];
     [Id(12)] public OperationError? Error { get; init; }

@@ -1,0 +1,76 @@
+using ControlPlane.Hosting;
+using ControlPlane.Persistence;
+using ControlPlane.Tests.Support;
+using Microsoft.Extensions.Configuration;
+using Orleans.TestingHost;
+
+namespace ControlPlane.Tests.Grains;
+
+/// <summary>
+/// An Orleans test cluster wired like the real silo: SQLite grain state and reminders in a private data
+/// directory, the real provisioning worker and Local backend. Restartable over the same directory.
+/// </summary>
+public sealed class GrainCluster : IAsyncDisposable
+{
+    private readonly (int First, int Last) _ports = Ports.InstanceRange();
+    private readonly Dictionary<string, string?> _settings;
+
+    private GrainCluster(TestDirectory directory, IDictionary<string, string?>? settings)
+    {
+        DataDirectory = directory;
+        _settings = new Dictionary<string, string?>
+        {
+            ["Provisioner:Local:FirstPort"] = _ports.First.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Provisioner:Local:LastPort"] = _ports.Last.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Reconcile:Interval"] = "00:00:01",
+            ["Plans:DefaultPlan"] = "team",
+            ["Plans:Definitions:team:MaxInstances"] = "25",
+        };
+        foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
+        {
+            _settings[key] = value;
+        }
+    }
+
+    public TestDirectory DataDirectory { get; }
+
+    public InProcessTestCluster Cluster { get; private set; } = null!;
+
+    public IGrainFactory Grains => Cluster.Client;
+
+    public static async Task<GrainCluster> StartAsync(IDictionary<string, string?>? settings = null)
+    {
+        var cluster = new GrainCluster(new TestDirectory(), settings);
+        await cluster.DeployAsync();
+        return cluster;
+    }
+
+    /// <summary>Stops every silo (as a control-plane restart does) and starts a new cluster over the same SQLite file and instances.</summary>
+    public async Task RestartAsync()
+    {
+        await Cluster.StopAllSilosAsync();
+        await Cluster.DisposeAsync();
+        await DeployAsync();
+    }
+
+    public string InstanceDirectory(string instanceId) => Path.Combine(DataDirectory.Path, "instances", instanceId);
+
+    public async ValueTask DisposeAsync()
+    {
+        await Cluster.DisposeAsync();
+        DataDirectory.Dispose();
+    }
+
+    private async Task DeployAsync()
+    {
+        var builder = new InProcessTestClusterBuilder(1);
+        builder.ConfigureSiloHost((_, host) =>
+        {
+            host.Configuration.AddInMemoryCollection(_settings);
+            host.Services.AddControlPlaneCore(host.Configuration, new ControlPlaneDatabase(DataDirectory.Path));
+        });
+        builder.ConfigureSilo((_, silo) => silo.AddControlPlaneStorage());
+        Cluster = builder.Build();
+        await Cluster.DeployAsync();
+    }
+}
