@@ -24,12 +24,9 @@ public static class InstanceEndpoints
         instances.MapGet("", ListAsync).WithSummary("List the tenant's instances");
         instances.MapGet("/{instanceId}", GetAsync).WithSummary("Get an instance");
         instances.MapPatch("/{instanceId}", UpdateAsync).WithSummary("Scale (size) or upgrade (version) an instance").Produces<OperationRecord>(202);
-        instances.MapPost("/{instanceId}:stop", (string tenantId, string instanceId, HttpContext context, IGrainFactory grains) =>
-            MutateAsync(tenantId, instanceId, InstanceMutationKind.Stop, "instance.stop", context, grains)).WithSummary("Stop an instance").Produces<OperationRecord>(202);
-        instances.MapPost("/{instanceId}:start", (string tenantId, string instanceId, HttpContext context, IGrainFactory grains) =>
-            MutateAsync(tenantId, instanceId, InstanceMutationKind.Start, "instance.start", context, grains)).WithSummary("Start a stopped instance").Produces<OperationRecord>(202);
-        instances.MapDelete("/{instanceId}", (string tenantId, string instanceId, HttpContext context, IGrainFactory grains) =>
-            MutateAsync(tenantId, instanceId, InstanceMutationKind.Delete, "instance.delete", context, grains)).WithSummary("Delete an instance and its data").Produces<OperationRecord>(202);
+        instances.MapPost("/{instanceId}:stop", Mutation(InstanceMutationKind.Stop, "instance.stop")).WithSummary("Stop an instance").Produces<OperationRecord>(202);
+        instances.MapPost("/{instanceId}:start", Mutation(InstanceMutationKind.Start, "instance.start")).WithSummary("Start a stopped instance").Produces<OperationRecord>(202);
+        instances.MapDelete("/{instanceId}", Mutation(InstanceMutationKind.Delete, "instance.delete")).WithSummary("Delete an instance and its data").Produces<OperationRecord>(202);
         instances.MapGet("/{instanceId}/credentials", GetCredentialsAsync).WithSummary("Connection credentials (every read is audited)");
         instances.MapGet("/{instanceId}/operations", ListOperationsAsync).WithSummary("The instance's operations, newest first");
         instances.MapGet("/{instanceId}/events", ListEventsAsync).WithSummary("What happened to the instance, newest first");
@@ -108,6 +105,10 @@ public static class InstanceEndpoints
 
         return await MutateAsync(tenantId, instanceId, InstanceMutationKind.ChangeSpec, "instance.update", context, grains, request, offering);
     }
+
+    /// <summary>A body-less mutation (stop, start, delete) as an endpoint.</summary>
+    private static Func<string, string, HttpContext, IGrainFactory, Task<IResult>> Mutation(InstanceMutationKind kind, string action) =>
+        (tenantId, instanceId, context, grains) => MutateAsync(tenantId, instanceId, kind, action, context, grains);
 
     private static async Task<IResult> MutateAsync(
         string tenantId,

@@ -1,5 +1,4 @@
 using Orleans.Concurrency;
-using ControlPlane.Errors;
 using ControlPlane.Persistence;
 
 namespace ControlPlane.Tenants;
@@ -24,32 +23,18 @@ public sealed class TenantDirectoryState
 
 public sealed record TenantDirectoryEntry(string Name, DateTimeOffset CreatedAt);
 
-public sealed record TenantIdempotencyRecord(string Fingerprint, string TenantId, DateTimeOffset CreatedAt);
-
 public sealed class TenantDirectoryGrain(
     [PersistentState("tenant-directory", StorageNames.ControlPlane)] IPersistentState<TenantDirectoryState> state,
     IGrainFactory grains,
     TimeProvider clock) : Grain, ITenantDirectoryGrain
 {
-    private static readonly TimeSpan s_idempotencyWindow = TimeSpan.FromHours(24);
-
     public async Task<TenantView> CreateTenantAsync(CreateTenantCommand command)
     {
         var now = clock.GetUtcNow();
         var tenants = state.State;
-        foreach (var expired in tenants.IdempotencyKeys.Where(entry => entry.Value.CreatedAt < now - s_idempotencyWindow).Select(entry => entry.Key).ToList())
-        {
-            tenants.IdempotencyKeys.Remove(expired);
-        }
-
         string tenantId;
-        if (command.Idempotency is { } key && tenants.IdempotencyKeys.TryGetValue(key.Key, out var earlier))
+        if (tenants.IdempotencyKeys.Replay(command.Idempotency, now) is { } earlier)
         {
-            if (earlier.Fingerprint != key.Fingerprint)
-            {
-                throw Problems.IdempotencyKeyReused(key.Key);
-            }
-
             tenantId = earlier.TenantId;
         }
         else

@@ -42,8 +42,6 @@ public sealed class TenantGrain(
     IOptions<PlanOptions> plans,
     TimeProvider clock) : Grain, ITenantGrain
 {
-    private static readonly TimeSpan s_idempotencyWindow = TimeSpan.FromHours(24);
-
     private TenantState S => state.State;
 
     public async Task<TenantView> InitializeAsync(InitializeTenantCommand command)
@@ -79,7 +77,7 @@ public sealed class TenantGrain(
     public async Task<OperationRecord> CreateInstanceAsync(NewInstanceCommand command)
     {
         EnsureExists();
-        if (Replay(command.Idempotency) is { } earlier)
+        if (S.IdempotencyKeys.Replay(command.Idempotency, clock.GetUtcNow()) is { } earlier)
         {
             S.Instances[earlier.InstanceId] = S.Instances[earlier.InstanceId] with { Deleted = false };
             return await Instance(earlier.InstanceId).CreateAsync(ToCreateCommand(command, earlier.OperationId));
@@ -127,7 +125,7 @@ public sealed class TenantGrain(
             throw Problems.NotFound("instance", command.InstanceId);
         }
 
-        if (Replay(command.Idempotency) is { } earlier)
+        if (S.IdempotencyKeys.Replay(command.Idempotency, clock.GetUtcNow()) is { } earlier)
         {
             if (earlier.InstanceId != command.InstanceId)
             {
@@ -240,28 +238,6 @@ public sealed class TenantGrain(
         }
 
         return live;
-    }
-
-    /// <summary>The record of an earlier request with the same key, or null for a new key; a different request under a used key is refused.</summary>
-    private IdempotencyRecord? Replay(IdempotencyKey? key)
-    {
-        if (key is null)
-        {
-            return null;
-        }
-
-        var cutoff = clock.GetUtcNow() - s_idempotencyWindow;
-        foreach (var expired in S.IdempotencyKeys.Where(entry => entry.Value.CreatedAt < cutoff).Select(entry => entry.Key).ToList())
-        {
-            S.IdempotencyKeys.Remove(expired);
-        }
-
-        if (!S.IdempotencyKeys.TryGetValue(key.Key, out var record))
-        {
-            return null;
-        }
-
-        return record.Fingerprint == key.Fingerprint ? record : throw Problems.IdempotencyKeyReused(key.Key);
     }
 
     private void Remember(IdempotencyKey? key, string instanceId, string operationId)

@@ -1,5 +1,3 @@
-using ControlPlane.Operations;
-
 namespace ControlPlane.Tenants;
 
 public enum TenantStatus
@@ -95,6 +93,3 @@ public sealed class TenantState
 }
 
 public sealed record TenantInstanceEntry(string Name, DateTimeOffset CreatedAt, bool Deleted);
-
-/// <summary>What a request with an <c>Idempotency-Key</c> did, so a retry gets the same answer.</summary>
-public sealed record IdempotencyRecord(string Fingerprint, string InstanceId, string OperationId, DateTimeOffset CreatedAt);

@@ -1,0 +1,48 @@
+using ControlPlane.Errors;
+
+namespace ControlPlane.Tenants;
+
+/// <summary>What a request sent with an <c>Idempotency-Key</c> led to, kept so a retry gets the same answer.</summary>
+public interface IIdempotencyRecord
+{
+    string Fingerprint { get; }
+
+    DateTimeOffset CreatedAt { get; }
+}
+
+/// <summary>An instance mutation: the operation it started.</summary>
+public sealed record IdempotencyRecord(string Fingerprint, string InstanceId, string OperationId, DateTimeOffset CreatedAt) : IIdempotencyRecord;
+
+/// <summary>A tenant creation: the tenant it created.</summary>
+public sealed record TenantIdempotencyRecord(string Fingerprint, string TenantId, DateTimeOffset CreatedAt) : IIdempotencyRecord;
+
+public static class IdempotencyRecords
+{
+    /// <summary>How long a key is remembered, as Stripe does.</summary>
+    public static readonly TimeSpan Window = TimeSpan.FromHours(24);
+
+    /// <summary>
+    /// The record of an earlier request with the same key, or null for a key not seen in the window; a
+    /// different request under a remembered key is refused. Forgets keys older than the window.
+    /// </summary>
+    public static TRecord? Replay<TRecord>(this Dictionary<string, TRecord> records, IdempotencyKey? key, DateTimeOffset now)
+        where TRecord : class, IIdempotencyRecord
+    {
+        if (key is null)
+        {
+            return null;
+        }
+
+        foreach (var expired in records.Where(entry => entry.Value.CreatedAt < now - Window).Select(entry => entry.Key).ToList())
+        {
+            records.Remove(expired);
+        }
+
+        if (!records.TryGetValue(key.Key, out var record))
+        {
+            return null;
+        }
+
+        return record.Fingerprint == key.Fingerprint ? record : throw Problems.IdempotencyKeyReused(key.Key);
+    }
+}
