@@ -10,6 +10,7 @@ using ControlPlane.Provisioning;
 using ControlPlane.Security;
 using ControlPlane.Tenants;
 using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.DataProtection;
 using Microsoft.OpenApi;
 using Orleans.Configuration;
 using Orleans.Runtime.Hosting;
@@ -39,6 +40,11 @@ public static class ControlPlaneHostingExtensions
         services.AddSingleton<ApiKeyStore>();
         services.AddSingleton<AuditLog>();
         services.AddHostedService<AdminApiKeyBootstrapper>();
+        // Authentication always brings ASP.NET data protection, which this API does not use (no cookies or
+        // tokens); keep its key ring inside the data directory instead of the user's home.
+        services.AddDataProtection()
+            .SetApplicationName("controlplane")
+            .PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(database.DataDirectory, "data-protection-keys")));
         services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, _ => { });
         services.AddAuthorizationBuilder()
