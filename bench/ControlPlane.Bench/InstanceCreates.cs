@@ -1,0 +1,122 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+
+namespace ControlPlane.Bench;
+
+/// <summary>One create as the client saw it, with the create operation as it ended (its steps carry their own timestamps).</summary>
+internal sealed record CreateTiming(string InstanceId, DateTimeOffset SentAt, TimeSpan ToAccepted, TimeSpan ToRunning, JsonNode Operation)
+{
+    public DateTimeOffset RunningSeenAt => SentAt + ToRunning;
+}
+
+/// <summary>Creates launched together: each one's timing, and how long until the last was Running.</summary>
+internal sealed record ConcurrentCreates(IReadOnlyList<CreateTiming> Creates, TimeSpan FirstPostToAllRunning, TimeSpan MedianListRoundTrip);
+
+/// <summary>Creates Garnet instances through the API and times them from the POST until the API says Running.</summary>
+internal sealed class InstanceCreates(ControlPlaneClient api, string size)
+{
+    // Tight, so that polling adds little (a GET answers in about a millisecond when the host is idle).
+    private static readonly TimeSpan s_instancePollInterval = TimeSpan.FromMilliseconds(5);
+    // One list for all instances instead of one GET per instance: 20 pollers at 5 ms would load the host they measure.
+    private static readonly TimeSpan s_listPollInterval = TimeSpan.FromMilliseconds(10);
+    private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(90);
+
+    public List<TimeSpan> PollRoundTrips { get; } = [];
+
+    /// <summary>Creates one instance and polls it until it is Running.</summary>
+    public async Task<CreateTiming> CreateAndWaitAsync(string tenantId, string name, CancellationToken cancellationToken)
+    {
+        var sentAt = DateTimeOffset.UtcNow;
+        var started = Stopwatch.GetTimestamp();
+        var operation = await api.CreateInstanceAsync(tenantId, name, size, cancellationToken);
+        var accepted = Stopwatch.GetElapsedTime(started);
+        var instanceId = (string)operation["instanceId"]!;
+        while (true)
+        {
+            var polled = Stopwatch.GetTimestamp();
+            var instance = await api.GetInstanceAsync(tenantId, instanceId, cancellationToken);
+            PollRoundTrips.Add(Stopwatch.GetElapsedTime(polled));
+            var elapsed = Stopwatch.GetElapsedTime(started);
+            switch ((string?)instance["state"])
+            {
+                case "Running":
+                    var finished = await api.GetOperationAsync(tenantId, (string)operation["id"]!, cancellationToken);
+                    return new CreateTiming(instanceId, sentAt, accepted, elapsed, finished);
+                case "Failed":
+                    throw new BenchmarkFailedException($"Instance {name} ({instanceId}) failed: {(string?)instance["failureReason"]}");
+            }
+
+            if (elapsed > s_timeout)
+            {
+                throw new BenchmarkFailedException($"Instance {name} ({instanceId}) was not Running within {s_timeout.TotalSeconds:0} s: {instance.ToJsonString()}");
+            }
+
+            await Task.Delay(s_instancePollInterval, cancellationToken);
+        }
+    }
+
+    /// <summary>Sends every create at once, then watches the tenant's instance list until all are Running.</summary>
+    public async Task<ConcurrentCreates> CreateAllAtOnceAsync(string tenantId, IReadOnlyList<string> names, CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var startedAt = DateTimeOffset.UtcNow;
+        var sent = new TimeSpan[names.Count];
+        var posts = names.Select(async (name, index) =>
+        {
+            sent[index] = Stopwatch.GetElapsedTime(started);
+            var operation = await api.CreateInstanceAsync(tenantId, name, size, cancellationToken);
+            return (Operation: operation, Accepted: Stopwatch.GetElapsedTime(started) - sent[index]);
+        }).ToArray();
+
+        var runningAt = new Dictionary<string, TimeSpan>(StringComparer.Ordinal);
+        var listRoundTrips = new List<TimeSpan>();
+        while (runningAt.Count < names.Count)
+        {
+            if (posts.FirstOrDefault(post => post.IsFaulted) is { } failed)
+            {
+                await failed;
+            }
+
+            var polled = Stopwatch.GetTimestamp();
+            var items = await api.ListInstancesAsync(tenantId, cancellationToken);
+            listRoundTrips.Add(Stopwatch.GetElapsedTime(polled));
+            var elapsed = Stopwatch.GetElapsedTime(started);
+            foreach (var item in items)
+            {
+                var name = (string)item!["name"]!;
+                switch ((string?)item["state"])
+                {
+                    case "Running":
+                        runningAt.TryAdd(name, elapsed);
+                        break;
+                    case "Failed":
+                        throw new BenchmarkFailedException($"Instance {name} ({(string?)item["id"]}) failed: {(string?)item["failureReason"]}");
+                }
+            }
+
+            if (elapsed > s_timeout * 2)
+            {
+                throw new BenchmarkFailedException(
+                    $"Only {runningAt.Count} of {names.Count} instances were Running after {elapsed.TotalSeconds:0} s.");
+            }
+
+            await Task.Delay(s_listPollInterval, cancellationToken);
+        }
+
+        var accepted = await Task.WhenAll(posts);
+        var creates = new List<CreateTiming>(names.Count);
+        for (var index = 0; index < names.Count; index++)
+        {
+            var operation = accepted[index].Operation;
+            var finished = await api.GetOperationAsync(tenantId, (string)operation["id"]!, cancellationToken);
+            creates.Add(new CreateTiming(
+                (string)operation["instanceId"]!,
+                startedAt + sent[index],
+                accepted[index].Accepted,
+                runningAt[names[index]] - sent[index],
+                finished));
+        }
+
+        return new ConcurrentCreates(creates, runningAt.Values.Max() - sent.Min(), Statistics.Median(listRoundTrips));
+    }
+}
