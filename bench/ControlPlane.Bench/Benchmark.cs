@@ -1,9 +1,9 @@
 namespace ControlPlane.Bench;
 
-internal sealed record BenchOptions(int Count, int Warmup, string Size);
+internal sealed record BenchOptions(int Count, int Warmup, string Size, TimeSpan PollInterval);
 
 /// <summary>The bare-process baseline and the control plane's creates, measured in the same run.</summary>
-internal sealed record SequentialResult(IReadOnlyList<TimeSpan> Baseline, IReadOnlyList<CreateTiming> ControlPlane, TimeSpan MedianPollRoundTrip);
+internal sealed record SequentialResult(IReadOnlyList<BareStart> Baseline, IReadOnlyList<CreateTiming> ControlPlane, TimeSpan MedianPollRoundTrip);
 
 /// <summary>One run: start the control plane, measure both paths interleaved, then creates in parallel; clean up whatever happens.</summary>
 internal static class Benchmark
@@ -25,16 +25,19 @@ internal static class Benchmark
             Console.WriteLine($"Control plane ready on {host.BaseAddress}");
 
             using var api = new ControlPlaneClient(host.BaseAddress, host.AdminApiKey);
-            var creates = new InstanceCreates(api, options.Size);
-            var baseline = new BareGarnet(template, workDirectory);
+            var creates = new InstanceCreates(api, host, options.Size, options.PollInterval);
+            var baseline = new BareGarnet(template, workDirectory, options.PollInterval);
             var sequential = await MeasureSequentialAsync(options, baseline, creates, api, cancellationToken);
 
+            // The same load by hand first: how long the machine takes to bring up that many Garnets at once.
+            Console.WriteLine($"{options.Count} bare Garnets at once…");
+            var concurrentBaseline = await baseline.MeasureConcurrentStartsAsync(options.Count, cancellationToken);
             Console.WriteLine($"{options.Count} creates at once (fresh tenant)…");
             var tenantId = await api.CreateTenantAsync("Benchmark concurrent", "enterprise", cancellationToken);
             var names = Enumerable.Range(1, options.Count).Select(index => $"bench-c-{index}").ToList();
             var concurrent = await creates.CreateAllAtOnceAsync(tenantId, names, cancellationToken);
 
-            Report.Print(options, template.Version, sequential, concurrent);
+            Report.Print(options, template.Version, sequential, concurrentBaseline, concurrent);
             await Task.WhenAll(concurrent.Creates.Select(create => api.DeleteInstanceAsync(tenantId, create.InstanceId, s_deleteTimeout, cancellationToken)));
             return 0;
         }
@@ -73,7 +76,7 @@ internal static class Benchmark
     {
         Console.WriteLine($"{options.Warmup} warm-up pairs, then {options.Count} pairs (bare Garnet and control plane, interleaved)…");
         var tenantId = await api.CreateTenantAsync("Benchmark sequential", "enterprise", cancellationToken);
-        var bare = new List<TimeSpan>();
+        var bare = new List<BareStart>();
         var created = new List<CreateTiming>();
         for (var pair = 1; pair <= options.Warmup + options.Count; pair++)
         {
@@ -82,7 +85,7 @@ internal static class Benchmark
             // slow drift from favouring either. Each control-plane instance is deleted before the next
             // measurement, as each bare Garnet is killed, so both paths always start on a machine without
             // other instances. Warm-up pairs (JIT, first-use of the grains, SQLite and the page cache) are dropped.
-            TimeSpan bareStart;
+            BareStart bareStart;
             CreateTiming create;
             if (pair % 2 == 1)
             {
@@ -98,13 +101,13 @@ internal static class Benchmark
             if (pair <= options.Warmup)
             {
                 creates.PollRoundTrips.Clear();
-                Console.WriteLine($"  warm-up {pair}/{options.Warmup}: baseline {Report.Ms(bareStart)}, control plane {Report.Ms(create.ToRunning)}");
+                Console.WriteLine($"  warm-up {pair}/{options.Warmup}: baseline {Report.Ms(bareStart.ToPong)}, control plane {Report.Ms(create.ToRunning)}");
                 continue;
             }
 
             bare.Add(bareStart);
             created.Add(create);
-            Console.WriteLine($"  {pair - options.Warmup,3}/{options.Count}: baseline {Report.Ms(bareStart)}, control plane {Report.Ms(create.ToRunning)}");
+            Console.WriteLine($"  {pair - options.Warmup,3}/{options.Count}: baseline {Report.Ms(bareStart.ToPong)}, control plane {Report.Ms(create.ToRunning)}");
         }
 
         return new SequentialResult(bare, created, Statistics.Median(creates.PollRoundTrips));

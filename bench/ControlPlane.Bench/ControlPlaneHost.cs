@@ -24,9 +24,14 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
 
     public Uri BaseAddress { get; }
 
+    public int ProcessId => _process.Id;
+
     public string DataDirectory { get; }
 
     public string LogFile { get; }
+
+    /// <summary>Where the Local backend keeps instance <paramref name="instanceId"/>'s data.</summary>
+    public string InstanceDataDirectory(string instanceId) => Path.Combine(DataDirectory, "instances", instanceId, "data");
 
     /// <summary>The platform-admin key the control plane wrote to <c>&lt;dataDir&gt;/admin-api-key</c> on its first start.</summary>
     public string AdminApiKey { get; private set; } = "";

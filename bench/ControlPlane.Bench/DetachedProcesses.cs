@@ -84,7 +84,7 @@ internal static partial class DetachedProcesses
     public static void KillUnder(string directory)
     {
         var deadline = Stopwatch.GetTimestamp() + 10 * Stopwatch.Frequency;
-        while (ServingUnder(directory) is { Count: > 0 } survivors)
+        while (Under(directory) is { Count: > 0 } survivors)
         {
             foreach (var processId in survivors)
             {
@@ -109,7 +109,8 @@ internal static partial class DetachedProcesses
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    private static List<int> ServingUnder(string directory)
+    /// <summary>Live processes with an argument at or below <paramref name="directory"/>.</summary>
+    public static List<int> Under(string directory)
     {
         var prefix = directory.TrimEnd('/') + "/";
         var found = new List<int>();

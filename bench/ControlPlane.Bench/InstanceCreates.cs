@@ -3,9 +3,15 @@ using System.Text.Json.Nodes;
 
 namespace ControlPlane.Bench;
 
+/// <summary>CPU used during one start: by Garnet until it answered, by the control plane's host, by this program.</summary>
+internal sealed record CpuUse(TimeSpan? Garnet, TimeSpan? Host, TimeSpan Client);
+
 /// <summary>One create as the client saw it, with the create operation as it ended (its steps carry their own timestamps).</summary>
 internal sealed record CreateTiming(string InstanceId, DateTimeOffset SentAt, TimeSpan ToAccepted, TimeSpan ToRunning, JsonNode Operation)
 {
+    /// <summary>Measured for sequential creates only.</summary>
+    public CpuUse? Cpu { get; init; }
+
     public DateTimeOffset RunningSeenAt => SentAt + ToRunning;
 }
 
@@ -13,12 +19,9 @@ internal sealed record CreateTiming(string InstanceId, DateTimeOffset SentAt, Ti
 internal sealed record ConcurrentCreates(IReadOnlyList<CreateTiming> Creates, TimeSpan FirstPostToAllRunning, TimeSpan MedianListRoundTrip);
 
 /// <summary>Creates Garnet instances through the API and times them from the POST until the API says Running.</summary>
-internal sealed class InstanceCreates(ControlPlaneClient api, string size)
+/// <param name="pollInterval">The pause between two polls; tight, so that polling adds little to the time measured.</param>
+internal sealed class InstanceCreates(ControlPlaneClient api, ControlPlaneHost host, string size, TimeSpan pollInterval)
 {
-    // Tight, so that polling adds little (a GET answers in about a millisecond when the host is idle).
-    private static readonly TimeSpan s_instancePollInterval = TimeSpan.FromMilliseconds(5);
-    // One list for all instances instead of one GET per instance: 20 pollers at 5 ms would load the host they measure.
-    private static readonly TimeSpan s_listPollInterval = TimeSpan.FromMilliseconds(10);
     private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(90);
 
     public List<TimeSpan> PollRoundTrips { get; } = [];
@@ -26,6 +29,8 @@ internal sealed class InstanceCreates(ControlPlaneClient api, string size)
     /// <summary>Creates one instance and polls it until it is Running.</summary>
     public async Task<CreateTiming> CreateAndWaitAsync(string tenantId, string name, CancellationToken cancellationToken)
     {
+        var hostCpu = ProcessCpu.Of(host.ProcessId);
+        var clientCpu = ProcessCpu.OfThisProcess();
         var sentAt = DateTimeOffset.UtcNow;
         var started = Stopwatch.GetTimestamp();
         var operation = await api.CreateInstanceAsync(tenantId, name, size, cancellationToken);
@@ -40,8 +45,12 @@ internal sealed class InstanceCreates(ControlPlaneClient api, string size)
             switch ((string?)instance["state"])
             {
                 case "Running":
+                    var cpu = new CpuUse(
+                        DetachedProcesses.Under(host.InstanceDataDirectory(instanceId)).Select(ProcessCpu.Of).FirstOrDefault(),
+                        ProcessCpu.Of(host.ProcessId) - hostCpu,
+                        ProcessCpu.OfThisProcess() - clientCpu);
                     var finished = await api.GetOperationAsync(tenantId, (string)operation["id"]!, cancellationToken);
-                    return new CreateTiming(instanceId, sentAt, accepted, elapsed, finished);
+                    return new CreateTiming(instanceId, sentAt, accepted, elapsed, finished) { Cpu = cpu };
                 case "Failed":
                     throw new BenchmarkFailedException($"Instance {name} ({instanceId}) failed: {(string?)instance["failureReason"]}");
             }
@@ -51,11 +60,14 @@ internal sealed class InstanceCreates(ControlPlaneClient api, string size)
                 throw new BenchmarkFailedException($"Instance {name} ({instanceId}) was not Running within {s_timeout.TotalSeconds:0} s: {instance.ToJsonString()}");
             }
 
-            await Task.Delay(s_instancePollInterval, cancellationToken);
+            await Task.Delay(pollInterval, cancellationToken);
         }
     }
 
-    /// <summary>Sends every create at once, then watches the tenant's instance list until all are Running.</summary>
+    /// <summary>
+    /// Sends every create at once, then watches the tenant's instance list until all are Running: one list
+    /// instead of a GET per instance, because many pollers would load the host they measure.
+    /// </summary>
     public async Task<ConcurrentCreates> CreateAllAtOnceAsync(string tenantId, IReadOnlyList<string> names, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
@@ -100,7 +112,7 @@ internal sealed class InstanceCreates(ControlPlaneClient api, string size)
                     $"Only {runningAt.Count} of {names.Count} instances were Running after {elapsed.TotalSeconds:0} s.");
             }
 
-            await Task.Delay(s_listPollInterval, cancellationToken);
+            await Task.Delay(pollInterval, cancellationToken);
         }
 
         var accepted = await Task.WhenAll(posts);

@@ -17,6 +17,11 @@ var size = new Option<string>("--size")
     Description = "The catalog size of every instance.",
     DefaultValueFactory = _ => "small",
 };
+var pollInterval = new Option<int>("--poll-interval")
+{
+    Description = "Milliseconds between two polls of the API (and of PING for the baseline) while waiting for Running.",
+    DefaultValueFactory = _ => 5,
+};
 count.Validators.Add(result =>
 {
     if (result.GetValueOrDefault<int>() is < 1 or > 100)
@@ -31,6 +36,13 @@ warmup.Validators.Add(result =>
         result.AddError("--warmup cannot be negative.");
     }
 });
+pollInterval.Validators.Add(result =>
+{
+    if (result.GetValueOrDefault<int>() is < 1 or > 1000)
+    {
+        result.AddError("--poll-interval must be between 1 and 1000 ms.");
+    }
+});
 
 var root = new RootCommand(
     "Measures Create to Running of hosted Garnet instances through the real control plane against the same Garnet started by hand. " +
@@ -39,9 +51,14 @@ var root = new RootCommand(
     count,
     warmup,
     size,
+    pollInterval,
 };
 root.SetAction((parsed, cancellationToken) => Benchmark.RunAsync(
-    new BenchOptions(parsed.GetValue(count), parsed.GetValue(warmup), parsed.GetValue(size)!), cancellationToken));
+    new BenchOptions(
+        parsed.GetValue(count),
+        parsed.GetValue(warmup),
+        parsed.GetValue(size)!,
+        TimeSpan.FromMilliseconds(parsed.GetValue(pollInterval))), cancellationToken));
 
 // The first Ctrl+C (or SIGTERM) cancels the run, which then deletes what it created; a second one ends it at once.
 using var stop = new CancellationTokenSource();
