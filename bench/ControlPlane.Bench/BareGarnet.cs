@@ -7,7 +7,7 @@ namespace ControlPlane.Bench;
 internal sealed record BareStart(TimeSpan ToPong, CpuUse Cpu);
 
 /// <summary>Garnet processes started at once: each one's start-to-PONG, and from the first start until the last answered.</summary>
-internal sealed record ConcurrentStarts(IReadOnlyList<TimeSpan> Each, TimeSpan FirstStartToAllAnswering);
+internal sealed record ConcurrentStarts(IReadOnlyList<TimeSpan> Each, TimeSpan FirstStartToAllAnswering, CpuUse Cpu);
 
 /// <summary>
 /// The physical limit: Garnet started by hand exactly as the Local backend starts an instance (same program,
@@ -34,6 +34,7 @@ internal sealed class BareGarnet(GarnetLaunchTemplate template, string workDirec
         var launched = new List<RunningGarnet>(count);
         try
         {
+            var clientCpu = ProcessCpu.OfThisProcess();
             var started = Stopwatch.GetTimestamp();
             for (var index = 0; index < count; index++)
             {
@@ -41,7 +42,9 @@ internal sealed class BareGarnet(GarnetLaunchTemplate template, string workDirec
             }
 
             var each = await Task.WhenAll(launched.Select(garnet => garnet.WaitUntilAnsweringAsync(pollInterval, cancellationToken)));
-            return new ConcurrentStarts(each, Stopwatch.GetElapsedTime(started));
+            var all = Stopwatch.GetElapsedTime(started);
+            var garnetCpu = launched.Select(garnet => ProcessCpu.Of(garnet.ProcessId) ?? TimeSpan.Zero).Aggregate(TimeSpan.Zero, (sum, cpu) => sum + cpu);
+            return new ConcurrentStarts(each, all, new CpuUse(garnetCpu, Host: null, ProcessCpu.OfThisProcess() - clientCpu));
         }
         finally
         {
@@ -59,7 +62,7 @@ internal sealed class BareGarnet(GarnetLaunchTemplate template, string workDirec
         Directory.CreateDirectory(root, RunningGarnet.OwnerOnly);
         Directory.CreateDirectory(data, RunningGarnet.OwnerOnly);
         var password = Convert.ToBase64String(RandomNumberGenerator.GetBytes(24)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
-        var port = DetachedProcesses.FreePort();
+        var port = LoopbackPorts.ForInstance();
         var launch = template.Render(port, data, password);
         var log = Path.Combine(root, "process.log");
         var started = Stopwatch.GetTimestamp();

@@ -51,7 +51,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
     {
         var dataDirectory = Path.Combine(workDirectory, "controlplane");
         var logFile = Path.Combine(workDirectory, "controlplane.log");
-        var port = DetachedProcesses.FreePort();
+        var port = LoopbackPorts.Ephemeral();
         var process = DetachedProcesses.Start(
             GarnetLaunchTemplate.DotnetHost(),
             [controlPlaneDll, "--data-dir", dataDirectory, "--urls", $"http://127.0.0.1:{port}"],

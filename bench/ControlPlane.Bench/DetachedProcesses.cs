@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using System.Runtime.InteropServices;
 
 namespace ControlPlane.Bench;
@@ -99,14 +97,6 @@ internal static partial class DetachedProcesses
 
             Thread.Sleep(50);
         }
-    }
-
-    /// <summary>A TCP port on 127.0.0.1 that is free now.</summary>
-    public static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     /// <summary>Live processes with an argument at or below <paramref name="directory"/>.</summary>

@@ -16,7 +16,7 @@ internal sealed record CreateTiming(string InstanceId, DateTimeOffset SentAt, Ti
 }
 
 /// <summary>Creates launched together: each one's timing, and how long until the last was Running.</summary>
-internal sealed record ConcurrentCreates(IReadOnlyList<CreateTiming> Creates, TimeSpan FirstPostToAllRunning, TimeSpan MedianListRoundTrip);
+internal sealed record ConcurrentCreates(IReadOnlyList<CreateTiming> Creates, TimeSpan FirstPostToAllRunning, TimeSpan MedianListRoundTrip, CpuUse Cpu);
 
 /// <summary>Creates Garnet instances through the API and times them from the POST until the API says Running.</summary>
 /// <param name="pollInterval">The pause between two polls; tight, so that polling adds little to the time measured.</param>
@@ -70,6 +70,8 @@ internal sealed class InstanceCreates(ControlPlaneClient api, ControlPlaneHost h
     /// </summary>
     public async Task<ConcurrentCreates> CreateAllAtOnceAsync(string tenantId, IReadOnlyList<string> names, CancellationToken cancellationToken)
     {
+        var hostCpu = ProcessCpu.Of(host.ProcessId);
+        var clientCpu = ProcessCpu.OfThisProcess();
         var started = Stopwatch.GetTimestamp();
         var startedAt = DateTimeOffset.UtcNow;
         var sent = new TimeSpan[names.Count];
@@ -115,7 +117,12 @@ internal sealed class InstanceCreates(ControlPlaneClient api, ControlPlaneHost h
             await Task.Delay(pollInterval, cancellationToken);
         }
 
+        var cpu = new CpuUse(null, ProcessCpu.Of(host.ProcessId) - hostCpu, ProcessCpu.OfThisProcess() - clientCpu);
         var accepted = await Task.WhenAll(posts);
+        var garnetCpu = accepted
+            .SelectMany(post => DetachedProcesses.Under(host.InstanceDataDirectory((string)post.Operation["instanceId"]!)))
+            .Select(processId => ProcessCpu.Of(processId) ?? TimeSpan.Zero)
+            .Aggregate(TimeSpan.Zero, (sum, used) => sum + used);
         var creates = new List<CreateTiming>(names.Count);
         for (var index = 0; index < names.Count; index++)
         {
@@ -129,6 +136,6 @@ internal sealed class InstanceCreates(ControlPlaneClient api, ControlPlaneHost h
                 finished));
         }
 
-        return new ConcurrentCreates(creates, runningAt.Values.Max() - sent.Min(), Statistics.Median(listRoundTrips));
+        return new ConcurrentCreates(creates, runningAt.Values.Max() - sent.Min(), Statistics.Median(listRoundTrips), cpu with { Garnet = garnetCpu });
     }
 }
