@@ -1,0 +1,127 @@
+using System.Diagnostics;
+using System.Reflection;
+
+namespace ControlPlane.Bench;
+
+/// <summary>
+/// The real control plane as its own process, as an operator runs it: <c>dotnet ControlPlane.dll</c> from
+/// its build output, with a private data directory and a free port.
+/// </summary>
+internal sealed class ControlPlaneHost : IAsyncDisposable
+{
+    private static readonly TimeSpan s_readyTimeout = TimeSpan.FromSeconds(120);
+    private static readonly TimeSpan s_stopTimeout = TimeSpan.FromSeconds(30);
+
+    private readonly Process _process;
+
+    private ControlPlaneHost(Process process, Uri baseAddress, string dataDirectory, string logFile)
+    {
+        _process = process;
+        BaseAddress = baseAddress;
+        DataDirectory = dataDirectory;
+        LogFile = logFile;
+    }
+
+    public Uri BaseAddress { get; }
+
+    public int ProcessId => _process.Id;
+
+    public string DataDirectory { get; }
+
+    public string LogFile { get; }
+
+    /// <summary>Where the Local backend keeps instance <paramref name="instanceId"/>'s data.</summary>
+    public string InstanceDataDirectory(string instanceId) => Path.Combine(DataDirectory, "instances", instanceId, "data");
+
+    /// <summary>The platform-admin key the control plane wrote to <c>&lt;dataDir&gt;/admin-api-key</c> on its first start.</summary>
+    public string AdminApiKey { get; private set; } = "";
+
+    /// <summary>ControlPlane.dll of the build this benchmark was built with (its project reference builds it first).</summary>
+    public static string LocateBuild()
+    {
+        var path = typeof(ControlPlaneHost).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
+            .FirstOrDefault(attribute => attribute.Key == "ControlPlanePath")?.Value;
+        return !string.IsNullOrEmpty(path) && File.Exists(path)
+            ? path
+            : throw new BenchmarkFailedException(
+                $"The control plane's build ({path ?? "unknown path"}) is missing. Run `dotnet run -c Release --project bench/ControlPlane.Bench`, which builds it first.");
+    }
+
+    public static async Task<ControlPlaneHost> StartAsync(string controlPlaneDll, string workDirectory, CancellationToken cancellationToken)
+    {
+        var dataDirectory = Path.Combine(workDirectory, "controlplane");
+        var logFile = Path.Combine(workDirectory, "controlplane.log");
+        var port = LoopbackPorts.Ephemeral();
+        var process = DetachedProcesses.Start(
+            GarnetLaunchTemplate.DotnetHost(),
+            [controlPlaneDll, "--data-dir", dataDirectory, "--urls", $"http://127.0.0.1:{port}"],
+            environment: null,
+            Path.GetDirectoryName(controlPlaneDll)!,
+            logFile);
+        var host = new ControlPlaneHost(process, new Uri($"http://127.0.0.1:{port}"), dataDirectory, logFile);
+        try
+        {
+            await host.WaitUntilReadyAsync(cancellationToken);
+            return host;
+        }
+        catch
+        {
+            await host.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>SIGTERM, as a service manager stops it; SIGKILL if it does not exit in time.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await DetachedProcesses.TerminateAsync(_process, s_stopTimeout);
+        _process.Dispose();
+    }
+
+    private async Task WaitUntilReadyAsync(CancellationToken cancellationToken)
+    {
+        using var http = new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(10) };
+        var keyFile = Path.Combine(DataDirectory, "admin-api-key");
+        var started = Stopwatch.GetTimestamp();
+        while (true)
+        {
+            if (_process.HasExited)
+            {
+                throw new BenchmarkFailedException($"The control plane exited with code {_process.ExitCode} while starting. Last lines of {LogFile}:\n{LogTail()}");
+            }
+
+            if (await IsReadyAsync(http, cancellationToken) && File.Exists(keyFile))
+            {
+                AdminApiKey = (await File.ReadAllTextAsync(keyFile, cancellationToken)).Trim();
+                return;
+            }
+
+            if (Stopwatch.GetElapsedTime(started) > s_readyTimeout)
+            {
+                throw new BenchmarkFailedException(
+                    $"The control plane was not ready within {s_readyTimeout.TotalSeconds:0} s. Last lines of {LogFile}:\n{LogTail()}");
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(100), cancellationToken);
+        }
+    }
+
+    private static async Task<bool> IsReadyAsync(HttpClient http, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var response = await http.GetAsync(new Uri("/readyz", UriKind.Relative), cancellationToken);
+            return response.IsSuccessStatusCode;
+        }
+        catch (HttpRequestException)
+        {
+            return false;
+        }
+        catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return false;
+        }
+    }
+
+    private string LogTail() => File.Exists(LogFile) ? string.Join('\n', File.ReadLines(LogFile).TakeLast(15)) : "(no log)";
+}

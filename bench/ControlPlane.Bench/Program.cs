@@ -1,0 +1,73 @@
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using ControlPlane.Bench;
+
+var count = new Option<int>("--count")
+{
+    Description = "Measured samples per path, and how many instances the concurrent run creates at once.",
+    DefaultValueFactory = _ => 20,
+};
+var warmup = new Option<int>("--warmup")
+{
+    Description = "Pairs measured first and dropped (JIT, first use of grains, SQLite and the page cache).",
+    DefaultValueFactory = _ => 2,
+};
+var size = new Option<string>("--size")
+{
+    Description = "The catalog size of every instance.",
+    DefaultValueFactory = _ => "small",
+};
+var pollInterval = new Option<int>("--poll-interval")
+{
+    Description = "Milliseconds between two polls of the API (and of PING for the baseline) while waiting for Running.",
+    DefaultValueFactory = _ => 5,
+};
+count.Validators.Add(result =>
+{
+    if (result.GetValueOrDefault<int>() is < 1 or > 100)
+    {
+        result.AddError("--count must be between 1 and 100 (the enterprise plan's instance limit).");
+    }
+});
+warmup.Validators.Add(result =>
+{
+    if (result.GetValueOrDefault<int>() < 0)
+    {
+        result.AddError("--warmup cannot be negative.");
+    }
+});
+pollInterval.Validators.Add(result =>
+{
+    if (result.GetValueOrDefault<int>() is < 1 or > 1000)
+    {
+        result.AddError("--poll-interval must be between 1 and 1000 ms.");
+    }
+});
+
+var root = new RootCommand(
+    "Measures Create to Running of hosted Garnet instances through the real control plane against the same Garnet started by hand. " +
+    "Exits non-zero only when something failed, never because a target was missed.")
+{
+    count,
+    warmup,
+    size,
+    pollInterval,
+};
+root.SetAction((parsed, cancellationToken) => Benchmark.RunAsync(
+    new BenchOptions(
+        parsed.GetValue(count),
+        parsed.GetValue(warmup),
+        parsed.GetValue(size)!,
+        TimeSpan.FromMilliseconds(parsed.GetValue(pollInterval))), cancellationToken));
+
+// The first Ctrl+C (or SIGTERM) cancels the run, which then deletes what it created; a second one ends it at once.
+using var stop = new CancellationTokenSource();
+using var onInterrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Cancel);
+using var onTerminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Cancel);
+return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }, stop.Token);
+
+void Cancel(PosixSignalContext context)
+{
+    context.Cancel = !stop.IsCancellationRequested;
+    stop.Cancel();
+}
