@@ -37,6 +37,7 @@ public static class ControlPlaneHostingExtensions
         services.AddSingleton<InstanceWakeUpService>();
         services.AddHostedService(provider => provider.GetRequiredService<InstanceWakeUpService>());
 
+        services.AddMemoryCache();
         services.AddSingleton<ApiKeyStore>();
         services.AddSingleton<AuditLog>();
         services.AddHostedService<AdminApiKeyBootstrapper>();

@@ -23,16 +23,14 @@ public static class TenantEndpoints
         return app;
     }
 
-    /// <summary>Loads a tenant the caller may see, or answers 404 for a missing tenant and another tenant's alike.</summary>
-    public static async Task<TenantView> RequireTenantAsync(this IGrainFactory grains, ClaimsPrincipal user, string tenantId)
+    /// <summary>Checks that the tenant exists and the caller may see it; a missing tenant and another tenant's alike answer 404.</summary>
+    public static async Task RequireTenantAsync(this IGrainFactory grains, ClaimsPrincipal user, string tenantId)
     {
         user.EnsureCanAccessTenant(tenantId);
-        if (!Ids.IsWellFormed(tenantId, "tnt"))
+        if (!Ids.IsWellFormed(tenantId, "tnt") || !await grains.GetGrain<ITenantGrain>(tenantId).ExistsAsync())
         {
             throw Problems.NotFound("tenant", tenantId);
         }
-
-        return await grains.GetGrain<ITenantGrain>(tenantId).GetAsync() ?? throw Problems.NotFound("tenant", tenantId);
     }
 
     private static async Task<IResult> CreateTenantAsync(CreateTenantRequest request, HttpContext context, IGrainFactory grains, IOptions<PlanOptions> plans)
@@ -74,6 +72,9 @@ public static class TenantEndpoints
         return new ItemList<TenantView>([.. views.OfType<TenantView>()]);
     }
 
-    private static Task<TenantView> GetTenantAsync(string tenantId, ClaimsPrincipal user, IGrainFactory grains) =>
-        grains.RequireTenantAsync(user, tenantId);
+    private static async Task<TenantView> GetTenantAsync(string tenantId, ClaimsPrincipal user, IGrainFactory grains)
+    {
+        await grains.RequireTenantAsync(user, tenantId);
+        return await grains.GetGrain<ITenantGrain>(tenantId).GetAsync() ?? throw Problems.NotFound("tenant", tenantId);
+    }
 }

@@ -20,6 +20,10 @@ public interface ITenantGrain : IGrainWithStringKey
     [ReadOnly]
     Task<TenantView?> GetAsync();
 
+    /// <summary>Whether the tenant exists: the cheap check every tenant-scoped request makes first.</summary>
+    [ReadOnly]
+    Task<bool> ExistsAsync();
+
     Task<OperationRecord> CreateInstanceAsync(NewInstanceCommand command);
 
     Task<OperationRecord> MutateInstanceAsync(InstanceMutationCommand command);
@@ -62,6 +66,8 @@ public sealed class TenantGrain(
 
         return ToView(S.Instances.Count(entry => !entry.Value.Deleted));
     }
+
+    public Task<bool> ExistsAsync() => Task.FromResult(state.RecordExists);
 
     public async Task<TenantView?> GetAsync()
     {

@@ -33,7 +33,7 @@ public sealed partial class LocalBackend(
     public const string BackendName = "local";
 
     // The benchmark compares Create→Running with a bare process start: poll often so the wait adds little.
-    private static readonly TimeSpan StartupPollInterval = TimeSpan.FromMilliseconds(20);
+    private static readonly TimeSpan StartupPollInterval = TimeSpan.FromMilliseconds(10);
     private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(2);
 
     private readonly LocalPortAllocator _ports = new(options);
