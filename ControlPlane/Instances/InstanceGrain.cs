@@ -511,6 +511,8 @@ public sealed partial class InstanceGrain(
 
         (S.Health, S.HealthDetail) = observed.Status switch
         {
+            DeploymentStatus.Running when observed.Health == DeploymentHealth.Healthy && observed.ProbeLatency > _reconcile.DegradedLatency =>
+                (InstanceHealth.Degraded, $"{observed.Detail} That is slower than {_reconcile.DegradedLatency.TotalMilliseconds:0} ms."),
             DeploymentStatus.Running when observed.Health == DeploymentHealth.Healthy => (InstanceHealth.Healthy, observed.Detail),
             DeploymentStatus.Running or DeploymentStatus.Starting => (InstanceHealth.Unhealthy, observed.Detail),
             _ when S.Desired.Goal == DeploymentGoal.Running => (InstanceHealth.Unhealthy, observed.Detail ?? "The instance's process is not running."),

@@ -14,6 +14,9 @@ public sealed class ReconcileOptions
     /// <summary>The Orleans reminder that re-activates an instance's grain after a restart or a silo failure.</summary>
     public TimeSpan ReminderPeriod { get; set; } = TimeSpan.FromMinutes(1);
 
+    /// <summary>A running instance whose health check takes longer than this is <c>degraded</c>: it serves, but slowly.</summary>
+    public TimeSpan DegradedLatency { get; set; } = TimeSpan.FromMilliseconds(250);
+
     /// <summary>Longest wait between attempts to repair an instance that keeps failing.</summary>
     public TimeSpan MaxRepairBackoff { get; set; } = TimeSpan.FromMinutes(1);
 }

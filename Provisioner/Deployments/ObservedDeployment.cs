@@ -43,6 +43,8 @@ public sealed record ObservedDeployment
     [Id(6)] public int? ProcessId { get; init; }
     /// <summary>A sentence for a person: why it is unhealthy, how it answered.</summary>
     [Id(7)] public string? Detail { get; init; }
+    /// <summary>How long the health check took to answer, when it answered.</summary>
+    [Id(8)] public TimeSpan? ProbeLatency { get; init; }
 
     public static ObservedDeployment Absent { get; } = new() { Status = DeploymentStatus.Absent };
 }

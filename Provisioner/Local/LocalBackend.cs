@@ -102,6 +102,7 @@ public sealed partial class LocalBackend(
         {
             Status = ping.Answered ? DeploymentStatus.Running : DeploymentStatus.Starting,
             Health = ping.Answered ? DeploymentHealth.Healthy : DeploymentHealth.Unhealthy,
+            ProbeLatency = ping.Answered ? ping.Latency : null,
             ProcessId = process.ProcessId,
             Detail = process.Recorded
                 ? ping.Detail
