@@ -290,6 +290,11 @@ public sealed partial class InstanceGrain(
     {
         switch (provisioningEvent)
         {
+            case DeploymentStepStarted started when S.PhaseStepOffset + started.StepNumber <= operation.Steps.Length:
+            case DeploymentStepCompleted completed when operation.Steps.ElementAtOrDefault(S.PhaseStepOffset + completed.StepNumber - 1)?.Status != StepStatus.Running:
+                // Delivered twice: the step is already recorded.
+                return;
+
             case DeploymentStepStarted started:
                 var number = S.PhaseStepOffset + started.StepNumber;
                 var name = S.ActivePhase == ApplyPurpose.Rollback ? $"Roll back: {started.StepName}" : started.StepName;
@@ -303,16 +308,12 @@ public sealed partial class InstanceGrain(
                 break;
 
             case DeploymentStepCompleted completed:
-                var index = operation.Steps.Length - 1;
-                if (index >= 0 && operation.Steps[index].Status == StepStatus.Running)
+                var index = S.PhaseStepOffset + completed.StepNumber - 1;
+                operation = operation with
                 {
-                    operation = operation with
-                    {
-                        Steps = operation.Steps.SetItem(index, operation.Steps[index] with { Status = StepStatus.Succeeded, CompletedAt = completed.OccurredAt }),
-                    };
-                }
-
-                Replace(operation, $"Step {S.PhaseStepOffset + completed.StepNumber}/{operation.TotalSteps} done.");
+                    Steps = operation.Steps.SetItem(index, operation.Steps[index] with { Status = StepStatus.Succeeded, CompletedAt = completed.OccurredAt }),
+                };
+                Replace(operation, $"Step {index + 1}/{operation.TotalSteps} done.");
                 break;
 
             case DeploymentApplied applied:

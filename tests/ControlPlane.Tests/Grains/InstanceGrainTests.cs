@@ -131,6 +131,34 @@ public sealed class InstanceGrainTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Step_events_delivered_twice_are_recorded_once()
+    {
+        var tenant = await CreateTenantAsync();
+        var create = await tenant.CreateInstanceAsync(NewInstance("twice"));
+        var duplicate = new DeploymentStepStarted
+        {
+            InstanceId = create.InstanceId,
+            OperationId = create.Id,
+            Generation = 1,
+            Purpose = ApplyPurpose.Operation,
+            OccurredAt = DateTimeOffset.UtcNow,
+            StepNumber = 1,
+            StepCount = 3,
+            StepName = "Reserve port and prepare data directory",
+        };
+
+        // Whichever of these and the worker's own arrives first, the others are duplicates.
+        await Instance(create.InstanceId).ApplyEventAsync(duplicate);
+        await Instance(create.InstanceId).ApplyEventAsync(duplicate);
+        var finished = await WaitForOperationAsync(create);
+
+        Assert.Equal(OperationStatus.Succeeded, finished.Status);
+        Assert.Equal(3, finished.Steps.Length);
+        Assert.Equal(3, finished.Steps.Select(step => step.Name).Distinct().Count());
+        Assert.All(finished.Steps, step => Assert.Equal(StepStatus.Succeeded, step.Status));
+    }
+
+    [Fact]
     public async Task Everything_survives_a_restart_and_the_running_process_is_adopted_not_duplicated()
     {
         var tenant = await CreateTenantAsync();
