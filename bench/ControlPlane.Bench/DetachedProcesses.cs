@@ -9,6 +9,10 @@ namespace ControlPlane.Bench;
 /// from /dev/null, stdout and stderr appended to a log file by the shell), and finds and ends them again
 /// by the directory on their command line, since they do not die with the benchmark.
 /// </summary>
+/// <remarks>
+/// Written apart from the Provisioner's <c>LocalProcesses</c> on purpose: the baseline must not share code
+/// with the system it measures, or a slower launcher would slow both sides and hide in the ratio.
+/// </remarks>
 internal static partial class DetachedProcesses
 {
     private const int SigKill = 9;
