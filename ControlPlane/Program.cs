@@ -4,17 +4,26 @@ using ControlPlane.Instances;
 using ControlPlane.Operations;
 using ControlPlane.Tenants;
 
-var builder = WebApplication.CreateBuilder(args);
-builder.AddControlPlane(args);
+try
+{
+    var builder = WebApplication.CreateBuilder(args);
+    builder.AddControlPlane(args);
 
-var app = builder.Build();
-app.UseControlPlane();
-app.MapCatalog();
-app.MapTenants();
-app.MapInstances();
-app.MapOperations();
+    var app = builder.Build();
+    app.UseControlPlane();
+    app.MapCatalog();
+    app.MapTenants();
+    app.MapInstances();
+    app.MapOperations();
 
-app.Run();
+    app.Run();
+    return 0;
+}
+catch (StartupFailedException refused)
+{
+    Console.Error.WriteLine($"The control plane did not start: {refused.Message}");
+    return 1;
+}
 
 /// <summary>Entry point, visible to WebApplicationFactory in the tests.</summary>
 public partial class Program;

@@ -30,9 +30,13 @@ public static class ControlPlaneHostingExtensions
     {
         AddConfigurationSources(builder, args);
         var options = builder.Configuration.GetSection(ControlPlaneOptions.SectionName).Get<ControlPlaneOptions>() ?? new ControlPlaneOptions();
-        var database = new ControlPlaneDatabase(Path.GetFullPath(options.DataDir, builder.Environment.ContentRootPath));
+        var dataDirectory = Path.GetFullPath(options.DataDir, builder.Environment.ContentRootPath);
+        Directory.CreateDirectory(dataDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var dataDirectoryLock = DataDirectoryLock.Acquire(dataDirectory);
+        var database = new ControlPlaneDatabase(dataDirectory);
 
         var services = builder.Services;
+        services.AddSingleton(dataDirectoryLock);
         services.AddControlPlaneCore(builder.Configuration, database);
         services.AddSingleton<InstanceWakeUpService>();
         services.AddHostedService(provider => provider.GetRequiredService<InstanceWakeUpService>());

@@ -118,6 +118,20 @@ public sealed class ControlPlaneProcessTests : IAsyncLifetime
         Assert.True(await connection.GetDatabase().StringSetAsync("after-crash", "fine"));
     }
 
+    [Fact]
+    public async Task A_second_control_plane_on_the_same_data_directory_refuses_to_start()
+    {
+        await using var second = new ControlPlaneProcess(_directory.Path, Ports.InstanceRange());
+
+        var refusal = await Assert.ThrowsAsync<InvalidOperationException>(second.StartAsync);
+
+        Assert.Contains("exited with code 1", refusal.Message, StringComparison.Ordinal);
+        Assert.Contains($"is in use by process {_host.ProcessId}", refusal.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", refusal.Message, StringComparison.Ordinal);
+        using var stillServing = await _host.CreateAdminApi().Http.GetAsync("/readyz");
+        Assert.True(stillServing.IsSuccessStatusCode);
+    }
+
     private static async Task<JsonNode[]> SnapshotAsync(ControlPlaneApi api, string tenantId, string instanceId) =>
     [
         await api.GetAsync($"/api/v1/tenants/{tenantId}"),

@@ -23,6 +23,8 @@ public sealed class ControlPlaneProcess : IAsyncDisposable
 
     public int Port { get; private set; }
 
+    public int ProcessId => _process?.Id ?? 0;
+
     /// <summary>Everything the host printed, across restarts.</summary>
     public IReadOnlyCollection<string> Output => _output;
 
@@ -117,6 +119,7 @@ public sealed class ControlPlaneProcess : IAsyncDisposable
         {
             if (_process!.HasExited)
             {
+                await _process.WaitForExitAsync();
                 throw new InvalidOperationException($"The control plane exited with code {_process.ExitCode}:\n{string.Join('\n', _output)}");
             }
 
