@@ -25,14 +25,9 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
         return await problems.TryWriteAsync(context);
     }
 
-    private static ProblemDetailsContext FromDomain(HttpContext httpContext, ControlPlaneException domain)
-    {
-        var status = ProblemResponses.StatusFor(domain.Kind);
-        var errors = domain.Kind == ProblemKind.Validation && domain.Extensions.TryGetValue("field", out var field)
-            ? new Dictionary<string, string[]> { [field] = [domain.Detail] }
-            : null;
-        return ProblemResponses.Context(httpContext, status, domain.Type, domain.Title, domain.Detail, errors, domain.Extensions);
-    }
+    private static ProblemDetailsContext FromDomain(HttpContext httpContext, ControlPlaneException domain) =>
+        ProblemResponses.Context(
+            httpContext, ProblemResponses.StatusFor(domain.Kind), domain.Type, domain.Title, domain.Detail, extensions: domain.Extensions);
 
     private static ProblemDetailsContext FromBadRequest(HttpContext httpContext, BadHttpRequestException badRequest)
     {

@@ -89,8 +89,5 @@ public static class Problems
             "Idempotency key reused with a different request",
             $"Idempotency-Key '{key}' was already used for a different request. Use a new key for a new request.");
 
-    public static ControlPlaneException Validation(string field, string message) =>
-        new(ProblemKind.Validation, "validation-failed", "The request is not valid", message, new Dictionary<string, string> { ["field"] = field });
-
     private static string Capitalize(string what) => string.Concat(char.ToUpperInvariant(what[0]).ToString(), what[1..]);
 }

@@ -38,8 +38,7 @@ public static class ControlPlaneHostingExtensions
         var services = builder.Services;
         services.AddSingleton(dataDirectoryLock);
         services.AddControlPlaneCore(builder.Configuration, database);
-        services.AddSingleton<InstanceWakeUpService>();
-        services.AddHostedService(provider => provider.GetRequiredService<InstanceWakeUpService>());
+        services.AddHostedService<InstanceWakeUpService>();
 
         services.AddMemoryCache();
         services.AddSingleton<ApiKeyStore>();

@@ -11,11 +11,6 @@ public sealed partial class InstanceWakeUpService(
     IHostApplicationLifetime lifetime,
     ILogger<InstanceWakeUpService> logger) : BackgroundService
 {
-    private readonly TaskCompletionSource _completed = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-    /// <summary>Completes when every tenant's instances were woken (or waking failed and was logged).</summary>
-    public Task Completed => _completed.Task;
-
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         try
@@ -32,10 +27,6 @@ public sealed partial class InstanceWakeUpService(
         {
             // Reminders still bring every instance back within their period; this only makes it immediate.
             LogWakeFailed(exception);
-        }
-        finally
-        {
-            _completed.TrySetResult();
         }
     }
 

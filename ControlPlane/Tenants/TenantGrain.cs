@@ -85,6 +85,8 @@ public sealed class TenantGrain(
         EnsureExists();
         if (S.IdempotencyKeys.Replay(command.Idempotency, clock.GetUtcNow()) is { } earlier)
         {
+            // The first attempt may have stopped before the instance existed (and a refresh then set it aside as
+            // gone): ask its grain again from now on; the next refresh sets the flag from the grain's truth.
             S.Instances[earlier.InstanceId] = S.Instances[earlier.InstanceId] with { Deleted = false };
             return await Instance(earlier.InstanceId).CreateAsync(ToCreateCommand(command, earlier.OperationId));
         }
@@ -108,7 +110,7 @@ public sealed class TenantGrain(
         Remember(command.Idempotency, instanceId, operationId);
         // Written before the instance exists: a retry with the same key then finds the ids and finishes the job.
         await state.WriteStateAsync();
-        return await Instance(instanceId).CreateAsync(ToCreateCommand(command, operationId) with { OperationId = operationId });
+        return await Instance(instanceId).CreateAsync(ToCreateCommand(command, operationId));
 
         CreateInstanceCommand ToCreateCommand(NewInstanceCommand c, string opId) => new()
         {
