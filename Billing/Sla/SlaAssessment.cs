@@ -1,0 +1,29 @@
+namespace Billing.Sla;
+
+/// <summary>
+/// One instance's SLA for one closed month, stored once and never changed: the inputs, the result and the
+/// credit it earns. Applying the credit to Stripe refers to <see cref="Id"/>, so it happens at most once.
+/// </summary>
+[GenerateSerializer, Immutable]
+public sealed record SlaAssessment
+{
+    /// <summary>Deterministic: <c>sla:{instanceId}:{yyyy-MM}</c>.</summary>
+    [Id(0)] public required string Id { get; init; }
+    [Id(1)] public required string TenantId { get; init; }
+    [Id(2)] public required string InstanceId { get; init; }
+    [Id(3)] public required string Plan { get; init; }
+    /// <summary>First day of the month, UTC.</summary>
+    [Id(4)] public required DateOnly Month { get; init; }
+    [Id(5)] public required long EligibleMinutes { get; init; }
+    [Id(6)] public required long BadMinutes { get; init; }
+    /// <summary>(eligible − bad) / eligible × 100; 100 when nothing was eligible.</summary>
+    [Id(7)] public required decimal UptimePercent { get; init; }
+    [Id(8)] public required decimal TargetPercent { get; init; }
+    /// <summary>Share of the month's charge credited, e.g. 10 for 10 %; 0 when the target was met.</summary>
+    [Id(9)] public required decimal CreditPercent { get; init; }
+    /// <summary>The month's charge for this instance the credit applies to, in the currency's minor unit.</summary>
+    [Id(10)] public required long ChargeMinorUnits { get; init; }
+    [Id(11)] public required long CreditMinorUnits { get; init; }
+    [Id(12)] public required string Currency { get; init; }
+    [Id(13)] public required DateTimeOffset AssessedAt { get; init; }
+}
