@@ -7,6 +7,7 @@ using ControlPlane.Auditing;
 using ControlPlane.Instances;
 using ControlPlane.Persistence;
 using ControlPlane.Provisioning;
+using ControlPlane.Provisioning.Dapr;
 using ControlPlane.Security;
 using ControlPlane.Tenants;
 using Microsoft.AspNetCore.Authentication;
@@ -14,9 +15,6 @@ using Microsoft.AspNetCore.DataProtection;
 using Microsoft.OpenApi;
 using Orleans.Configuration;
 using Orleans.Runtime.Hosting;
-using Provisioner;
-using Provisioner.Local;
-using Provisioner.Messaging;
 
 namespace ControlPlane.Hosting;
 
@@ -88,7 +86,7 @@ public static class ControlPlaneHostingExtensions
 
     /// <summary>
     /// The domain's services, shared by every host of the silo (the web host, the grain tests' cluster):
-    /// options, the provisioning workers and the route from worker events back to grains.
+    /// options, the provisioning transport (in-process workers, or Dapr) and the route from worker events back to grains.
     /// </summary>
     public static IServiceCollection AddControlPlaneCore(this IServiceCollection services, IConfiguration configuration, ControlPlaneDatabase database)
     {
@@ -97,15 +95,7 @@ public static class ControlPlaneHostingExtensions
         services.Configure<PlanOptions>(configuration.GetSection(PlanOptions.SectionName));
         services.Configure<ReconcileOptions>(configuration.GetSection(ReconcileOptions.SectionName));
         services.Configure<InstanceOptions>(configuration.GetSection(InstanceOptions.SectionName));
-        services.AddProvisioner(configuration);
-        services.PostConfigure<LocalBackendOptions>(local =>
-        {
-            if (string.IsNullOrEmpty(local.InstancesDirectory))
-            {
-                local.InstancesDirectory = Path.Combine(database.DataDirectory, "instances");
-            }
-        });
-        services.AddSingleton<IProvisioningEventSink, GrainProvisioningEventSink>();
+        services.AddProvisioningTransport(configuration, database);
         return services;
     }
 
@@ -122,6 +112,7 @@ public static class ControlPlaneHostingExtensions
     {
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+        app.UseProvisioningSubscriptions();
         app.UseAuthentication();
         app.UseAuthorization();
         app.MapOpenApi().AllowAnonymous();

@@ -42,8 +42,25 @@ public interface IInstanceGrain : IGrainWithStringKey
     /// <summary>A provisioning worker reports progress or an outcome.</summary>
     Task ApplyEventAsync(ProvisioningEvent provisioningEvent);
 
+    /// <summary>A command for this instance never reached a worker and was moved to the dead-letter topic.</summary>
+    Task RecordDeadLetterAsync(DeadLetteredCommand deadLetter);
+
     /// <summary>Activates the grain so its reconcile loop runs (used at start-up to re-adopt instances).</summary>
     Task WakeAsync();
+}
+
+/// <summary>What the control plane could tell of a command the bus gave up on.</summary>
+[GenerateSerializer, Immutable]
+public sealed record DeadLetteredCommand
+{
+    /// <summary><c>apply</c> or <c>cancel</c>, when readable.</summary>
+    [Id(0)] public string? Kind { get; init; }
+    [Id(1)] public string? OperationId { get; init; }
+    [Id(2)] public ApplyPurpose? Purpose { get; init; }
+    [Id(3)] public long? Generation { get; init; }
+    /// <summary>Why it could not be carried out, for a person.</summary>
+    [Id(4)] public required string Reason { get; init; }
+    [Id(5)] public required string Topic { get; init; }
 }
 
 [GenerateSerializer, Immutable]

@@ -23,6 +23,7 @@ public sealed partial class InstanceGrain(
 {
     private const string ReminderName = "reconcile";
     private const int MaxEvents = 200;
+    private const int MaxRetiredExecutions = 16;
 
     private readonly ReconcileOptions _reconcile = reconcileOptions.Value;
     private IGrainTimer? _reconcileTimer;
@@ -264,10 +265,12 @@ public sealed partial class InstanceGrain(
             return;
         }
 
+        // An observation older than one already applied (events overtake each other on a bus) would show a past health.
         var currentObservation = provisioningEvent.Purpose == ApplyPurpose.Reconcile
             && provisioningEvent.OperationId is null
             && provisioningEvent.Generation == S.Generation
-            && active is null;
+            && active is null
+            && !(provisioningEvent.OccurredAt < S.ObservedAt);
         if (!currentObservation)
         {
             // A late or duplicated event about work the instance has moved past: it must not move the instance backwards.
@@ -286,22 +289,114 @@ public sealed partial class InstanceGrain(
         }
     }
 
+    public async Task RecordDeadLetterAsync(DeadLetteredCommand deadLetter)
+    {
+        if (!state.RecordExists)
+        {
+            return;
+        }
+
+        var what = $"A {deadLetter.Kind ?? "provisioning"} command"
+            + (deadLetter.Generation is { } generation ? $" for generation {generation}" : "")
+            + $" was moved to the dead-letter topic '{deadLetter.Topic}': {deadLetter.Reason}";
+        LogDeadLettered(S.Id, what);
+        var operation = deadLetter.OperationId is { } operationId ? FindOperation(operationId) : null;
+        var current = operation is not null
+            && operation.Id == S.ActiveOperationId
+            && deadLetter.Kind != "cancel"
+            && (deadLetter.Generation is null || deadLetter.Generation == S.Generation)
+            && (deadLetter.Purpose is null || deadLetter.Purpose == S.ActivePhase);
+        if (operation is null)
+        {
+            RecordEvent("command-dead-lettered", what, null);
+        }
+        else if (!current)
+        {
+            Replace(operation, operation.IsActive && deadLetter.Kind == "cancel"
+                ? $"{what} The cancellation did not reach the provisioner; the operation goes on."
+                : $"{what} It changes nothing: the operation has moved past that command.");
+        }
+        else
+        {
+            // Nothing will carry the command out: say so on the operation and end it as a failure, rolling back where that applies.
+            operation = Replace(operation!, what);
+            RecordEvent("command-dead-lettered", what, operation.Id);
+            await FailPhaseAsync(operation, new OperationError
+            {
+                Code = "command-dead-lettered",
+                Message = $"The provisioner could not carry out this operation's command: {deadLetter.Reason} Fix that, then retry the operation.",
+            });
+        }
+
+        S.UpdatedAt = Now;
+        await SaveAndSendAsync();
+    }
+
     private async Task ApplyOperationEventAsync(OperationRecord operation, ProvisioningEvent provisioningEvent)
     {
+        var restarted = false;
+        if (provisioningEvent.ExecutionId is { } execution)
+        {
+            if (execution != S.PhaseExecutionId)
+            {
+                // A run that was given up for a newer one may still speak; only its outcome counts (it converged to the same spec).
+                if (S.RetiredExecutionIds.Contains(execution) && !provisioningEvent.IsOutcome)
+                {
+                    LogStaleEvent(S.Id, provisioningEvent.GetType().Name, provisioningEvent.Generation, S.Generation);
+                    return;
+                }
+
+                if (S.PhaseExecutionId is { } previous)
+                {
+                    // The same command runs again: delivered again after the provisioner was interrupted, or resent by the stall check.
+                    S.RetiredExecutionIds.Add(previous);
+                    if (S.RetiredExecutionIds.Count > MaxRetiredExecutions)
+                    {
+                        S.RetiredExecutionIds.RemoveAt(0);
+                    }
+
+                    operation = MarkRunningStep(operation, StepStatus.Interrupted);
+                    S.PhaseStepOffset = operation.Steps.Length;
+                    operation = Replace(operation, "The provisioner is running the command again (it was delivered again after an interruption); its steps follow.");
+                    restarted = true;
+                }
+
+                S.PhaseExecutionId = execution;
+                S.PhaseSequence = 0;
+            }
+
+            if (provisioningEvent.Sequence <= S.PhaseSequence)
+            {
+                // Delivered twice, or overtaken by a later event of the same run: what it says is already known or outdated.
+                LogStaleEvent(S.Id, provisioningEvent.GetType().Name, provisioningEvent.Generation, S.Generation);
+                return;
+            }
+
+            S.PhaseSequence = provisioningEvent.Sequence;
+        }
+
         switch (provisioningEvent)
         {
             case DeploymentStepStarted started when S.PhaseStepOffset + started.StepNumber <= operation.Steps.Length:
-            case DeploymentStepCompleted completed when operation.Steps.ElementAtOrDefault(S.PhaseStepOffset + completed.StepNumber - 1)?.Status != StepStatus.Running:
+            case DeploymentStepCompleted completed when operation.Steps.ElementAtOrDefault(S.PhaseStepOffset + completed.StepNumber - 1) is { Status: not StepStatus.Running }:
                 // Delivered twice: the step is already recorded.
-                return;
+                if (!restarted)
+                {
+                    return;
+                }
+
+                break;
 
             case DeploymentStepStarted started:
                 var number = S.PhaseStepOffset + started.StepNumber;
-                var name = S.ActivePhase == ApplyPurpose.Rollback ? $"Roll back: {started.StepName}" : started.StepName;
-                operation = operation with
+                var name = PhaseStepName(started.StepName);
+                operation = StepsBefore(operation, number - 1) with
                 {
                     Status = operation.Status == OperationStatus.Pending ? OperationStatus.Running : operation.Status,
                     TotalSteps = S.PhaseStepOffset + started.StepCount,
+                };
+                operation = operation with
+                {
                     Steps = operation.Steps.Add(new OperationStep { Name = name, Status = StepStatus.Running, StartedAt = started.OccurredAt }),
                 };
                 Replace(operation, $"Step {number}/{operation.TotalSteps} started: {name}.");
@@ -309,6 +404,20 @@ public sealed partial class InstanceGrain(
 
             case DeploymentStepCompleted completed:
                 var index = S.PhaseStepOffset + completed.StepNumber - 1;
+                if (index >= operation.Steps.Length)
+                {
+                    // Its start is still on the way (events overtake each other on a bus): record the step as done now.
+                    operation = StepsBefore(operation, index) with
+                    {
+                        Status = operation.Status == OperationStatus.Pending ? OperationStatus.Running : operation.Status,
+                        TotalSteps = S.PhaseStepOffset + completed.StepCount,
+                    };
+                    operation = operation with
+                    {
+                        Steps = operation.Steps.Add(new OperationStep { Name = PhaseStepName(completed.StepName), Status = StepStatus.Running }),
+                    };
+                }
+
                 operation = operation with
                 {
                     Steps = operation.Steps.SetItem(index, operation.Steps[index] with { Status = StepStatus.Succeeded, CompletedAt = completed.OccurredAt }),
@@ -317,17 +426,17 @@ public sealed partial class InstanceGrain(
                 break;
 
             case DeploymentApplied applied:
-                Observe(applied.Observed);
+                Observe(applied.Observed, applied.OccurredAt);
                 await FinishPhaseAsync(operation);
                 break;
 
             case DeploymentFailed failed:
-                Observe(failed.Observed);
+                Observe(failed.Observed, failed.OccurredAt);
                 await FailPhaseAsync(operation, new OperationError { Code = failed.ErrorCode, Message = failed.ErrorMessage });
                 break;
 
             case DeploymentCancelled cancelled:
-                Observe(cancelled.Observed);
+                Observe(cancelled.Observed, cancelled.OccurredAt);
                 operation = MarkRunningStep(operation, StepStatus.Cancelled);
                 Replace(operation, "Stopped at a safe point.");
                 await BeginRollbackAsync(operation, cause: null);
@@ -422,6 +531,7 @@ public sealed partial class InstanceGrain(
         S.ActivePhase = ApplyPurpose.Rollback;
         S.RollbackCause = cause;
         S.PhaseStepOffset = operation.Steps.Length;
+        ResetPhaseRuns();
         Replace(operation with { Cancellable = false }, $"Rolling back to {Describe(S.Desired)}.");
         EnqueueApply(ApplyPurpose.Rollback, operation.Id);
     }
@@ -436,6 +546,7 @@ public sealed partial class InstanceGrain(
         S.RollbackCause = null;
         S.ActivePhase = ApplyPurpose.Operation;
         S.PhaseStepOffset = 0;
+        ResetPhaseRuns();
         _reconcileSentAt = null;
         var summary = error is null
             ? $"{operation.Type} {status.ToString().ToLowerInvariant()}."
@@ -465,7 +576,7 @@ public sealed partial class InstanceGrain(
         _reconcileSentAt = null;
         _consecutiveRepairFailures = 0;
         var healthBefore = S.Health;
-        Observe(applied.Observed);
+        Observe(applied.Observed, applied.OccurredAt);
         if (applied.Repairs.Count > 0)
         {
             var message = $"{applied.Drift ?? "The deployment drifted from its spec."} Repaired: {string.Join("; ", applied.Repairs)}.";
@@ -494,7 +605,7 @@ public sealed partial class InstanceGrain(
             _reconcile.MaxRepairBackoff.Ticks,
             _reconcile.Interval.Ticks * (1L << Math.Min(_consecutiveRepairFailures, 16))));
         _nextRepairAttempt = Now + backoff;
-        Observe(failed.Observed);
+        Observe(failed.Observed, failed.OccurredAt);
         S.Health = InstanceHealth.Unhealthy;
         S.HealthDetail = failed.ErrorMessage;
         RecordEvent("repair-failed", $"{failed.ErrorMessage} Next attempt in {backoff.TotalSeconds:0} s.", null);
@@ -503,8 +614,9 @@ public sealed partial class InstanceGrain(
         await SaveAndSendAsync();
     }
 
-    private void Observe(ObservedDeployment observed)
+    private void Observe(ObservedDeployment observed, DateTimeOffset observedAt)
     {
+        S.ObservedAt = observedAt;
         if (observed.Endpoint is not null)
         {
             S.Endpoint = observed.Endpoint;
@@ -542,6 +654,11 @@ public sealed partial class InstanceGrain(
             _reconcileTimer?.Dispose();
             _reconcileTimer = null;
             return;
+        }
+
+        if (_outbox.Count > 0)
+        {
+            await SendOutboxAsync();
         }
 
         var now = Now;
@@ -604,6 +721,7 @@ public sealed partial class InstanceGrain(
         S.ActivePhase = ApplyPurpose.Operation;
         S.RollbackCause = null;
         S.PhaseStepOffset = 0;
+        ResetPhaseRuns();
         S.LastOperationId = operation.Id;
         S.Operations.Add(operation);
         S.UpdatedAt = Now;
@@ -624,10 +742,21 @@ public sealed partial class InstanceGrain(
     private async Task SendOutboxAsync()
     {
         // Sent after the write: a crash in between loses only a command that the stall check or the next activation sends again.
-        foreach (var command in _outbox.ToArray())
+        while (_outbox.Count > 0)
         {
-            _outbox.Remove(command);
-            await commands.SendAsync(command);
+            try
+            {
+                await commands.SendAsync(_outbox[0]);
+            }
+            catch (Exception exception)
+            {
+                // The bus is unreachable (a sidecar restarting): the state is saved, so keep the commands and let the
+                // reconcile timer send them; the caller's request has succeeded either way.
+                LogSendFailed(exception, S.Id, _outbox.Count);
+                return;
+            }
+
+            _outbox.RemoveAt(0);
         }
     }
 
@@ -687,6 +816,39 @@ public sealed partial class InstanceGrain(
         return index >= 0 && operation.Steps[index].Status == StepStatus.Running
             ? operation with { Steps = operation.Steps.SetItem(index, operation.Steps[index] with { Status = status, CompletedAt = Now }) }
             : operation;
+    }
+
+    /// <summary>
+    /// Before step <paramref name="count"/>+1 is recorded: every earlier step of the phase has finished (a later one
+    /// started), and one whose events never came is listed under its number rather than left out.
+    /// </summary>
+    private OperationRecord StepsBefore(OperationRecord operation, int count)
+    {
+        var steps = operation.Steps.ToBuilder();
+        for (var index = S.PhaseStepOffset; index < steps.Count; index++)
+        {
+            if (steps[index].Status == StepStatus.Running)
+            {
+                steps[index] = steps[index] with { Status = StepStatus.Succeeded, CompletedAt = Now };
+            }
+        }
+
+        while (steps.Count < count)
+        {
+            steps.Add(new OperationStep { Name = PhaseStepName($"Step {steps.Count - S.PhaseStepOffset + 1}"), Status = StepStatus.Succeeded });
+        }
+
+        return operation with { Steps = steps.ToImmutable() };
+    }
+
+    private string PhaseStepName(string stepName) => S.ActivePhase == ApplyPurpose.Rollback ? $"Roll back: {stepName}" : stepName;
+
+    /// <summary>A new phase (operation, rollback, none) starts with no run of its command seen yet.</summary>
+    private void ResetPhaseRuns()
+    {
+        S.PhaseExecutionId = null;
+        S.PhaseSequence = 0;
+        S.RetiredExecutionIds.Clear();
     }
 
     private void RecordEvent(string kind, string message, string? operationId)
@@ -773,6 +935,12 @@ public sealed partial class InstanceGrain(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Instance {InstanceId} could not be repaired ({ErrorCode}): {Error}")]
     private partial void LogRepairFailed(string instanceId, string errorCode, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not send provisioning commands of instance {InstanceId} ({Count} waiting); retrying with the reconcile timer")]
+    private partial void LogSendFailed(Exception exception, string instanceId, int count);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Instance {InstanceId}: {Message}")]
+    private partial void LogDeadLettered(string instanceId, string message);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Instance {InstanceId} ignored a stale {EventType} for generation {EventGeneration} (now {Generation})")]
     private partial void LogStaleEvent(string instanceId, string eventType, long eventGeneration, long generation);

@@ -111,6 +111,13 @@ public sealed class InstanceState
     public OperationError? RollbackCause { get; set; }
     /// <summary>How many of the active operation's steps came before the current phase, to number steps across phases.</summary>
     public int PhaseStepOffset { get; set; }
+    /// <summary>The worker's run of the current phase's command whose events are being applied, and the last one applied.</summary>
+    public string? PhaseExecutionId { get; set; }
+    public int PhaseSequence { get; set; }
+    /// <summary>Earlier runs of the current phase's command, replaced by a redelivery; their late step events are ignored.</summary>
+    public List<string> RetiredExecutionIds { get; set; } = [];
+    /// <summary>When the deployment was last observed by a worker; an older observation arriving later is ignored.</summary>
+    public DateTimeOffset? ObservedAt { get; set; }
     public string? LastOperationId { get; set; }
     public List<OperationRecord> Operations { get; set; } = [];
     public List<InstanceEvent> Events { get; set; } = [];

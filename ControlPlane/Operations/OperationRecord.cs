@@ -28,6 +28,8 @@ public enum StepStatus
     Succeeded,
     Failed,
     Cancelled,
+    /// <summary>Its worker stopped (crashed, restarted) before finishing it; the command ran again and its steps follow.</summary>
+    Interrupted,
 }
 
 [GenerateSerializer, Immutable]

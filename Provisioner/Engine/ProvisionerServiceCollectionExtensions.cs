@@ -14,10 +14,25 @@ namespace Provisioner;
 public static class ProvisionerServiceCollectionExtensions
 {
     /// <summary>
-    /// The provisioning workers in this process: catalog, Local backend, resilience pipeline, worker and the
-    /// in-process command bus with its dispatcher. The host provides <see cref="IProvisioningEventSink"/>.
+    /// The provisioning workers in this process with the in-process transport (embedded mode): the engine of
+    /// <see cref="AddProvisioningEngine"/>, and the in-process command bus with its dispatcher. The host
+    /// provides <see cref="IProvisioningEventSink"/>.
     /// </summary>
     public static IServiceCollection AddProvisioner(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddProvisioningEngine(configuration);
+        services.AddSingleton<InProcessCommandBus>();
+        services.AddSingleton<IProvisioningCommandBus>(provider => provider.GetRequiredService<InProcessCommandBus>());
+        // Hosted services stop in reverse order of registration: the dispatcher stops before instances do.
+        services.AddHostedService<InProcessCommandDispatcher>();
+        return services;
+    }
+
+    /// <summary>
+    /// What executes commands, whichever transport brings them: catalog, Local backend, resilience pipeline
+    /// and worker. The host provides <see cref="IProvisioningEventSink"/> and delivers commands to the worker.
+    /// </summary>
+    public static IServiceCollection AddProvisioningEngine(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddProductCatalog(configuration);
         services.AddSingleton<IValidateOptions<CatalogOptions>, LocalLaunchTemplateValidator>();
@@ -37,11 +52,6 @@ public static class ProvisionerServiceCollectionExtensions
 
         services.AddResiliencePipeline(ProvisioningPipeline.Name, builder => ProvisioningPipeline.Configure(builder));
         services.AddSingleton<ProvisioningWorker>();
-
-        services.AddSingleton<InProcessCommandBus>();
-        services.AddSingleton<IProvisioningCommandBus>(provider => provider.GetRequiredService<InProcessCommandBus>());
-        // Hosted services stop in reverse order of registration: the dispatcher stops before instances do.
-        services.AddHostedService<InProcessCommandDispatcher>();
         return services;
     }
 }

@@ -1,9 +1,16 @@
+using System.Text.Json.Serialization;
 using Provisioner.Deployments;
 
 namespace Provisioner.Messaging;
 
-/// <summary>A request from the control plane to the provisioning workers. Delivery is at-least-once.</summary>
+/// <summary>
+/// A request from the control plane to the provisioning workers. Delivery is at-least-once. On the Dapr bus
+/// it travels as JSON with a <c>kind</c> discriminator (see <see cref="Wire.ProvisioningWireFormat"/>).
+/// </summary>
 [GenerateSerializer]
+[JsonPolymorphic(TypeDiscriminatorPropertyName = "kind")]
+[JsonDerivedType(typeof(ApplyDeploymentCommand), "apply")]
+[JsonDerivedType(typeof(CancelOperationCommand), "cancel")]
 public abstract record ProvisioningCommand
 {
     [Id(0)] public required string InstanceId { get; init; }

@@ -1,9 +1,20 @@
+using System.Text.Json.Serialization;
 using Provisioner.Deployments;
 
 namespace Provisioner.Messaging;
 
-/// <summary>What a worker reports back about an instance. The instance's grain is the only consumer.</summary>
+/// <summary>
+/// What a worker reports back about an instance. The instance's grain is the only consumer. Over Dapr these
+/// arrive at least once and in any order; <see cref="ExecutionId"/> and <see cref="Sequence"/> let the grain
+/// put them back in order and drop the ones it has already seen or that came too late.
+/// </summary>
 [GenerateSerializer]
+[JsonPolymorphic(TypeDiscriminatorPropertyName = "kind")]
+[JsonDerivedType(typeof(DeploymentStepStarted), "step-started")]
+[JsonDerivedType(typeof(DeploymentStepCompleted), "step-completed")]
+[JsonDerivedType(typeof(DeploymentApplied), "applied")]
+[JsonDerivedType(typeof(DeploymentFailed), "failed")]
+[JsonDerivedType(typeof(DeploymentCancelled), "cancelled")]
 public abstract record ProvisioningEvent
 {
     [Id(0)] public required string InstanceId { get; init; }
@@ -12,6 +23,17 @@ public abstract record ProvisioningEvent
     [Id(2)] public required long Generation { get; init; }
     [Id(3)] public required ApplyPurpose Purpose { get; init; }
     [Id(4)] public required DateTimeOffset OccurredAt { get; init; }
+    /// <summary>
+    /// One run of one command by a worker; a command delivered again after a crash is a new execution.
+    /// Null only for events not made by a worker (tests).
+    /// </summary>
+    [Id(5)] public string? ExecutionId { get; init; }
+    /// <summary>1, 2, 3… in the order the execution published its events; the outcome has the highest.</summary>
+    [Id(6)] public int Sequence { get; init; }
+
+    /// <summary>Applied, failed or cancelled: how an execution ended.</summary>
+    [JsonIgnore]
+    public bool IsOutcome => this is DeploymentApplied or DeploymentFailed or DeploymentCancelled;
 }
 
 [GenerateSerializer]

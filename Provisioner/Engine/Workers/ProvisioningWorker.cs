@@ -29,34 +29,41 @@ public sealed class ProvisioningWorker(
 
     /// <summary>
     /// Handles one command; never throws. <paramref name="stoppingToken"/> is host shutdown: work it stops
-    /// is not reported, because the control plane dispatches it again after a restart and every step is idempotent.
+    /// is not reported, because the command is delivered again (by the bus, or by the control plane after a
+    /// restart) and every step is idempotent.
     /// </summary>
-    public async Task HandleAsync(ProvisioningCommand command, CancellationToken stoppingToken)
+    /// <returns>
+    /// Whether the command's outcome reached the control plane. A transport that can redeliver (Dapr) asks
+    /// for redelivery on <see cref="CommandOutcome.RetryLater"/>; the in-process one leaves it to the control
+    /// plane's stall check.
+    /// </returns>
+    public async Task<CommandOutcome> HandleAsync(ProvisioningCommand command, CancellationToken stoppingToken)
     {
         try
         {
             switch (command)
             {
                 case ApplyDeploymentCommand apply:
-                    await ApplyAsync(apply, stoppingToken);
-                    break;
+                    return await ApplyAsync(apply, stoppingToken);
                 case CancelOperationCommand cancel:
                     RequestCancel(cancel);
-                    break;
+                    return CommandOutcome.Done;
                 default:
                     logger.LogWarning("Ignoring provisioning command of unknown type {CommandType}", command.GetType().Name);
-                    break;
+                    return CommandOutcome.Done;
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
             logger.LogInformation(
-                "Left {CommandType} for instance {InstanceId} unfinished because the host is stopping; the control plane sends it again",
+                "Left {CommandType} for instance {InstanceId} unfinished because the host is stopping; it is delivered again",
                 command.GetType().Name, command.InstanceId);
+            return CommandOutcome.RetryLater;
         }
         catch (Exception exception)
         {
             logger.LogError(exception, "Handling {CommandType} for instance {InstanceId} failed", command.GetType().Name, command.InstanceId);
+            return CommandOutcome.RetryLater;
         }
     }
 
@@ -73,17 +80,17 @@ public sealed class ProvisioningWorker(
             "Cancel of operation {OperationId} on instance {InstanceId} requested: {Outcome}", command.OperationId, command.InstanceId, outcome);
     }
 
-    private async Task ApplyAsync(ApplyDeploymentCommand command, CancellationToken stoppingToken)
+    private async Task<CommandOutcome> ApplyAsync(ApplyDeploymentCommand command, CancellationToken stoppingToken)
     {
         // Taken before anything else awaits, so commands for one instance start in the order they arrived.
         using var lane = await EnterLaneAsync(command.InstanceId, stoppingToken);
         var spec = command.Spec;
+        var execution = new Execution();
         if (!_backends.TryGetValue(spec.Backend, out var backend))
         {
-            await PublishAsync(command, Failed(command, "unknown-backend",
+            return await ReportOutcomeAsync(execution, command, Failed(command, "unknown-backend",
                 $"This provisioner has no backend named '{spec.Backend}'. Available: {string.Join(", ", _backends.Keys.Order(StringComparer.Ordinal))}.",
                 ObservedDeployment.Absent), stoppingToken);
-            return;
         }
 
         // Only a person's operation can be cancelled; a rollback or a reconcile always runs to the end.
@@ -117,7 +124,7 @@ public sealed class ProvisioningWorker(
                 stepToken.ThrowIfCancellationRequested();
                 if (reportSteps)
                 {
-                    await PublishAsync(command, StepStarted(command, index, plan.Steps.Count, current.Name), stoppingToken);
+                    await PublishAsync(execution, command, StepStarted(command, index, plan.Steps.Count, current.Name), stoppingToken);
                 }
 
                 logger.LogInformation(
@@ -127,13 +134,13 @@ public sealed class ProvisioningWorker(
                 done.Add(current.Name);
                 if (reportSteps)
                 {
-                    await PublishAsync(command, StepCompleted(command, index, plan.Steps.Count, current.Name), stoppingToken);
+                    await PublishAsync(execution, command, StepCompleted(command, index, plan.Steps.Count, current.Name), stoppingToken);
                 }
             }
 
             current = null;
             var observed = await backend.ObserveAsync(spec, stoppingToken);
-            await PublishAsync(command, new DeploymentApplied
+            return await ReportOutcomeAsync(execution, command, new DeploymentApplied
             {
                 InstanceId = command.InstanceId,
                 OperationId = command.OperationId,
@@ -154,7 +161,7 @@ public sealed class ProvisioningWorker(
             logger.LogInformation(
                 "Operation {OperationId} on instance {InstanceId} cancelled before {StepName}",
                 command.OperationId, spec.InstanceId, current?.Name ?? "its first step");
-            await PublishAsync(command, new DeploymentCancelled
+            return await ReportOutcomeAsync(execution, command, new DeploymentCancelled
             {
                 InstanceId = command.InstanceId,
                 OperationId = command.OperationId,
@@ -166,16 +173,16 @@ public sealed class ProvisioningWorker(
         }
         catch (DeploymentFailedException exception)
         {
-            await FailAsync(command, backend, exception.Code, exception.Message, stoppingToken);
+            return await FailAsync(execution, command, backend, exception.Code, exception.Message, stoppingToken);
         }
         catch (TimeoutRejectedException) when (current is not null)
         {
-            await FailAsync(command, backend, "step-timeout",
+            return await FailAsync(execution, command, backend, "step-timeout",
                 $"Step '{current.Name}' did not finish within {current.Timeout.TotalSeconds:0} s.", stoppingToken);
         }
         catch (TransientDeploymentException exception) when (current is not null)
         {
-            await FailAsync(command, backend, "retries-exhausted",
+            return await FailAsync(execution, command, backend, "retries-exhausted",
                 $"Step '{current.Name}' kept failing after retries: {exception.Message}", stoppingToken);
         }
         catch (Exception exception) when (exception is not OperationCanceledException)
@@ -183,7 +190,7 @@ public sealed class ProvisioningWorker(
             logger.LogError(exception,
                 "Applying generation {Generation} to instance {InstanceId} failed unexpectedly at {StepName}",
                 spec.Generation, spec.InstanceId, current?.Name ?? "planning");
-            await FailAsync(command, backend, "internal-error", InternalErrorMessage, stoppingToken);
+            return await FailAsync(execution, command, backend, "internal-error", InternalErrorMessage, stoppingToken);
         }
     }
 
@@ -204,13 +211,14 @@ public sealed class ProvisioningWorker(
         }
     }
 
-    private async Task FailAsync(
-        ApplyDeploymentCommand command, IDeploymentBackend backend, string code, string message, CancellationToken stoppingToken)
+    private async Task<CommandOutcome> FailAsync(
+        Execution execution, ApplyDeploymentCommand command, IDeploymentBackend backend, string code, string message, CancellationToken stoppingToken)
     {
         logger.LogWarning(
             "Applying generation {Generation} to instance {InstanceId} failed ({ErrorCode}): {ErrorMessage}",
             command.Spec.Generation, command.InstanceId, code, message);
-        await PublishAsync(
+        return await ReportOutcomeAsync(
+            execution,
             command,
             Failed(command, code, message, await ObserveAfterFailureAsync(backend, command.Spec, stoppingToken)),
             stoppingToken);
@@ -267,18 +275,35 @@ public sealed class ProvisioningWorker(
         StepName = name,
     };
 
-    private async Task PublishAsync(ApplyDeploymentCommand command, ProvisioningEvent provisioningEvent, CancellationToken stoppingToken)
+    /// <summary>Publishes how the execution ended; says to deliver the command again if the control plane may not have heard.</summary>
+    private async Task<CommandOutcome> ReportOutcomeAsync(
+        Execution execution, ApplyDeploymentCommand command, ProvisioningEvent outcome, CancellationToken stoppingToken) =>
+        await PublishAsync(execution, command, outcome, stoppingToken) ? CommandOutcome.Done : CommandOutcome.RetryLater;
+
+    private async Task<bool> PublishAsync(
+        Execution execution, ApplyDeploymentCommand command, ProvisioningEvent provisioningEvent, CancellationToken stoppingToken)
     {
+        provisioningEvent = provisioningEvent with { ExecutionId = execution.Id, Sequence = ++execution.Sequence };
         try
         {
             await events.PublishAsync(provisioningEvent, stoppingToken);
+            return true;
         }
         catch (Exception exception) when (exception is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
         {
             logger.LogError(exception,
-                "Could not report {EventType} for instance {InstanceId}, operation {OperationId}; the next reconcile reports the state again",
+                "Could not report {EventType} for instance {InstanceId}, operation {OperationId}; the command is delivered again or the next reconcile reports the state",
                 provisioningEvent.GetType().Name, command.InstanceId, command.OperationId);
+            return false;
         }
+    }
+
+    /// <summary>One run of one command: every event it publishes carries its id and the next number.</summary>
+    private sealed class Execution
+    {
+        public string Id { get; } = Guid.NewGuid().ToString("N");
+
+        public int Sequence { get; set; }
     }
 
     private async Task<IDisposable> EnterLaneAsync(string instanceId, CancellationToken cancellationToken)
@@ -335,4 +360,14 @@ public sealed class ProvisioningWorker(
     {
         public void Dispose() => release();
     }
+}
+
+/// <summary>What became of a command, for a transport that can deliver it again.</summary>
+public enum CommandOutcome
+{
+    /// <summary>Carried out (or refused) and reported; the message is consumed.</summary>
+    Done,
+
+    /// <summary>Not finished or not reported (host stopping, events not published): deliver it again; every step is idempotent.</summary>
+    RetryLater,
 }

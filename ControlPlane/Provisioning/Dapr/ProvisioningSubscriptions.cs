@@ -1,0 +1,169 @@
+using System.Text.Json;
+using ControlPlane.Instances;
+using global::Dapr;
+using Microsoft.Extensions.Options;
+using Provisioner.Messaging;
+using Provisioner.Messaging.Dapr;
+using Provisioner.Messaging.Wire;
+
+namespace ControlPlane.Provisioning.Dapr;
+
+/// <summary>
+/// The control plane's Dapr subscriptions (only with <c>Provisioning:Transport=Dapr</c>): worker events go to
+/// <see cref="IProvisioningEventSink"/> exactly as the in-process workers' do, and dead-lettered commands are
+/// recorded on the operation they belonged to. The sidecar calls these without an API key; when it is given
+/// an app token (APP_API_TOKEN), requests must carry it.
+/// </summary>
+public static partial class ProvisioningSubscriptions
+{
+    public const string EventsRoute = "/dapr/provisioning/events";
+    public const string DeadLettersRoute = "/dapr/provisioning/dead-letters";
+
+    public static WebApplication UseProvisioningSubscriptions(this WebApplication app)
+    {
+        if (ProvisioningTransportExtensions.TransportOf(app.Configuration) == ProvisioningTransport.Dapr)
+        {
+            app.UseCloudEvents();
+        }
+
+        return app;
+    }
+
+    public static WebApplication MapProvisioningSubscriptions(this WebApplication app)
+    {
+        if (ProvisioningTransportExtensions.TransportOf(app.Configuration) != ProvisioningTransport.Dapr)
+        {
+            return app;
+        }
+
+        var settings = app.Services.GetRequiredService<IOptions<DaprTransportOptions>>().Value;
+        var appToken = Environment.GetEnvironmentVariable("APP_API_TOKEN");
+        app.MapSubscribeHandler().AllowAnonymous().AddEndpointFilter(RequireAppToken(appToken));
+        app.MapPost(EventsRoute, HandleEventAsync)
+            .AllowAnonymous()
+            .AddEndpointFilter(RequireAppToken(appToken))
+            .WithTopic(settings.PubSubName, settings.EventsTopic);
+        app.MapPost(DeadLettersRoute, HandleDeadLetterAsync)
+            .AllowAnonymous()
+            .AddEndpointFilter(RequireAppToken(appToken))
+            .WithTopic(settings.PubSubName, settings.DeadLetterTopic);
+        return app;
+    }
+
+    private static async Task<IResult> HandleEventAsync(
+        HttpRequest request, ProvisioningWireFormat wire, IProvisioningEventSink sink, ILoggerFactory loggers, CancellationToken cancellationToken)
+    {
+        var logger = loggers.CreateLogger(typeof(ProvisioningSubscriptions));
+        ProvisioningEvent provisioningEvent;
+        try
+        {
+            provisioningEvent = wire.ReadEvent(await JsonSerializer.DeserializeAsync<JsonElement>(request.Body, cancellationToken: cancellationToken));
+        }
+        catch (Exception exception) when (exception is JsonException or WireFormatException)
+        {
+            // It will never read differently; the next reconcile reports the instance's state again.
+            LogEventDropped(logger, exception.Message);
+            return TopicResponses.Drop;
+        }
+
+        try
+        {
+            await sink.PublishAsync(provisioningEvent, cancellationToken);
+            return TopicResponses.Success;
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            // The silo is starting or stopping, or storage failed: the grain decides on a redelivery as on the first.
+            LogEventRetry(logger, exception, provisioningEvent.InstanceId);
+            return TopicResponses.Retry;
+        }
+    }
+
+    private static async Task<IResult> HandleDeadLetterAsync(
+        HttpRequest request,
+        ProvisioningWireFormat wire,
+        WireSecretKeyLoader keys,
+        IGrainFactory grains,
+        IOptions<DaprTransportOptions> options,
+        ILoggerFactory loggers,
+        CancellationToken cancellationToken)
+    {
+        var logger = loggers.CreateLogger(typeof(ProvisioningSubscriptions));
+        JsonElement body;
+        try
+        {
+            body = await JsonSerializer.DeserializeAsync<JsonElement>(request.Body, cancellationToken: cancellationToken);
+        }
+        catch (JsonException exception)
+        {
+            LogUnroutable(logger, $"it is not JSON ({exception.Message})");
+            return TopicResponses.Success;
+        }
+
+        var header = ProvisioningWireFormat.Peek(body);
+        if (string.IsNullOrWhiteSpace(header.InstanceId))
+        {
+            LogUnroutable(logger, "it names no instance");
+            return TopicResponses.Success;
+        }
+
+        var deadLetter = new DeadLetteredCommand
+        {
+            Kind = header.Kind,
+            OperationId = header.OperationId,
+            Purpose = Enum.TryParse<ApplyPurpose>(header.Purpose, ignoreCase: true, out var purpose) ? purpose : null,
+            Generation = header.Generation,
+            Reason = await ExplainAsync(wire, keys, body, cancellationToken),
+            Topic = options.Value.DeadLetterTopic,
+        };
+        try
+        {
+            await grains.GetGrain<IInstanceGrain>(header.InstanceId).RecordDeadLetterAsync(deadLetter).WaitAsync(cancellationToken);
+            return TopicResponses.Success;
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            LogEventRetry(logger, exception, header.InstanceId);
+            return TopicResponses.Retry;
+        }
+    }
+
+    /// <summary>
+    /// Why the provisioner could not take the command: reading it here with the same wire format gives the same
+    /// error the provisioner had, unless the fault is only on its side (another key, a failure on every delivery).
+    /// </summary>
+    private static async Task<string> ExplainAsync(ProvisioningWireFormat wire, WireSecretKeyLoader keys, JsonElement body, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await keys.EnsureLoadedAsync(cancellationToken);
+            wire.ReadCommand(body);
+        }
+        catch (WireFormatException exception)
+        {
+            return exception.Message;
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException)
+        {
+            return $"It could not be checked here either ({exception.Message}).";
+        }
+
+        return "The command is well formed, but the provisioner did not take it: it dropped it as unreadable (check that both apps use the " +
+            "same Provisioning:Dapr secret key and version) or failed on every delivery. The provisioner's log names the cause.";
+    }
+
+    private static Func<EndpointFilterInvocationContext, EndpointFilterDelegate, ValueTask<object?>> RequireAppToken(string? appToken) =>
+        (context, next) =>
+            string.IsNullOrEmpty(appToken) || context.HttpContext.Request.Headers["dapr-api-token"] == appToken
+                ? next(context)
+                : ValueTask.FromResult<object?>(Results.Unauthorized());
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Dropping a provisioning event that cannot be read: {Reason}")]
+    private static partial void LogEventDropped(ILogger logger, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not deliver a provisioning message to instance {InstanceId}; the sidecar delivers it again")]
+    private static partial void LogEventRetry(ILogger logger, Exception exception, string instanceId);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "A dead-lettered provisioning command cannot be recorded anywhere: {Reason}")]
+    private static partial void LogUnroutable(ILogger logger, string reason);
+}

@@ -1,0 +1,78 @@
+using Microsoft.Extensions.Options;
+
+namespace Provisioner.Messaging.Dapr;
+
+/// <summary>
+/// Section <c>Provisioning:Dapr</c>: how the control plane and the provisioner find each other on Dapr pub/sub,
+/// and where the key that encrypts instance passwords on the bus comes from. Both apps must agree on all of it.
+/// </summary>
+public sealed class DaprTransportOptions
+{
+    public const string SectionName = "Provisioning:Dapr";
+
+    /// <summary>The name of the pub/sub component (deploy/dapr/components/pubsub.yaml).</summary>
+    public string PubSubName { get; set; } = "pubsub";
+
+    /// <summary>Control plane → provisioner.</summary>
+    public string CommandsTopic { get; set; } = "provisioning-commands";
+
+    /// <summary>Provisioner → control plane.</summary>
+    public string EventsTopic { get; set; } = "provisioning-events";
+
+    /// <summary>Where the sidecar moves a command the provisioner dropped as unreadable or failed on every delivery.</summary>
+    public string DeadLetterTopic { get; set; } = "provisioning-dead-letters";
+
+    /// <summary>The sidecar's gRPC endpoint; unset, DaprClient uses DAPR_GRPC_ENDPOINT or DAPR_GRPC_PORT as daprd sets them.</summary>
+    public string? GrpcEndpoint { get; set; }
+
+    /// <summary>The password-encryption key, base64 of 32 random bytes. Use this or <see cref="SecretStore"/>.</summary>
+    public string? SecretKey { get; set; }
+
+    /// <summary>A Dapr secret store that holds the key under <see cref="SecretName"/> (deploy/dapr/components/secretstore.yaml).</summary>
+    public string? SecretStore { get; set; }
+
+    public string SecretName { get; set; } = "provisioning-secret-key";
+}
+
+public sealed class DaprTransportOptionsValidator : IValidateOptions<DaprTransportOptions>
+{
+    public ValidateOptionsResult Validate(string? name, DaprTransportOptions options)
+    {
+        var failures = new List<string>();
+        foreach (var (key, value) in new[]
+        {
+            (nameof(options.PubSubName), options.PubSubName),
+            (nameof(options.CommandsTopic), options.CommandsTopic),
+            (nameof(options.EventsTopic), options.EventsTopic),
+            (nameof(options.DeadLetterTopic), options.DeadLetterTopic),
+        })
+        {
+            if (string.IsNullOrWhiteSpace(value))
+            {
+                failures.Add($"{DaprTransportOptions.SectionName}:{key} is required.");
+            }
+        }
+
+        var hasKey = !string.IsNullOrWhiteSpace(options.SecretKey);
+        var hasStore = !string.IsNullOrWhiteSpace(options.SecretStore);
+        if (hasKey == hasStore)
+        {
+            failures.Add(
+                $"Set exactly one of {DaprTransportOptions.SectionName}:SecretKey (base64 of 32 random bytes, e.g. `openssl rand -base64 32`) " +
+                $"or {DaprTransportOptions.SectionName}:SecretStore (a Dapr secret store holding it as '{options.SecretName}'): " +
+                "instance passwords are encrypted on the bus with it, and both apps need the same one.");
+        }
+        else if (hasKey && !IsKey(options.SecretKey!))
+        {
+            failures.Add($"{DaprTransportOptions.SectionName}:SecretKey must be base64 of exactly 32 bytes.");
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    internal static bool IsKey(string base64)
+    {
+        var buffer = new byte[64];
+        return Convert.TryFromBase64String(base64.Trim(), buffer, out var written) && written == Wire.WireSecretProtector.KeyBytes;
+    }
+}

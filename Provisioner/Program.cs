@@ -1,0 +1,16 @@
+using Provisioner.Commands;
+using Provisioner.Hosting;
+
+var builder = WebApplication.CreateBuilder(args);
+builder.AddProvisionerApp(args);
+
+var app = builder.Build();
+app.UseCloudEvents();
+app.MapSubscribeHandler();
+app.MapProvisioningCommands();
+app.MapHealthChecks("/healthz");
+
+app.Run();
+
+/// <summary>Entry point, visible to WebApplicationFactory in the tests.</summary>
+public partial class Program;
