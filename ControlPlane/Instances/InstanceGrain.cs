@@ -346,9 +346,9 @@ public sealed partial class InstanceGrain(
                     return;
                 }
 
-                if (S.PhaseExecutionId is { } previous)
+                if (S.PhaseExecutionId is { } previous && !provisioningEvent.IsOutcome)
                 {
-                    // The same command runs again: delivered again after the provisioner was interrupted, or resent by the stall check.
+                    // The same command runs again: delivered again after the provisioner was interrupted, or as a duplicate.
                     S.RetiredExecutionIds.Add(previous);
                     if (S.RetiredExecutionIds.Count > MaxRetiredExecutions)
                     {
@@ -357,7 +357,7 @@ public sealed partial class InstanceGrain(
 
                     operation = MarkRunningStep(operation, StepStatus.Interrupted);
                     S.PhaseStepOffset = operation.Steps.Length;
-                    operation = Replace(operation, "The provisioner is running the command again (it was delivered again after an interruption); its steps follow.");
+                    operation = Replace(operation, "The provisioner started the command again (it was delivered again, after an interruption or as a duplicate); its steps follow.");
                     restarted = true;
                 }
 
@@ -427,6 +427,8 @@ public sealed partial class InstanceGrain(
 
             case DeploymentApplied applied:
                 Observe(applied.Observed, applied.OccurredAt);
+                // The phase converged: a step whose completion is still on its way (or was overtaken) is done too.
+                operation = StepsBefore(operation, operation.Steps.Length);
                 await FinishPhaseAsync(operation);
                 break;
 
