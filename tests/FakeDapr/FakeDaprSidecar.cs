@@ -60,13 +60,13 @@ public sealed class FakeDaprSidecar : IAsyncDisposable
     public IReadOnlyList<(string PubSubName, string Topic, string Route, string? DeadLetterTopic)> Subscriptions =>
         [.. _subscriptions.Select(subscription => (subscription.PubSubName, subscription.Topic, subscription.Route, subscription.DeadLetterTopic))];
 
-    /// <param name="appAddress">The app's HTTP address (daprd's --app-port).</param>
+    /// <param name="appAddress">The app's HTTP address (daprd's --app-port); null for an app that only publishes.</param>
     /// <param name="appHandler">Delivers to an in-memory app (TestServer) instead of <paramref name="appAddress"/>.</param>
     /// <param name="secretStores">Secret stores by name, each a key → value map (a local file store's contents).</param>
     public static async Task<FakeDaprSidecar> StartAsync(
         FakePubSub broker,
         string appId,
-        Uri appAddress,
+        Uri? appAddress,
         HttpMessageHandler? appHandler = null,
         IReadOnlyDictionary<string, IReadOnlyDictionary<string, string>>? secretStores = null,
         string? apiToken = null)
@@ -74,13 +74,21 @@ public sealed class FakeDaprSidecar : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(broker);
         var app = new HttpClient(appHandler ?? new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(2) })
         {
-            BaseAddress = appAddress,
+            BaseAddress = appAddress ?? new Uri("http://127.0.0.1"),
             // A command runs as long as its steps; daprd waits for the app's answer without a timeout of its own.
             Timeout = TimeSpan.FromMinutes(10),
         };
         var sidecar = new FakeDaprSidecar(broker, appId, app, secretStores, apiToken);
         await sidecar.StartServerAsync();
-        sidecar._discovery = Task.Run(sidecar.DiscoverSubscriptionsAsync, CancellationToken.None);
+        if (appAddress is null)
+        {
+            sidecar._subscribed.TrySetResult();
+        }
+        else
+        {
+            sidecar._discovery = Task.Run(sidecar.DiscoverSubscriptionsAsync, CancellationToken.None);
+        }
+
         return sidecar;
     }
 

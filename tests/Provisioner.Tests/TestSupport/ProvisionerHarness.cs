@@ -20,11 +20,6 @@ namespace Provisioner.Tests.TestSupport;
 /// </summary>
 public sealed class ProvisionerHarness : IAsyncDisposable
 {
-    private const int FirstTestPort = 22000;
-    private const int TestPortSpan = 10000;
-    // Below Linux's ephemeral range (32768+), so the ports clients get from the OS never collide with ours.
-    private static int s_nextPort = FirstTestPort + (Random.Shared.Next(TestPortSpan / 100) * 100);
-
     private readonly ITestOutputHelper _output;
     private readonly Dictionary<string, string?> _settings;
     private readonly List<IHost> _hosts = [];
@@ -34,9 +29,7 @@ public sealed class ProvisionerHarness : IAsyncDisposable
     {
         _output = output;
         Root = Directory.CreateTempSubdirectory("provisioner-tests-").FullName;
-        var first = Interlocked.Add(ref s_nextPort, portCount) - portCount;
-        FirstPort = FirstTestPort + ((first - FirstTestPort) % TestPortSpan);
-        LastPort = FirstPort + portCount - 1;
+        (FirstPort, LastPort) = TestPorts.Next(portCount);
         Logs = new CapturingLoggerProvider(output);
         _settings = new Dictionary<string, string?>
         {
@@ -183,7 +176,19 @@ public sealed class ProvisionerHarness : IAsyncDisposable
             }
         }
 
-        var leftovers = ProcessesWhere(arguments => arguments.Any(argument => argument.Contains(Root, StringComparison.Ordinal)));
+        await KillProcessesUnderAsync(Root);
+        Directory.Delete(Root, recursive: true);
+        var leaked = Logs.Lines.Where(line => line.Contains(Password, StringComparison.Ordinal)).ToList();
+        if (leaked.Count > 0)
+        {
+            throw new Xunit.Sdk.XunitException($"The password appeared in the log: {leaked[0]}");
+        }
+    }
+
+    /// <summary>Kills every process whose command line mentions <paramref name="root"/>, and waits until they are gone.</summary>
+    public static async Task KillProcessesUnderAsync(string root)
+    {
+        var leftovers = ProcessesWhere(arguments => arguments.Any(argument => argument.Contains(root, StringComparison.Ordinal)));
         foreach (var processId in leftovers)
         {
             try
@@ -202,16 +207,9 @@ public sealed class ProvisionerHarness : IAsyncDisposable
         {
             await Task.Delay(25);
         }
-
-        Directory.Delete(Root, recursive: true);
-        var leaked = Logs.Lines.Where(line => line.Contains(Password, StringComparison.Ordinal)).ToList();
-        if (leaked.Count > 0)
-        {
-            throw new Xunit.Sdk.XunitException($"The password appeared in the log: {leaked[0]}");
-        }
     }
 
-    private static List<int> ProcessesWhere(Func<string[], bool> match)
+    internal static List<int> ProcessesWhere(Func<string[], bool> match)
     {
         var found = new List<int>();
         foreach (var directory in Directory.EnumerateDirectories("/proc"))
