@@ -2,10 +2,14 @@ namespace ControlPlane.Bench;
 
 internal sealed record BenchOptions(int Count, int Warmup, string Size, TimeSpan PollInterval);
 
-/// <summary>The bare-process baseline and the control plane's creates, measured in the same run.</summary>
-internal sealed record SequentialResult(IReadOnlyList<BareStart> Baseline, IReadOnlyList<CreateTiming> ControlPlane, TimeSpan MedianPollRoundTrip);
+/// <summary>The bare-process baseline and the control plane's creates (embedded, and over Dapr), measured in the same run.</summary>
+internal sealed record SequentialResult(
+    IReadOnlyList<BareStart> Baseline, IReadOnlyList<CreateTiming> ControlPlane, IReadOnlyList<CreateTiming> Dapr, TimeSpan MedianPollRoundTrip);
 
-/// <summary>One run: start the control plane, measure both paths interleaved, then creates in parallel; clean up whatever happens.</summary>
+/// <summary>
+/// One run: start the embedded control plane and the Dapr path (control plane and Provisioner app over fake sidecars),
+/// measure the three paths interleaved, then creates in parallel on each; clean up whatever happens.
+/// </summary>
 internal static class Benchmark
 {
     private static readonly TimeSpan s_deleteTimeout = TimeSpan.FromSeconds(60);
@@ -15,6 +19,7 @@ internal static class Benchmark
         var workDirectory = Path.Combine(Path.GetTempPath(), "cp-bench", Guid.NewGuid().ToString("N")[..12]);
         Directory.CreateDirectory(workDirectory);
         ControlPlaneHost? host = null;
+        DaprPath? dapr = null;
         try
         {
             var controlPlane = ControlPlaneHost.LocateBuild();
@@ -23,11 +28,16 @@ internal static class Benchmark
             Console.WriteLine($"Work directory: {workDirectory}");
             host = await ControlPlaneHost.StartAsync(controlPlane, workDirectory, cancellationToken);
             Console.WriteLine($"Control plane ready on {host.BaseAddress}");
+            dapr = await DaprPath.StartAsync(controlPlane, workDirectory, cancellationToken);
+            Console.WriteLine($"Dapr path ready: control plane on {dapr.Host.BaseAddress}, Provisioner app beside it, fake sidecars between");
 
             using var api = new ControlPlaneClient(host.BaseAddress, host.AdminApiKey);
+            using var daprApi = new ControlPlaneClient(dapr.Host.BaseAddress, dapr.Host.AdminApiKey);
             var creates = new InstanceCreates(api, host, options.Size, options.PollInterval);
+            var daprCreates = new InstanceCreates(daprApi, dapr.Host, options.Size, options.PollInterval);
             var baseline = new BareGarnet(template, workDirectory, options.PollInterval);
-            var sequential = await MeasureSequentialAsync(options, baseline, creates, api, cancellationToken);
+            var sequential = await MeasureSequentialAsync(
+                options, baseline, new CreatePath(api, creates), new CreatePath(daprApi, daprCreates), cancellationToken);
 
             // The same load by hand first: how long the machine takes to bring up that many Garnets at once.
             Console.WriteLine($"{options.Count} bare Garnets at once…");
@@ -36,17 +46,24 @@ internal static class Benchmark
             var tenantId = await api.CreateTenantAsync("Benchmark concurrent", "enterprise", cancellationToken);
             var names = Enumerable.Range(1, options.Count).Select(index => $"bench-c-{index}").ToList();
             var concurrent = await creates.CreateAllAtOnceAsync(tenantId, names, cancellationToken);
-
-            Report.Print(options, template.Version, sequential, concurrentBaseline, concurrent);
             await Task.WhenAll(concurrent.Creates.Select(create => api.DeleteInstanceAsync(tenantId, create.InstanceId, s_deleteTimeout, cancellationToken)));
+            Console.WriteLine($"{options.Count} creates at once over Dapr (fresh tenant)…");
+            var daprTenantId = await daprApi.CreateTenantAsync("Benchmark concurrent", "enterprise", cancellationToken);
+            var daprConcurrent = await daprCreates.CreateAllAtOnceAsync(daprTenantId, names, cancellationToken);
+            await Task.WhenAll(daprConcurrent.Creates.Select(create => daprApi.DeleteInstanceAsync(daprTenantId, create.InstanceId, s_deleteTimeout, cancellationToken)));
+
+            Report.Print(options, template.Version, sequential, concurrentBaseline, concurrent, daprConcurrent);
             return 0;
         }
         catch (BenchmarkFailedException failure)
         {
             await Console.Error.WriteLineAsync($"Benchmark failed: {failure.Message}");
-            if (host is not null && File.Exists(host.LogFile))
+            foreach (var log in new[] { host?.LogFile, dapr?.Host?.LogFile, dapr?.ProvisionerLogFile })
             {
-                await Console.Error.WriteLineAsync($"Last lines of the control plane's log:\n{string.Join('\n', File.ReadLines(host.LogFile).TakeLast(20))}");
+                if (log is not null && File.Exists(log))
+                {
+                    await Console.Error.WriteLineAsync($"Last lines of {log}:\n{string.Join('\n', File.ReadLines(log).TakeLast(20))}");
+                }
             }
 
             return 1;
@@ -65,6 +82,11 @@ internal static class Benchmark
                 await host.DisposeAsync();
             }
 
+            if (dapr is not null)
+            {
+                await dapr.DisposeAsync();
+            }
+
             DetachedProcesses.KillUnder(workDirectory);
             Directory.Delete(workDirectory, recursive: true);
             Console.WriteLine($"Cleaned up {workDirectory}");
@@ -72,50 +94,64 @@ internal static class Benchmark
     }
 
     private static async Task<SequentialResult> MeasureSequentialAsync(
-        BenchOptions options, BareGarnet baseline, InstanceCreates creates, ControlPlaneClient api, CancellationToken cancellationToken)
+        BenchOptions options, BareGarnet baseline, CreatePath embedded, CreatePath dapr, CancellationToken cancellationToken)
     {
-        Console.WriteLine($"{options.Warmup} warm-up pairs, then {options.Count} pairs (bare Garnet and control plane, interleaved)…");
-        var tenantId = await api.CreateTenantAsync("Benchmark sequential", "enterprise", cancellationToken);
+        Console.WriteLine($"{options.Warmup} warm-up rounds, then {options.Count} rounds (bare Garnet, embedded control plane, Dapr path; interleaved)…");
+        var embeddedTenant = await embedded.Api.CreateTenantAsync("Benchmark sequential", "enterprise", cancellationToken);
+        var daprTenant = await dapr.Api.CreateTenantAsync("Benchmark sequential", "enterprise", cancellationToken);
         var bare = new List<BareStart>();
         var created = new List<CreateTiming>();
-        for (var pair = 1; pair <= options.Warmup + options.Count; pair++)
+        var overDapr = new List<CreateTiming>();
+        for (var round = 1; round <= options.Warmup + options.Count; round++)
         {
-            // Interleaved (A/B, then B/A): each pair measures both paths back to back, so a burst of load from
-            // another build on this shared machine hits both alike, and alternating which goes first keeps a
-            // slow drift from favouring either. Each control-plane instance is deleted before the next
-            // measurement, as each bare Garnet is killed, so both paths always start on a machine without
-            // other instances. Warm-up pairs (JIT, first-use of the grains, SQLite and the page cache) are dropped.
-            BareStart bareStart;
-            CreateTiming create;
-            if (pair % 2 == 1)
+            // Interleaved, the order rotating from round to round: each round measures all three paths back to back,
+            // so a burst of load from another build on this shared machine hits them alike, and no path always goes
+            // first. Each instance is deleted before the next measurement, as each bare Garnet is killed, so every
+            // path starts on a machine without other instances. Warm-up rounds (JIT, first use of grains, SQLite,
+            // gRPC channels and the page cache) are dropped.
+            BareStart? bareStart = null;
+            CreateTiming? create = null;
+            CreateTiming? daprCreate = null;
+            for (var turn = 0; turn < 3; turn++)
             {
-                bareStart = await baseline.MeasureStartAsync(cancellationToken);
-                create = await CreateThenDeleteAsync(pair);
-            }
-            else
-            {
-                create = await CreateThenDeleteAsync(pair);
-                bareStart = await baseline.MeasureStartAsync(cancellationToken);
+                switch ((round + turn) % 3)
+                {
+                    case 0:
+                        bareStart = await baseline.MeasureStartAsync(cancellationToken);
+                        break;
+                    case 1:
+                        create = await embedded.CreateThenDeleteAsync(embeddedTenant, $"bench-{round}", cancellationToken);
+                        break;
+                    default:
+                        daprCreate = await dapr.CreateThenDeleteAsync(daprTenant, $"bench-{round}", cancellationToken);
+                        break;
+                }
             }
 
-            if (pair <= options.Warmup)
+            var line = $"baseline {Report.Ms(bareStart!.ToPong)}, embedded {Report.Ms(create!.ToRunning)}, dapr {Report.Ms(daprCreate!.ToRunning)}";
+            if (round <= options.Warmup)
             {
-                creates.PollRoundTrips.Clear();
-                Console.WriteLine($"  warm-up {pair}/{options.Warmup}: baseline {Report.Ms(bareStart.ToPong)}, control plane {Report.Ms(create.ToRunning)}");
+                embedded.Creates.PollRoundTrips.Clear();
+                Console.WriteLine($"  warm-up {round}/{options.Warmup}: {line}");
                 continue;
             }
 
             bare.Add(bareStart);
             created.Add(create);
-            Console.WriteLine($"  {pair - options.Warmup,3}/{options.Count}: baseline {Report.Ms(bareStart.ToPong)}, control plane {Report.Ms(create.ToRunning)}");
+            overDapr.Add(daprCreate);
+            Console.WriteLine($"  {round - options.Warmup,3}/{options.Count}: {line}");
         }
 
-        return new SequentialResult(bare, created, Statistics.Median(creates.PollRoundTrips));
+        return new SequentialResult(bare, created, overDapr, Statistics.Median(embedded.Creates.PollRoundTrips));
+    }
 
-        async Task<CreateTiming> CreateThenDeleteAsync(int pair)
+    /// <summary>One control plane's creates: through its API, each instance deleted before the next measurement.</summary>
+    private sealed record CreatePath(ControlPlaneClient Api, InstanceCreates Creates)
+    {
+        public async Task<CreateTiming> CreateThenDeleteAsync(string tenantId, string name, CancellationToken cancellationToken)
         {
-            var create = await creates.CreateAndWaitAsync(tenantId, $"bench-{pair}", cancellationToken);
-            await api.DeleteInstanceAsync(tenantId, create.InstanceId, s_deleteTimeout, cancellationToken);
+            var create = await Creates.CreateAndWaitAsync(tenantId, name, cancellationToken);
+            await Api.DeleteInstanceAsync(tenantId, create.InstanceId, s_deleteTimeout, cancellationToken);
             return create;
         }
     }

@@ -13,12 +13,14 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
     private static readonly TimeSpan s_stopTimeout = TimeSpan.FromSeconds(30);
 
     private readonly Process _process;
+    private readonly string _instancesDirectory;
 
-    private ControlPlaneHost(Process process, Uri baseAddress, string dataDirectory, string logFile)
+    private ControlPlaneHost(Process process, Uri baseAddress, string dataDirectory, string instancesDirectory, string logFile)
     {
         _process = process;
         BaseAddress = baseAddress;
         DataDirectory = dataDirectory;
+        _instancesDirectory = instancesDirectory;
         LogFile = logFile;
     }
 
@@ -26,39 +28,68 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
 
     public int ProcessId => _process.Id;
 
+    /// <summary>Processes besides the control plane that do its work (the Provisioner app in the Dapr path), for CPU accounting.</summary>
+    public IReadOnlyList<int> HelperProcessIds { get; init; } = [];
+
     public string DataDirectory { get; }
 
     public string LogFile { get; }
 
+    /// <summary>CPU used so far by the control plane and its helpers.</summary>
+    public TimeSpan? Cpu() =>
+        HelperProcessIds.Select(ProcessCpu.Of).Aggregate(ProcessCpu.Of(ProcessId), (sum, used) => sum + used);
+
     /// <summary>Where the Local backend keeps instance <paramref name="instanceId"/>'s data.</summary>
-    public string InstanceDataDirectory(string instanceId) => Path.Combine(DataDirectory, "instances", instanceId, "data");
+    public string InstanceDataDirectory(string instanceId) => Path.Combine(_instancesDirectory, instanceId, "data");
 
     /// <summary>The platform-admin key the control plane wrote to <c>&lt;dataDir&gt;/admin-api-key</c> on its first start.</summary>
     public string AdminApiKey { get; private set; } = "";
 
     /// <summary>ControlPlane.dll of the build this benchmark was built with (its project reference builds it first).</summary>
-    public static string LocateBuild()
+    public static string LocateBuild() => LocateBuild("ControlPlanePath", "control plane");
+
+    /// <summary>The build output of an app this benchmark references (recorded in its assembly metadata under <paramref name="key"/>).</summary>
+    public static string LocateBuild(string key, string what)
     {
         var path = typeof(ControlPlaneHost).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
-            .FirstOrDefault(attribute => attribute.Key == "ControlPlanePath")?.Value;
+            .FirstOrDefault(attribute => attribute.Key == key)?.Value;
         return !string.IsNullOrEmpty(path) && File.Exists(path)
             ? path
             : throw new BenchmarkFailedException(
-                $"The control plane's build ({path ?? "unknown path"}) is missing. Run `dotnet run -c Release --project bench/ControlPlane.Bench`, which builds it first.");
+                $"The {what}'s build ({path ?? "unknown path"}) is missing. Run `dotnet run -c Release --project bench/ControlPlane.Bench`, which builds it first.");
     }
 
-    public static async Task<ControlPlaneHost> StartAsync(string controlPlaneDll, string workDirectory, CancellationToken cancellationToken)
+    /// <param name="name">The data directory and log under <paramref name="workDirectory"/>.</param>
+    /// <param name="settings">Extra <c>--Key=value</c> settings (the Dapr path's transport).</param>
+    /// <param name="port">The API port, when something must know it before the start (a sidecar).</param>
+    /// <param name="instancesDirectory">Where instances live when another process runs them.</param>
+    public static async Task<ControlPlaneHost> StartAsync(
+        string controlPlaneDll,
+        string workDirectory,
+        CancellationToken cancellationToken,
+        string name = "controlplane",
+        IReadOnlyDictionary<string, string>? settings = null,
+        int? port = null,
+        string? instancesDirectory = null,
+        IReadOnlyList<int>? helperProcessIds = null)
     {
-        var dataDirectory = Path.Combine(workDirectory, "controlplane");
-        var logFile = Path.Combine(workDirectory, "controlplane.log");
-        var port = LoopbackPorts.Ephemeral();
+        var dataDirectory = Path.Combine(workDirectory, name);
+        var logFile = Path.Combine(workDirectory, name + ".log");
+        var apiPort = port ?? LoopbackPorts.Ephemeral();
         var process = DetachedProcesses.Start(
             GarnetLaunchTemplate.DotnetHost(),
-            [controlPlaneDll, "--data-dir", dataDirectory, "--urls", $"http://127.0.0.1:{port}"],
+            [
+                controlPlaneDll, "--data-dir", dataDirectory, "--urls", $"http://127.0.0.1:{apiPort}",
+                .. (settings ?? new Dictionary<string, string>()).Select(setting => $"--{setting.Key}={setting.Value}"),
+            ],
             environment: null,
             Path.GetDirectoryName(controlPlaneDll)!,
             logFile);
-        var host = new ControlPlaneHost(process, new Uri($"http://127.0.0.1:{port}"), dataDirectory, logFile);
+        var host = new ControlPlaneHost(
+            process, new Uri($"http://127.0.0.1:{apiPort}"), dataDirectory, instancesDirectory ?? Path.Combine(dataDirectory, "instances"), logFile)
+        {
+            HelperProcessIds = helperProcessIds ?? [],
+        };
         try
         {
             await host.WaitUntilReadyAsync(cancellationToken);

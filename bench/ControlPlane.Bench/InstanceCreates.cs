@@ -29,7 +29,7 @@ internal sealed class InstanceCreates(ControlPlaneClient api, ControlPlaneHost h
     /// <summary>Creates one instance and polls it until it is Running.</summary>
     public async Task<CreateTiming> CreateAndWaitAsync(string tenantId, string name, CancellationToken cancellationToken)
     {
-        var hostCpu = ProcessCpu.Of(host.ProcessId);
+        var hostCpu = host.Cpu();
         var clientCpu = ProcessCpu.OfThisProcess();
         var sentAt = DateTimeOffset.UtcNow;
         var started = Stopwatch.GetTimestamp();
@@ -47,7 +47,7 @@ internal sealed class InstanceCreates(ControlPlaneClient api, ControlPlaneHost h
                 case "Running":
                     var cpu = new CpuUse(
                         DetachedProcesses.Under(host.InstanceDataDirectory(instanceId)).Select(ProcessCpu.Of).FirstOrDefault(),
-                        ProcessCpu.Of(host.ProcessId) - hostCpu,
+                        host.Cpu() - hostCpu,
                         ProcessCpu.OfThisProcess() - clientCpu);
                     var finished = await api.GetOperationAsync(tenantId, (string)operation["id"]!, cancellationToken);
                     return new CreateTiming(instanceId, sentAt, accepted, elapsed, finished) { Cpu = cpu };
@@ -70,7 +70,7 @@ internal sealed class InstanceCreates(ControlPlaneClient api, ControlPlaneHost h
     /// </summary>
     public async Task<ConcurrentCreates> CreateAllAtOnceAsync(string tenantId, IReadOnlyList<string> names, CancellationToken cancellationToken)
     {
-        var hostCpu = ProcessCpu.Of(host.ProcessId);
+        var hostCpu = host.Cpu();
         var clientCpu = ProcessCpu.OfThisProcess();
         var started = Stopwatch.GetTimestamp();
         var startedAt = DateTimeOffset.UtcNow;
@@ -117,7 +117,7 @@ internal sealed class InstanceCreates(ControlPlaneClient api, ControlPlaneHost h
             await Task.Delay(pollInterval, cancellationToken);
         }
 
-        var cpu = new CpuUse(null, ProcessCpu.Of(host.ProcessId) - hostCpu, ProcessCpu.OfThisProcess() - clientCpu);
+        var cpu = new CpuUse(null, host.Cpu() - hostCpu, ProcessCpu.OfThisProcess() - clientCpu);
         var accepted = await Task.WhenAll(posts);
         var garnetCpu = accepted
             .SelectMany(post => DetachedProcesses.Under(host.InstanceDataDirectory((string)post.Operation["instanceId"]!)))

@@ -9,7 +9,7 @@ var count = new Option<int>("--count")
 };
 var warmup = new Option<int>("--warmup")
 {
-    Description = "Pairs measured first and dropped (JIT, first use of grains, SQLite and the page cache).",
+    Description = "Rounds (one start per path) measured first and dropped (JIT, first use of grains, SQLite, gRPC channels and the page cache).",
     DefaultValueFactory = _ => 2,
 };
 var size = new Option<string>("--size")
@@ -45,7 +45,7 @@ pollInterval.Validators.Add(result =>
 });
 
 var root = new RootCommand(
-    "Measures Create to Running of hosted Garnet instances through the real control plane against the same Garnet started by hand. " +
+    "Measures Create to Running of hosted Garnet instances through the real control plane (embedded, and over Dapr with the Provisioner app) against the same Garnet started by hand. " +
     "Exits non-zero only when something failed, never because a target was missed.")
 {
     count,
