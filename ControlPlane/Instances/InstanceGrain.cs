@@ -389,33 +389,16 @@ public sealed partial class InstanceGrain(
 
             case DeploymentStepStarted started:
                 var number = S.PhaseStepOffset + started.StepNumber;
-                var name = PhaseStepName(started.StepName);
-                operation = StepsBefore(operation, number - 1) with
-                {
-                    Status = operation.Status == OperationStatus.Pending ? OperationStatus.Running : operation.Status,
-                    TotalSteps = S.PhaseStepOffset + started.StepCount,
-                };
-                operation = operation with
-                {
-                    Steps = operation.Steps.Add(new OperationStep { Name = name, Status = StepStatus.Running, StartedAt = started.OccurredAt }),
-                };
-                Replace(operation, $"Step {number}/{operation.TotalSteps} started: {name}.");
+                operation = AddStep(operation, started.StepNumber, started.StepCount, started.StepName, started.OccurredAt);
+                Replace(operation, $"Step {number}/{operation.TotalSteps} started: {operation.Steps[^1].Name}.");
                 break;
 
             case DeploymentStepCompleted completed:
                 var index = S.PhaseStepOffset + completed.StepNumber - 1;
                 if (index >= operation.Steps.Length)
                 {
-                    // Its start is still on the way (events overtake each other on a bus): record the step as done now.
-                    operation = StepsBefore(operation, index) with
-                    {
-                        Status = operation.Status == OperationStatus.Pending ? OperationStatus.Running : operation.Status,
-                        TotalSteps = S.PhaseStepOffset + completed.StepCount,
-                    };
-                    operation = operation with
-                    {
-                        Steps = operation.Steps.Add(new OperationStep { Name = PhaseStepName(completed.StepName), Status = StepStatus.Running }),
-                    };
+                    // Its start is still on the way (events overtake each other on a bus): record the step, done now.
+                    operation = AddStep(operation, completed.StepNumber, completed.StepCount, completed.StepName, startedAt: null);
                 }
 
                 operation = operation with
@@ -818,6 +801,21 @@ public sealed partial class InstanceGrain(
         return index >= 0 && operation.Steps[index].Status == StepStatus.Running
             ? operation with { Steps = operation.Steps.SetItem(index, operation.Steps[index] with { Status = status, CompletedAt = Now }) }
             : operation;
+    }
+
+    /// <summary>
+    /// Records step <paramref name="stepNumber"/> of the current phase as running. Every earlier step of the phase
+    /// has finished by then (a later one started), and one whose events never came is listed under its number.
+    /// </summary>
+    private OperationRecord AddStep(OperationRecord operation, int stepNumber, int stepCount, string stepName, DateTimeOffset? startedAt)
+    {
+        operation = StepsBefore(operation, S.PhaseStepOffset + stepNumber - 1);
+        return operation with
+        {
+            Status = operation.Status == OperationStatus.Pending ? OperationStatus.Running : operation.Status,
+            TotalSteps = S.PhaseStepOffset + stepCount,
+            Steps = operation.Steps.Add(new OperationStep { Name = PhaseStepName(stepName), Status = StepStatus.Running, StartedAt = startedAt }),
+        };
     }
 
     /// <summary>
