@@ -17,6 +17,7 @@ public static class DaprTransportServiceCollectionExtensions
         services.AddSingleton<WireSecretProtector>();
         services.AddSingleton<ProvisioningWireFormat>();
         services.AddSingleton<WireSecretKeyLoader>();
+        services.AddSingleton<DaprProvisioningPublisher>();
         services.AddDaprClient((provider, builder) =>
         {
             var endpoint = provider.GetRequiredService<IOptions<DaprTransportOptions>>().Value.GrpcEndpoint;
