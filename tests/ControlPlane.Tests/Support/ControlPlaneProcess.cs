@@ -13,12 +13,15 @@ public sealed class ControlPlaneProcess : IAsyncDisposable
     private readonly ConcurrentQueue<string> _output = new();
     private readonly string _dataDirectory;
     private readonly (int First, int Last) _instancePorts;
+    private readonly IReadOnlyDictionary<string, string> _settings;
     private Process? _process;
 
-    public ControlPlaneProcess(string dataDirectory, (int First, int Last) instancePorts)
+    /// <param name="settings">More configuration (e.g. cluster mode's), passed as <c>--Key=value</c>.</param>
+    public ControlPlaneProcess(string dataDirectory, (int First, int Last) instancePorts, IReadOnlyDictionary<string, string>? settings = null)
     {
         _dataDirectory = dataDirectory;
         _instancePorts = instancePorts;
+        _settings = settings ?? new Dictionary<string, string>();
     }
 
     public int Port { get; private set; }
@@ -65,7 +68,7 @@ public sealed class ControlPlaneProcess : IAsyncDisposable
             "--Reconcile:Interval=00:00:02",
             $"--Provisioner:Local:FirstPort={_instancePorts.First.ToString(CultureInfo.InvariantCulture)}",
             $"--Provisioner:Local:LastPort={_instancePorts.Last.ToString(CultureInfo.InvariantCulture)}",
-        })
+        }.Concat(_settings.Select(setting => $"--{setting.Key}={setting.Value}")))
         {
             startInfo.ArgumentList.Add(argument);
         }
@@ -78,8 +81,10 @@ public sealed class ControlPlaneProcess : IAsyncDisposable
         await WaitUntilReadyAsync();
     }
 
-    public ControlPlaneApi CreateAdminApi() =>
-        ControlPlaneApi.WithKey(new HttpClient { BaseAddress = BaseAddress }, File.ReadAllText(Path.Combine(_dataDirectory, "admin-api-key")).Trim());
+    public ControlPlaneApi CreateAdminApi() => CreateApi(File.ReadAllText(Path.Combine(_dataDirectory, "admin-api-key")).Trim());
+
+    public ControlPlaneApi CreateApi(string apiKey, TimeSpan? timeout = null) =>
+        ControlPlaneApi.WithKey(new HttpClient { BaseAddress = BaseAddress, Timeout = timeout ?? TimeSpan.FromSeconds(100) }, apiKey);
 
     /// <summary>SIGTERM and wait: a normal stop.</summary>
     public async Task StopAsync()
