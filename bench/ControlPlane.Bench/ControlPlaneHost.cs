@@ -47,21 +47,30 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
                 $"The control plane's build ({path ?? "unknown path"}) is missing. Run `dotnet run -c Release --project bench/ControlPlane.Bench`, which builds it first.");
     }
 
-    public static async Task<ControlPlaneHost> StartAsync(string controlPlaneDll, string workDirectory, CancellationToken cancellationToken)
+    /// <param name="name">Names its data directory and log under <paramref name="workDirectory"/>.</param>
+    /// <param name="settings">More configuration (<c>--Key=value</c>), e.g. to join a cluster.</param>
+    /// <param name="requireAdminKey">Wait for this process to write the admin key (a cluster's first silo does; the others do not).</param>
+    public static async Task<ControlPlaneHost> StartAsync(
+        string controlPlaneDll,
+        string workDirectory,
+        CancellationToken cancellationToken,
+        string name = "controlplane",
+        IReadOnlyList<string>? settings = null,
+        bool requireAdminKey = true)
     {
-        var dataDirectory = Path.Combine(workDirectory, "controlplane");
-        var logFile = Path.Combine(workDirectory, "controlplane.log");
+        var dataDirectory = Path.Combine(workDirectory, name);
+        var logFile = Path.Combine(workDirectory, $"{name}.log");
         var port = LoopbackPorts.Ephemeral();
         var process = DetachedProcesses.Start(
             GarnetLaunchTemplate.DotnetHost(),
-            [controlPlaneDll, "--data-dir", dataDirectory, "--urls", $"http://127.0.0.1:{port}"],
+            [controlPlaneDll, "--data-dir", dataDirectory, "--urls", $"http://127.0.0.1:{port}", .. settings ?? []],
             environment: null,
             Path.GetDirectoryName(controlPlaneDll)!,
             logFile);
         var host = new ControlPlaneHost(process, new Uri($"http://127.0.0.1:{port}"), dataDirectory, logFile);
         try
         {
-            await host.WaitUntilReadyAsync(cancellationToken);
+            await host.WaitUntilReadyAsync(requireAdminKey, cancellationToken);
             return host;
         }
         catch
@@ -78,7 +87,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         _process.Dispose();
     }
 
-    private async Task WaitUntilReadyAsync(CancellationToken cancellationToken)
+    private async Task WaitUntilReadyAsync(bool requireAdminKey, CancellationToken cancellationToken)
     {
         using var http = new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(10) };
         var keyFile = Path.Combine(DataDirectory, "admin-api-key");
@@ -90,9 +99,9 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
                 throw new BenchmarkFailedException($"The control plane exited with code {_process.ExitCode} while starting. Last lines of {LogFile}:\n{LogTail()}");
             }
 
-            if (await IsReadyAsync(http, cancellationToken) && File.Exists(keyFile))
+            if (await IsReadyAsync(http, cancellationToken) && (File.Exists(keyFile) || !requireAdminKey))
             {
-                AdminApiKey = (await File.ReadAllTextAsync(keyFile, cancellationToken)).Trim();
+                AdminApiKey = File.Exists(keyFile) ? (await File.ReadAllTextAsync(keyFile, cancellationToken)).Trim() : "";
                 return;
             }
 
