@@ -28,6 +28,19 @@ CREATE TABLE OrleansMembershipTable
         FOREIGN KEY (DeploymentId) REFERENCES OrleansMembershipVersionTable (DeploymentId)
 );
 
+-- Moves the cluster's version on by one if it still is the version the caller read; true when it did.
+CREATE FUNCTION controlplane_orleans_bump_version(p_deployment_id varchar, p_version integer)
+RETURNS boolean
+LANGUAGE sql AS
+$body$
+    WITH bumped AS (
+        UPDATE OrleansMembershipVersionTable AS v
+           SET Version = v.Version + 1, Timestamp = now()
+         WHERE v.DeploymentId = p_deployment_id AND v.Version = p_version AND v.Version < 2147483647
+        RETURNING 1)
+    SELECT count(*) = 1 FROM bumped;
+$body$;
+
 -- Adds a silo's row and bumps the version, both or neither: 1 when done, 0 when the version moved on (another silo
 -- changed the table since this one read it) or the row already exists. Orleans then re-reads and retries.
 CREATE FUNCTION controlplane_orleans_insert_membership(
@@ -42,11 +55,7 @@ DECLARE
 BEGIN
     -- The inner block is a subtransaction: raising CPM01 in it undoes the version bump too.
     BEGIN
-        UPDATE OrleansMembershipVersionTable AS v
-           SET Version = v.Version + 1, Timestamp = now()
-         WHERE v.DeploymentId = p_deployment_id AND v.Version = p_version AND v.Version < 2147483647;
-        GET DIAGNOSTICS affected = ROW_COUNT;
-        IF affected = 0 THEN
+        IF NOT controlplane_orleans_bump_version(p_deployment_id, p_version) THEN
             RETURN 0;
         END IF;
 
@@ -78,11 +87,7 @@ DECLARE
     affected integer;
 BEGIN
     BEGIN
-        UPDATE OrleansMembershipVersionTable AS v
-           SET Version = v.Version + 1, Timestamp = now()
-         WHERE v.DeploymentId = p_deployment_id AND v.Version = p_version AND v.Version < 2147483647;
-        GET DIAGNOSTICS affected = ROW_COUNT;
-        IF affected = 0 THEN
+        IF NOT controlplane_orleans_bump_version(p_deployment_id, p_version) THEN
             RETURN 0;
         END IF;
 

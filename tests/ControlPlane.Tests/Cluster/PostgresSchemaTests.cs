@@ -81,6 +81,11 @@ public sealed class PostgresSchemaTests : IAsyncLifetime
         Assert.True(await table.UpdateRowAsync(stored, etag, afterInsert.Version.Next()));
         Assert.False(await table.UpdateRowAsync(stored, etag, afterInsert.Version.Next()));
 
+        // A silo without a row cannot be updated, and the failed update leaves the version where it was.
+        var current = await table.ReadAllAsync();
+        Assert.False(await table.UpdateRowAsync(Entry(44444, SiloStatus.Active), etag, current.Version.Next()));
+        Assert.Equal(current.Version.Version, (await table.ReadAllAsync()).Version.Version);
+
         var alive = DateTime.UtcNow.AddMinutes(1);
         stored.IAmAliveTime = alive;
         await table.UpdateIAmAliveAsync(stored);
