@@ -86,7 +86,7 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
         // acknowledged ones back, through whichever silos are in rotation; silo 0 is taken out and killed meanwhile.
         var load = new LoadingClient(apis);
         using var stop = new CancellationTokenSource();
-        var running = Task.Run(() => load.RunAsync(stop.Token));
+        var running = load.RunAsync(workers: 4, stop.Token);
         await WaitForAsync(() => load.Acknowledged.Count >= 10, TimeSpan.FromSeconds(60), "10 writes before the kill");
 
         load.TakeOutOfRotation(0);
@@ -131,7 +131,7 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
         }
 
         output.WriteLine(
-            $"acknowledged {load.Acknowledged.Count} creates ({acknowledgedAtKill} before the kill), {load.SuccessfulReads} reads; " +
+            $"acknowledged {load.Acknowledged.Count} creates ({acknowledgedAtKill} before the kill), {load.SuccessfulReads} reads, {load.Failures} failed requests; " +
             $"{load.Unacknowledged.Count} unanswered, retried; killed silo declared dead after {settledAfter.TotalSeconds:0.0} s");
         var all = (await apis[2].GetAsync("/api/v1/tenants"))["items"]!.AsArray().Select(t => (string)t!["name"]!).ToList();
         Assert.Equal(all.Count, all.Distinct().Count());
@@ -169,6 +169,7 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
 
         // Well inside the 30 s a cached key could otherwise live.
         Assert.True(revokedAt.Elapsed < TimeSpan.FromSeconds(10), $"Revocation took {revokedAt.Elapsed} to reach every silo.");
+        output.WriteLine($"a key revoked elsewhere was refused by all {apis.Length} silos after {revokedAt.Elapsed.TotalMilliseconds:0} ms");
     }
 
     private async Task<object?> ScalarAsync(string sql)
@@ -199,6 +200,7 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
         private readonly ConcurrentDictionary<string, string> _pending = new();
         private int _next;
         private int _reads;
+        private int _failures;
 
         /// <summary>Tenant id → name of every create answered 201.</summary>
         public ConcurrentDictionary<string, string> Acknowledged { get; } = new();
@@ -208,20 +210,28 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
 
         public int SuccessfulReads => _reads;
 
+        /// <summary>Requests answered with an error, or not at all (e.g. while the killed silo was being declared dead).</summary>
+        public int Failures => _failures;
+
         public void TakeOutOfRotation(int silo) => _outOfRotation[silo] = true;
 
-        public async Task RunAsync(CancellationToken stop)
+        /// <summary>Runs <paramref name="workers"/> clients at once, so creates are in flight whenever a silo dies.</summary>
+        public Task RunAsync(int workers, CancellationToken stop) =>
+            Task.WhenAll(Enumerable.Range(0, workers).Select(worker => Task.Run(() => RunWorkerAsync(worker, stop), CancellationToken.None)));
+
+        private async Task RunWorkerAsync(int worker, CancellationToken stop)
         {
-            var random = new Random(7);
+            var random = new Random(worker);
             var sequence = 0;
+            (string Key, string Name)? current = null;
+
             // Requests in flight are not cancelled when the test stops the load: each one's answer is either recorded or
             // leaves its create pending.
             while (!stop.IsCancellationRequested)
             {
-                // The oldest unacknowledged create is retried with its key before anything new is sent.
-                var (key, name) = _pending.IsEmpty
-                    ? ($"load-{sequence}-{Guid.NewGuid():N}", $"Load {sequence++}")
-                    : _pending.OrderBy(p => p.Value, StringComparer.Ordinal).Select(p => (p.Key, p.Value)).First();
+                // A create that was not acknowledged is sent again, with its key, before anything new.
+                current ??= ($"load-{worker}-{sequence}-{Guid.NewGuid():N}", $"Load {worker}-{sequence++}");
+                var (key, name) = current.Value;
                 _pending[key] = name;
                 try
                 {
@@ -231,21 +241,24 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
                         var created = JsonNode.Parse(await response.Content.ReadAsStringAsync(CancellationToken.None))!;
                         Acknowledged[(string)created["id"]!] = name;
                         _pending.TryRemove(key, out _);
+                        current = null;
+                    }
+                    else
+                    {
+                        Interlocked.Increment(ref _failures);
                     }
 
                     if (!Acknowledged.IsEmpty)
                     {
                         var id = Acknowledged.Keys.ElementAt(random.Next(Acknowledged.Count));
                         using var read = await NextApi().Http.GetAsync($"/api/v1/tenants/{id}", CancellationToken.None);
-                        if (read.IsSuccessStatusCode)
-                        {
-                            Interlocked.Increment(ref _reads);
-                        }
+                        Interlocked.Increment(ref read.IsSuccessStatusCode ? ref _reads : ref _failures);
                     }
                 }
                 catch (Exception exception) when (exception is HttpRequestException or TaskCanceledException)
                 {
                     // Not acknowledged: the create stays pending and is retried with the same key.
+                    Interlocked.Increment(ref _failures);
                 }
             }
         }
