@@ -15,7 +15,8 @@ namespace ControlPlane.Tests.Cluster;
 
 /// <summary>
 /// Cluster mode as it runs in production: three silo processes of the real host, one Orleans cluster over a real
-/// PostgreSQL, each with its own data directory and API. One silo is killed with SIGKILL under load.
+/// PostgreSQL, each with its own data directory and API. The silo that provisioned a hosted instance is killed
+/// with SIGKILL under load.
 /// </summary>
 public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
 {
@@ -23,6 +24,10 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
     private static readonly TimeSpan s_requestTimeout = TimeSpan.FromSeconds(15);
 
     private readonly TestDirectory[] _directories = [.. Enumerable.Range(0, SiloCount).Select(_ => new TestDirectory())];
+
+    // One machine: the silos share the Local backend's instances directory, so whichever silo an instance's grain
+    // lives on finds (and adopts) its process.
+    private readonly TestDirectory _instances = new();
     private readonly int[] _siloPorts = [.. Enumerable.Range(0, SiloCount).Select(_ => Ports.Free())];
     private readonly string _clusterId = $"test-{Guid.NewGuid():N}"[..20];
     private ControlPlaneProcess[] _silos = [];
@@ -38,6 +43,7 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
             ["Orleans:ClusterId"] = _clusterId,
             ["Orleans:SiloPort"] = _siloPorts[i].ToString(CultureInfo.InvariantCulture),
             ["Orleans:AdvertisedIPAddress"] = "127.0.0.1",
+            ["Provisioner:Local:InstancesDirectory"] = _instances.Path,
             // Declares a silo that stopped answering dead within seconds instead of about a minute, so the test is short.
             ["Orleans:Membership:ProbeTimeout"] = "00:00:01",
             ["Orleans:Membership:NumMissedProbesLimit"] = "2",
@@ -61,10 +67,12 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
         {
             directory.Dispose();
         }
+
+        _instances.Dispose();
     }
 
     [Fact]
-    public async Task Silos_share_state_and_keys_and_losing_one_under_load_loses_no_acknowledged_write()
+    public async Task Silos_share_state_and_keys_and_losing_one_under_load_loses_no_acknowledged_write_and_no_instance()
     {
         // One admin key for the cluster, written by the silo that created it.
         var keyFiles = _directories.Select(d => Path.Combine(d.Path, AdminApiKeyBootstrapper.FileName)).Where(File.Exists).ToArray();
@@ -82,6 +90,20 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
 
         await AssertKeyCreatedAndRevokedByAnyoneHoldsOnEverySiloAsync();
 
+        // A hosted instance, whose grain (and so its provisioning) lives on one silo: that silo is the one killed.
+        var instance = await apis[0].CreateRunningInstanceAsync((string)tenant["id"]!, "survivor");
+        var instanceId = (string)instance["id"]!;
+        var credentials = await apis[0].GetCredentialsAsync((string)tenant["id"]!, instanceId);
+        await using (var connection = await GarnetClient.ConnectAsync(credentials))
+        {
+            await connection.GetDatabase().StringSetAsync("written-before", "the kill");
+        }
+
+        var instanceProcess = Assert.Single(HostedProcesses.Under(Path.Combine(_instances.Path, instanceId)));
+        var victim = Array.FindIndex(_silos, silo => silo.Output.Any(line => line.Contains($"for instance {instanceId} as process", StringComparison.Ordinal)));
+        Assert.True(victim >= 0, "No silo says it started the instance.");
+        var survivors = Enumerable.Range(0, SiloCount).Where(i => i != victim).Select(i => apis[i]).ToArray();
+
         // A client keeps creating tenants (each with its own Idempotency-Key, retried until acknowledged) and reading
         // acknowledged ones back, through whichever silos are in rotation; silo 0 is taken out and killed meanwhile.
         var load = new LoadingClient(apis);
@@ -89,12 +111,12 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
         var running = load.RunAsync(workers: 4, stop.Token);
         await WaitForAsync(() => load.Acknowledged.Count >= 10, TimeSpan.FromSeconds(60), "10 writes before the kill");
 
-        load.TakeOutOfRotation(0);
-        await _silos[0].KillAsync();
+        load.TakeOutOfRotation(victim);
+        await _silos[victim].KillAsync();
         var killedAt = Stopwatch.StartNew();
         var acknowledgedAtKill = load.Acknowledged.Count;
         await WaitForAsync(
-            async () => await ScalarAsync($"SELECT count(*) FROM OrleansMembershipTable WHERE DeploymentId = '{_clusterId}' AND Port = {_siloPorts[0]} AND Status = 6") is 1L,
+            async () => await ScalarAsync($"SELECT count(*) FROM OrleansMembershipTable WHERE DeploymentId = '{_clusterId}' AND Port = {_siloPorts[victim]} AND Status = 6") is 1L,
             TimeSpan.FromSeconds(60),
             "the killed silo to be declared dead");
         var settledAfter = killedAt.Elapsed;
@@ -109,7 +131,7 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.True(load.SuccessfulReads > 0, "No read succeeded.");
 
         // Every acknowledged write is readable through every surviving silo, and the directory lists each once.
-        foreach (var api in apis.Skip(1))
+        foreach (var api in survivors)
         {
             foreach (var (id, name) in load.Acknowledged)
             {
@@ -125,7 +147,7 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
         // A write whose answer was lost is retried with its key: it yields its one tenant, never a second.
         foreach (var (key, name) in load.Unacknowledged)
         {
-            using var retry = await apis[1].SendAsync(HttpMethod.Post, "/api/v1/tenants", new { name, plan = "developer" }, key);
+            using var retry = await survivors[0].SendAsync(HttpMethod.Post, "/api/v1/tenants", new { name, plan = "developer" }, key);
             var created = await ControlPlaneApi.ExpectAsync(retry, HttpStatusCode.Created);
             Assert.Equal(name, (string?)created["name"]);
         }
@@ -133,9 +155,17 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
         output.WriteLine(
             $"acknowledged {load.Acknowledged.Count} creates ({acknowledgedAtKill} before the kill), {load.SuccessfulReads} reads, {load.Failures} failed requests; " +
             $"{load.Unacknowledged.Count} unanswered, retried; killed silo declared dead after {settledAfter.TotalSeconds:0.0} s");
-        var all = (await apis[2].GetAsync("/api/v1/tenants"))["items"]!.AsArray().Select(t => (string)t!["name"]!).ToList();
+        var all = (await survivors[1].GetAsync("/api/v1/tenants"))["items"]!.AsArray().Select(t => (string)t!["name"]!).ToList();
         Assert.Equal(all.Count, all.Distinct().Count());
         Assert.True(settledAfter < TimeSpan.FromSeconds(60), $"Membership settled after {settledAfter}.");
+
+        // The instance's grain came back on a survivor, adopted the same process (no second one), and serves its data.
+        var adopted = await survivors[0].WaitForInstanceAsync(
+            (string)tenant["id"]!, instanceId, i => (string?)i["state"] == "Running" && (string?)i["health"] == "healthy", TimeSpan.FromSeconds(60));
+        Assert.Equal(instance["endpoint"]!.ToJsonString(), adopted["endpoint"]!.ToJsonString());
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        Assert.Equal(instanceProcess, Assert.Single(HostedProcesses.Under(Path.Combine(_instances.Path, instanceId))));
+        Assert.Equal("the kill", await GarnetClient.GetWhenServingAsync(credentials, "written-before", TimeSpan.FromSeconds(10)));
     }
 
     /// <summary>A key made (and then revoked) by another silo works (then fails) here, revocation within seconds.</summary>
