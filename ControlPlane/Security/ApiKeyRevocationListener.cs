@@ -39,8 +39,9 @@ public sealed partial class ApiKeyRevocationListener(
             {
                 return;
             }
-            catch (Exception exception) when (exception is NpgsqlException or InvalidOperationException or IOException)
+            catch (Exception exception)
             {
+                // Whatever broke the connection (the server restarted, the network, a failover), keep listening.
                 keys.ForgetCachedKeys();
                 LogListenerLost(exception);
                 await Task.Delay(s_reconnectDelay, stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);

@@ -230,16 +230,44 @@ public sealed class PostgresSchemaTests : IAsyncLifetime
         await silos[0].RevokeAsync(key.Id);
 
         Assert.Null(await silos[0].FindAsync(secret));
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (await silos[2].FindAsync(secret) is not null)
-        {
-            Assert.True(DateTime.UtcNow < deadline, "The revocation did not reach the listening silo within 10 s.");
-            await Task.Delay(50);
-        }
+        await WaitUntilAsync(async () => await silos[2].FindAsync(secret) is null, "the revocation to reach the listening silo");
 
         // Without a listener, the cache bounds it: still accepted until its entry expires.
         Assert.NotNull(await silos[1].FindAsync(secret));
+
+        // The listener's connection is cut (a database restart or failover): it reconnects, and the next revocation
+        // still reaches it.
+        await using (var connection = await _database.OpenAsync())
+        await using (var terminate = connection.CreateCommand())
+        {
+            terminate.CommandText = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'";
+            Assert.Equal(1L, await terminate.ExecuteScalarAsync());
+        }
+
+        var (second, secondSecret) = await silos[0].CreateAsync("ci", Roles.PlatformAdmin, tenantId: null);
+        await WaitUntilAsync(async () => await ListenersAsync() == 1, "the listener to reconnect");
+        Assert.NotNull(await silos[2].FindAsync(secondSecret));
+        await silos[0].RevokeAsync(second.Id);
+        await WaitUntilAsync(async () => await silos[2].FindAsync(secondSecret) is null, "the revocation after the reconnect");
         await listener.StopAsync(CancellationToken.None);
+    }
+
+    private async Task<long> ListenersAsync()
+    {
+        await using var connection = await _database.OpenAsync();
+        await using var count = connection.CreateCommand();
+        count.CommandText = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'";
+        return (long)(await count.ExecuteScalarAsync())!;
+    }
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"Timed out after 10 s waiting for {what}.");
+            await Task.Delay(50);
+        }
     }
 
     private static MembershipEntry Entry(int port, SiloStatus status) => new()
