@@ -208,10 +208,21 @@ public static class ControlPlaneHostingExtensions
         }
         catch (Exception exception) when (exception is NpgsqlException or ArgumentException or InvalidOperationException)
         {
-            // Names the server, never the password the connection string may hold.
+            throw new StartupFailedException($"Could not prepare the PostgreSQL database {Describe(connectionString)}: {exception.Message}", exception);
+        }
+    }
+
+    /// <summary>The database and server a connection string names, never the password it may hold.</summary>
+    private static string Describe(string connectionString)
+    {
+        try
+        {
             var target = new NpgsqlConnectionStringBuilder(connectionString);
-            throw new StartupFailedException(
-                $"Could not prepare the PostgreSQL database {target.Database} on {target.Host}:{target.Port}: {exception.Message}", exception);
+            return $"{target.Database} on {target.Host}:{target.Port}";
+        }
+        catch (ArgumentException)
+        {
+            return $"of ConnectionStrings:{ControlPlaneOptions.ConnectionStringName} (the connection string is malformed)";
         }
     }
 

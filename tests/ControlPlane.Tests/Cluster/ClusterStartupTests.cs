@@ -25,6 +25,23 @@ public sealed class ClusterStartupTests : IDisposable
     }
 
     [Fact]
+    public async Task Cluster_mode_with_a_malformed_connection_string_says_so_without_echoing_it()
+    {
+        await using var silo = new ControlPlaneProcess(_directory.Path, Ports.InstanceRange(), new Dictionary<string, string>
+        {
+            ["ControlPlane:Mode"] = "Cluster",
+            ["ConnectionStrings:ControlPlane"] = "Host=127.0.0.1;Passwrd=s3cret-never-printed",
+        });
+
+        var refusal = await Assert.ThrowsAsync<InvalidOperationException>(silo.StartAsync);
+
+        Assert.Contains("exited with code 1", refusal.Message, StringComparison.Ordinal);
+        Assert.Contains("the connection string is malformed", refusal.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("s3cret-never-printed", refusal.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", refusal.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Cluster_mode_with_an_unreachable_database_names_the_server_but_not_the_password()
     {
         const string password = "s3cret-never-printed";
