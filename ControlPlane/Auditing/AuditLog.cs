@@ -8,7 +8,10 @@ namespace ControlPlane.Auditing;
 /// <param name="Details">Never a secret.</param>
 public sealed record AuditEntry(string Actor, string? TenantId, string Action, string? Target, string Outcome, string? Details = null);
 
-/// <summary>An append-only record of every mutation and every credential read, attributable to an API key.</summary>
+/// <summary>
+/// An append-only record of every mutation and every credential read, attributable to an API key. In cluster mode it
+/// is one log in PostgreSQL for every silo, whichever silo served the request.
+/// </summary>
 public sealed class AuditLog(ControlPlaneDatabase database, TimeProvider clock)
 {
     public async Task RecordAsync(AuditEntry entry, CancellationToken cancellationToken = default)
@@ -17,15 +20,15 @@ public sealed class AuditLog(ControlPlaneDatabase database, TimeProvider clock)
         await using var command = connection.CreateCommand();
         command.CommandText = """
             INSERT INTO audit_events (occurred_at, actor, tenant_id, action, target, outcome, details)
-            VALUES ($at, $actor, $tenant, $action, $target, $outcome, $details);
+            VALUES (@at, @actor, @tenant, @action, @target, @outcome, @details);
             """;
-        command.Parameters.AddWithValue("$at", clock.GetUtcNow().ToString("O"));
-        command.Parameters.AddWithValue("$actor", entry.Actor);
-        command.Parameters.AddWithValue("$tenant", (object?)entry.TenantId ?? DBNull.Value);
-        command.Parameters.AddWithValue("$action", entry.Action);
-        command.Parameters.AddWithValue("$target", (object?)entry.Target ?? DBNull.Value);
-        command.Parameters.AddWithValue("$outcome", entry.Outcome);
-        command.Parameters.AddWithValue("$details", (object?)entry.Details ?? DBNull.Value);
+        database.AddTimestamp(command, "at", clock.GetUtcNow());
+        ControlPlaneDatabase.AddParameter(command, "actor", entry.Actor);
+        ControlPlaneDatabase.AddParameter(command, "tenant", entry.TenantId);
+        ControlPlaneDatabase.AddParameter(command, "action", entry.Action);
+        ControlPlaneDatabase.AddParameter(command, "target", entry.Target);
+        ControlPlaneDatabase.AddParameter(command, "outcome", entry.Outcome);
+        ControlPlaneDatabase.AddParameter(command, "details", entry.Details);
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
@@ -35,17 +38,17 @@ public sealed class AuditLog(ControlPlaneDatabase database, TimeProvider clock)
         await using var connection = await database.OpenAsync(cancellationToken);
         await using var command = connection.CreateCommand();
         command.CommandText = tenantId is null
-            ? "SELECT id, occurred_at, actor, tenant_id, action, target, outcome, details FROM audit_events ORDER BY id DESC LIMIT $limit;"
-            : "SELECT id, occurred_at, actor, tenant_id, action, target, outcome, details FROM audit_events WHERE tenant_id = $tenant ORDER BY id DESC LIMIT $limit;";
-        command.Parameters.AddWithValue("$tenant", (object?)tenantId ?? DBNull.Value);
-        command.Parameters.AddWithValue("$limit", limit);
+            ? "SELECT id, occurred_at, actor, tenant_id, action, target, outcome, details FROM audit_events ORDER BY id DESC LIMIT @limit;"
+            : "SELECT id, occurred_at, actor, tenant_id, action, target, outcome, details FROM audit_events WHERE tenant_id = @tenant ORDER BY id DESC LIMIT @limit;";
+        ControlPlaneDatabase.AddParameter(command, "tenant", tenantId);
+        ControlPlaneDatabase.AddParameter(command, "limit", limit);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         var records = new List<AuditRecord>();
         while (await reader.ReadAsync(cancellationToken))
         {
             records.Add(new AuditRecord(
                 reader.GetInt64(0),
-                DateTimeOffset.Parse(reader.GetString(1), System.Globalization.CultureInfo.InvariantCulture),
+                ControlPlaneDatabase.ReadTimestamp(reader, 1),
                 reader.GetString(2),
                 reader.IsDBNull(3) ? null : reader.GetString(3),
                 reader.GetString(4),

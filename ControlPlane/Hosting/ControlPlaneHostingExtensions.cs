@@ -13,6 +13,7 @@ using ControlPlane.Tenants;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.OpenApi;
+using Npgsql;
 using Orleans.Configuration;
 using Orleans.Runtime.Hosting;
 
@@ -21,8 +22,10 @@ namespace ControlPlane.Hosting;
 public static class ControlPlaneHostingExtensions
 {
     /// <summary>
-    /// Everything the embedded control plane needs: one SQLite file, an Orleans silo with localhost
-    /// clustering, the in-process provisioning workers, API-key authentication, problem+json and OpenAPI.
+    /// Everything the control plane needs: its database, an Orleans silo, the in-process provisioning workers,
+    /// API-key authentication, problem+json and OpenAPI. <c>ControlPlane:Mode</c> chooses the adapters: embedded
+    /// (one SQLite file, localhost clustering) or cluster (PostgreSQL for membership, reminders, grain state, API
+    /// keys and the audit log, shared by every silo).
     /// </summary>
     public static WebApplicationBuilder AddControlPlane(this WebApplicationBuilder builder, string[] args)
     {
@@ -31,7 +34,10 @@ public static class ControlPlaneHostingExtensions
         var dataDirectory = Path.GetFullPath(options.DataDir, builder.Environment.ContentRootPath);
         Directory.CreateDirectory(dataDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var dataDirectoryLock = DataDirectoryLock.Acquire(dataDirectory);
-        var database = new ControlPlaneDatabase(dataDirectory);
+        var clusterConnectionString = options.Mode == ControlPlaneMode.Cluster ? RequireClusterConnectionString(builder.Configuration) : null;
+        var database = clusterConnectionString is null
+            ? new ControlPlaneDatabase(dataDirectory)
+            : OpenClusterDatabase(dataDirectory, clusterConnectionString);
 
         var services = builder.Services;
         services.AddSingleton(dataDirectoryLock);
@@ -42,8 +48,14 @@ public static class ControlPlaneHostingExtensions
         services.AddSingleton<ApiKeyStore>();
         services.AddSingleton<AuditLog>();
         services.AddHostedService<AdminApiKeyBootstrapper>();
+        if (database.IsShared)
+        {
+            services.AddHostedService<ApiKeyRevocationListener>();
+        }
+
         // Authentication always brings ASP.NET data protection, which this API does not use (no cookies or
-        // tokens); keep its key ring inside the data directory instead of the user's home.
+        // tokens); keep its key ring inside the data directory instead of the user's home. Nothing it protects
+        // crosses silos, so in cluster mode each silo keeps its own.
         services.AddDataProtection()
             .SetApplicationName("controlplane")
             .PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(database.DataDirectory, "data-protection-keys")));
@@ -78,8 +90,16 @@ public static class ControlPlaneHostingExtensions
 
         builder.UseOrleans(silo =>
         {
-            UseEmbeddedClustering(silo, builder.Configuration);
-            silo.AddControlPlaneStorage();
+            if (clusterConnectionString is null)
+            {
+                UseEmbeddedClustering(silo, builder.Configuration);
+            }
+            else
+            {
+                UseClusterMembership(silo, builder.Configuration, clusterConnectionString);
+            }
+
+            silo.AddControlPlaneStorage(clusterConnectionString);
         });
         return builder;
     }
@@ -99,11 +119,26 @@ public static class ControlPlaneHostingExtensions
         return services;
     }
 
-    /// <summary>Grain state and reminders in the control plane's SQLite file.</summary>
-    public static ISiloBuilder AddControlPlaneStorage(this ISiloBuilder silo)
+    /// <summary>
+    /// Grain state in the control plane's database (JSON rows, whichever the provider); reminders in the SQLite file, or,
+    /// given cluster mode's PostgreSQL, with Orleans' ADO.NET reminder table over the schema in <c>Persistence/Postgres</c>.
+    /// </summary>
+    public static ISiloBuilder AddControlPlaneStorage(this ISiloBuilder silo, string? clusterConnectionString = null)
     {
-        silo.Services.AddGrainStorage(StorageNames.ControlPlane, (provider, _) => new SqliteGrainStorage(provider.GetRequiredService<ControlPlaneDatabase>()));
-        silo.Services.AddSingleton<IReminderTable, SqliteReminderTable>();
+        silo.Services.AddGrainStorage(StorageNames.ControlPlane, (provider, _) => new JsonGrainStorage(provider.GetRequiredService<ControlPlaneDatabase>()));
+        if (clusterConnectionString is null)
+        {
+            silo.Services.AddSingleton<IReminderTable, SqliteReminderTable>();
+        }
+        else
+        {
+            silo.UseAdoNetReminderService(reminders =>
+            {
+                reminders.Invariant = PostgresInvariant;
+                reminders.ConnectionString = clusterConnectionString;
+            });
+        }
+
         silo.AddReminders();
         return silo;
     }
@@ -141,13 +176,83 @@ public static class ControlPlaneHostingExtensions
     private static void UseEmbeddedClustering(ISiloBuilder silo, ConfigurationManager configuration)
     {
         var options = configuration.GetSection(SiloOptions.SectionName).Get<SiloOptions>() ?? new SiloOptions();
-        var siloPort = options.SiloPort == 0 ? FreeLoopbackPort() : options.SiloPort;
-        silo.UseLocalhostClustering(siloPort, options.GatewayPort, serviceId: options.ServiceId, clusterId: options.ClusterId);
+        var siloPort = options.SiloPort == 0 ? FreePort(IPAddress.Loopback) : options.SiloPort;
+        silo.UseLocalhostClustering(siloPort, options.GatewayPort, serviceId: options.ServiceId, clusterId: options.ClusterId ?? "embedded");
     }
 
-    private static int FreeLoopbackPort()
+    /// <summary>The Npgsql ADO.NET invariant name, by which the Orleans ADO.NET providers load PostgreSQL's driver.</summary>
+    private const string PostgresInvariant = "Npgsql";
+
+    private static string RequireClusterConnectionString(ConfigurationManager configuration) =>
+        configuration.GetConnectionString(ControlPlaneOptions.ConnectionStringName) is { Length: > 0 } connectionString
+            ? connectionString
+            : throw new StartupFailedException(
+                $"ControlPlane:Mode is Cluster but ConnectionStrings:{ControlPlaneOptions.ConnectionStringName} is not set. " +
+                $"Give the PostgreSQL connection string, e.g. ConnectionStrings__{ControlPlaneOptions.ConnectionStringName}=\"Host=…;Username=…;Password=…;Database=…\".");
+
+    private static ControlPlaneDatabase OpenClusterDatabase(string dataDirectory, string connectionString)
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        try
+        {
+            // Before the host is built, so a silo that cannot reach its database never joins the cluster.
+            return ControlPlaneDatabase.OpenPostgresAsync(dataDirectory, connectionString).GetAwaiter().GetResult();
+        }
+        catch (Exception exception) when (exception is NpgsqlException or ArgumentException or InvalidOperationException)
+        {
+            throw new StartupFailedException($"Could not prepare the PostgreSQL database {Describe(connectionString)}: {exception.Message}", exception);
+        }
+    }
+
+    /// <summary>The database and server a connection string names, never the password it may hold.</summary>
+    private static string Describe(string connectionString)
+    {
+        try
+        {
+            var target = new NpgsqlConnectionStringBuilder(connectionString);
+            return $"{target.Database} on {target.Host}:{target.Port}";
+        }
+        catch (ArgumentException)
+        {
+            return $"of ConnectionStrings:{ControlPlaneOptions.ConnectionStringName} (the connection string is malformed)";
+        }
+    }
+
+    private static void UseClusterMembership(ISiloBuilder silo, ConfigurationManager configuration, string connectionString)
+    {
+        var options = configuration.GetSection(SiloOptions.SectionName).Get<SiloOptions>() ?? new SiloOptions();
+        var advertised = ParseAddress(options.AdvertisedIPAddress, $"{SiloOptions.SectionName}:{nameof(SiloOptions.AdvertisedIPAddress)}") ?? IPAddress.Loopback;
+        var listen = ParseAddress(options.ListenAddress, $"{SiloOptions.SectionName}:{nameof(SiloOptions.ListenAddress)}") ?? advertised;
+        var siloPort = options.SiloPort == 0 ? FreePort(listen) : options.SiloPort;
+        silo.Configure<ClusterOptions>(cluster =>
+        {
+            cluster.ClusterId = options.ClusterId ?? "controlplane";
+            cluster.ServiceId = options.ServiceId;
+        });
+        silo.Configure<EndpointOptions>(endpoints =>
+        {
+            endpoints.AdvertisedIPAddress = advertised;
+            endpoints.SiloPort = siloPort;
+            endpoints.SiloListeningEndpoint = new IPEndPoint(listen, siloPort);
+            endpoints.GatewayPort = options.GatewayPort;
+            endpoints.GatewayListeningEndpoint = options.GatewayPort == 0 ? null : new IPEndPoint(listen, options.GatewayPort);
+        });
+        silo.Configure<ClusterMembershipOptions>(configuration.GetSection($"{SiloOptions.SectionName}:Membership"));
+        silo.Configure<SiloMessagingOptions>(configuration.GetSection($"{SiloOptions.SectionName}:Messaging"));
+        silo.UseAdoNetClustering(clustering =>
+        {
+            clustering.Invariant = PostgresInvariant;
+            clustering.ConnectionString = connectionString;
+        });
+    }
+
+    private static IPAddress? ParseAddress(string? value, string setting) =>
+        string.IsNullOrWhiteSpace(value) ? null
+        : IPAddress.TryParse(value, out var address) ? address
+        : throw new StartupFailedException($"{setting} must be an IP address, not '{value}'.");
+
+    private static int FreePort(IPAddress address)
+    {
+        using var listener = new TcpListener(address, 0);
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }

@@ -1,11 +1,25 @@
+using System.Data.Common;
 using Microsoft.Data.Sqlite;
+using Npgsql;
+using NpgsqlTypes;
 
 namespace ControlPlane.Persistence;
 
+/// <summary>Which database holds the state that the control plane's silos share.</summary>
+public enum DatabaseProvider
+{
+    /// <summary>Embedded mode: one SQLite file in the data directory, one process.</summary>
+    Sqlite,
+
+    /// <summary>Cluster mode: PostgreSQL, shared by every silo.</summary>
+    Postgres,
+}
+
 /// <summary>
-/// The single SQLite file that holds every piece of embedded-mode state: grain state, reminders, API keys
-/// and the audit log. WAL with <c>synchronous=FULL</c> makes every acknowledged write survive a crash
-/// of the process or the machine.
+/// The database that holds grain state, API keys and the audit log (and, embedded, reminders). Embedded, it is one
+/// SQLite file in the data directory: WAL with <c>synchronous=FULL</c> makes every acknowledged write survive a crash
+/// of the process or the machine. In cluster mode it is PostgreSQL (schema in <c>Postgres/*.sql</c>). The stores
+/// use one SQL text for both, with <c>@name</c> parameters, which both providers accept.
 /// </summary>
 public sealed class ControlPlaneDatabase
 {
@@ -60,9 +74,12 @@ public sealed class ControlPlaneDatabase
     ];
 
     private readonly string _connectionString;
+    private readonly NpgsqlDataSource? _postgres;
 
+    /// <summary>Embedded mode: the SQLite file in <paramref name="dataDirectory"/>, created and migrated here.</summary>
     public ControlPlaneDatabase(string dataDirectory)
     {
+        Provider = DatabaseProvider.Sqlite;
         DataDirectory = Path.GetFullPath(dataDirectory);
         FilePath = Path.Combine(DataDirectory, FileName);
         _connectionString = new SqliteConnectionStringBuilder
@@ -76,13 +93,44 @@ public sealed class ControlPlaneDatabase
         Initialize();
     }
 
+    private ControlPlaneDatabase(string dataDirectory, NpgsqlDataSource postgres)
+    {
+        Provider = DatabaseProvider.Postgres;
+        DataDirectory = Path.GetFullPath(dataDirectory);
+        FilePath = "";
+        _connectionString = postgres.ConnectionString;
+        _postgres = postgres;
+    }
+
+    public DatabaseProvider Provider { get; }
+
+    /// <summary>Several control-plane processes share this database (cluster mode).</summary>
+    public bool IsShared => Provider == DatabaseProvider.Postgres;
+
+    /// <summary>This process's own directory (hosted instances' data, the admin key it created, its lock).</summary>
     public string DataDirectory { get; }
 
+    /// <summary>The SQLite file; empty in cluster mode.</summary>
     public string FilePath { get; }
 
-    /// <summary>Opens a pooled connection with the per-connection settings every caller relies on.</summary>
-    public async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Cluster mode: PostgreSQL at <paramref name="connectionString"/>, its schema brought up to date first (safe when
+    /// several silos start at once). <paramref name="dataDirectory"/> stays this process's own.
+    /// </summary>
+    public static async Task<ControlPlaneDatabase> OpenPostgresAsync(string dataDirectory, string connectionString, CancellationToken cancellationToken = default)
     {
+        await PostgresSchema.ApplyAsync(connectionString, cancellationToken);
+        return new ControlPlaneDatabase(dataDirectory, NpgsqlDataSource.Create(connectionString));
+    }
+
+    /// <summary>Opens a pooled connection with the per-connection settings every caller relies on.</summary>
+    public async Task<DbConnection> OpenAsync(CancellationToken cancellationToken = default)
+    {
+        if (_postgres is not null)
+        {
+            return await _postgres.OpenConnectionAsync(cancellationToken);
+        }
+
         var connection = new SqliteConnection(_connectionString);
         try
         {
@@ -98,6 +146,52 @@ public sealed class ControlPlaneDatabase
             throw;
         }
     }
+
+    /// <summary>
+    /// Serializes writers of <paramref name="name"/> until <paramref name="transaction"/> ends, across every process
+    /// sharing the database: a PostgreSQL advisory lock; a SQLite transaction already holds the only write lock.
+    /// </summary>
+    public async Task LockAsync(DbTransaction transaction, string name, CancellationToken cancellationToken = default)
+    {
+        if (Provider == DatabaseProvider.Postgres)
+        {
+            await using var command = transaction.Connection!.CreateCommand();
+            command.Transaction = transaction;
+            command.CommandText = "SELECT pg_advisory_xact_lock(hashtext(@name))";
+            AddParameter(command, "name", name);
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+    }
+
+    public static void AddParameter(DbCommand command, string name, object? value)
+    {
+        var parameter = command.CreateParameter();
+        parameter.ParameterName = name;
+        parameter.Value = value ?? DBNull.Value;
+        command.Parameters.Add(parameter);
+    }
+
+    /// <summary>A point in time: <c>timestamptz</c> in PostgreSQL, ISO 8601 text in SQLite (as embedded files always held).</summary>
+    public void AddTimestamp(DbCommand command, string name, DateTimeOffset value) =>
+        AddParameter(command, name, Provider == DatabaseProvider.Postgres ? value.ToUniversalTime() : value.ToString("O"));
+
+    /// <summary>A JSON document: <c>jsonb</c> in PostgreSQL (queryable with <c>-&gt;&gt;</c>), text in SQLite.</summary>
+    public void AddJson(DbCommand command, string name, string json)
+    {
+        if (Provider == DatabaseProvider.Postgres)
+        {
+            command.Parameters.Add(new NpgsqlParameter(name, NpgsqlDbType.Jsonb) { Value = json });
+        }
+        else
+        {
+            AddParameter(command, name, json);
+        }
+    }
+
+    public static DateTimeOffset ReadTimestamp(DbDataReader reader, int ordinal) =>
+        reader.GetFieldType(ordinal) == typeof(string)
+            ? DateTimeOffset.Parse(reader.GetString(ordinal), System.Globalization.CultureInfo.InvariantCulture)
+            : reader.GetFieldValue<DateTimeOffset>(ordinal);
 
     private void Initialize()
     {

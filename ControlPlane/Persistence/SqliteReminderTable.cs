@@ -11,7 +11,7 @@ public sealed class SqliteReminderTable(ControlPlaneDatabase database) : IRemind
     public Task Init() => Task.CompletedTask;
 
     public Task<ReminderTableData> ReadRows(GrainId grainId) =>
-        QueryAsync("WHERE grain_id = $id", command => command.Parameters.AddWithValue("$id", grainId.ToString()));
+        QueryAsync("WHERE grain_id = $id", command => ControlPlaneDatabase.AddParameter(command, "$id", grainId.ToString()));
 
     public Task<ReminderTableData> ReadRows(uint begin, uint end) =>
         // Orleans asks for the ring range (begin, end]; when begin >= end the range wraps around zero.
@@ -19,8 +19,8 @@ public sealed class SqliteReminderTable(ControlPlaneDatabase database) : IRemind
             begin < end ? "WHERE grain_hash > $begin AND grain_hash <= $end" : "WHERE grain_hash > $begin OR grain_hash <= $end",
             command =>
             {
-                command.Parameters.AddWithValue("$begin", (long)begin);
-                command.Parameters.AddWithValue("$end", (long)end);
+                ControlPlaneDatabase.AddParameter(command, "$begin", (long)begin);
+                ControlPlaneDatabase.AddParameter(command, "$end", (long)end);
             });
 
     public async Task<ReminderEntry?> ReadRow(GrainId grainId, string reminderName)
@@ -29,8 +29,8 @@ public sealed class SqliteReminderTable(ControlPlaneDatabase database) : IRemind
             "WHERE grain_id = $id AND reminder_name = $name",
             command =>
             {
-                command.Parameters.AddWithValue("$id", grainId.ToString());
-                command.Parameters.AddWithValue("$name", reminderName);
+                ControlPlaneDatabase.AddParameter(command, "$id", grainId.ToString());
+                ControlPlaneDatabase.AddParameter(command, "$name", reminderName);
             });
         return rows.Reminders.FirstOrDefault();
     }
@@ -46,12 +46,12 @@ public sealed class SqliteReminderTable(ControlPlaneDatabase database) : IRemind
             ON CONFLICT (grain_id, reminder_name) DO UPDATE
             SET start_at = excluded.start_at, period_ms = excluded.period_ms, etag = excluded.etag;
             """;
-        command.Parameters.AddWithValue("$id", entry.GrainId.ToString());
-        command.Parameters.AddWithValue("$name", entry.ReminderName);
-        command.Parameters.AddWithValue("$hash", (long)entry.GrainId.GetUniformHashCode());
-        command.Parameters.AddWithValue("$start", entry.StartAt.ToUniversalTime().ToString("O"));
-        command.Parameters.AddWithValue("$period", (long)entry.Period.TotalMilliseconds);
-        command.Parameters.AddWithValue("$etag", etag);
+        ControlPlaneDatabase.AddParameter(command, "$id", entry.GrainId.ToString());
+        ControlPlaneDatabase.AddParameter(command, "$name", entry.ReminderName);
+        ControlPlaneDatabase.AddParameter(command, "$hash", (long)entry.GrainId.GetUniformHashCode());
+        ControlPlaneDatabase.AddParameter(command, "$start", entry.StartAt.ToUniversalTime().ToString("O"));
+        ControlPlaneDatabase.AddParameter(command, "$period", (long)entry.Period.TotalMilliseconds);
+        ControlPlaneDatabase.AddParameter(command, "$etag", etag);
         await command.ExecuteNonQueryAsync();
         return etag;
     }
@@ -61,9 +61,9 @@ public sealed class SqliteReminderTable(ControlPlaneDatabase database) : IRemind
         await using var connection = await database.OpenAsync();
         await using var command = connection.CreateCommand();
         command.CommandText = "DELETE FROM reminders WHERE grain_id = $id AND reminder_name = $name AND etag = $etag;";
-        command.Parameters.AddWithValue("$id", grainId.ToString());
-        command.Parameters.AddWithValue("$name", reminderName);
-        command.Parameters.AddWithValue("$etag", eTag);
+        ControlPlaneDatabase.AddParameter(command, "$id", grainId.ToString());
+        ControlPlaneDatabase.AddParameter(command, "$name", reminderName);
+        ControlPlaneDatabase.AddParameter(command, "$etag", eTag);
         return await command.ExecuteNonQueryAsync() == 1;
     }
 
@@ -75,7 +75,7 @@ public sealed class SqliteReminderTable(ControlPlaneDatabase database) : IRemind
         await command.ExecuteNonQueryAsync();
     }
 
-    private async Task<ReminderTableData> QueryAsync(string where, Action<Microsoft.Data.Sqlite.SqliteCommand> bind)
+    private async Task<ReminderTableData> QueryAsync(string where, Action<System.Data.Common.DbCommand> bind)
     {
         await using var connection = await database.OpenAsync();
         await using var command = connection.CreateCommand();

@@ -63,6 +63,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
     /// <param name="settings">Extra <c>--Key=value</c> settings (the Dapr path's transport).</param>
     /// <param name="port">The API port, when something must know it before the start (a sidecar).</param>
     /// <param name="instancesDirectory">Where instances live when another process runs them.</param>
+    /// <param name="requireAdminKey">Wait for this process to write the admin key (a cluster's first silo does; the others do not).</param>
     public static async Task<ControlPlaneHost> StartAsync(
         string controlPlaneDll,
         string workDirectory,
@@ -71,7 +72,8 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         IReadOnlyDictionary<string, string>? settings = null,
         int? port = null,
         string? instancesDirectory = null,
-        IReadOnlyList<int>? helperProcessIds = null)
+        IReadOnlyList<int>? helperProcessIds = null,
+        bool requireAdminKey = true)
     {
         var dataDirectory = Path.Combine(workDirectory, name);
         var logFile = Path.Combine(workDirectory, name + ".log");
@@ -92,7 +94,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         };
         try
         {
-            await host.WaitUntilReadyAsync(cancellationToken);
+            await host.WaitUntilReadyAsync(requireAdminKey, cancellationToken);
             return host;
         }
         catch
@@ -109,7 +111,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         _process.Dispose();
     }
 
-    private async Task WaitUntilReadyAsync(CancellationToken cancellationToken)
+    private async Task WaitUntilReadyAsync(bool requireAdminKey, CancellationToken cancellationToken)
     {
         using var http = new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(10) };
         var keyFile = Path.Combine(DataDirectory, "admin-api-key");
@@ -121,9 +123,9 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
                 throw new BenchmarkFailedException($"The control plane exited with code {_process.ExitCode} while starting. Last lines of {LogFile}:\n{LogTail()}");
             }
 
-            if (await IsReadyAsync(http, cancellationToken) && File.Exists(keyFile))
+            if (await IsReadyAsync(http, cancellationToken) && (File.Exists(keyFile) || !requireAdminKey))
             {
-                AdminApiKey = (await File.ReadAllTextAsync(keyFile, cancellationToken)).Trim();
+                AdminApiKey = File.Exists(keyFile) ? (await File.ReadAllTextAsync(keyFile, cancellationToken)).Trim() : "";
                 return;
             }
 

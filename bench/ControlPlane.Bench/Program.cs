@@ -60,6 +60,55 @@ root.SetAction((parsed, cancellationToken) => Benchmark.RunAsync(
         parsed.GetValue(size)!,
         TimeSpan.FromMilliseconds(parsed.GetValue(pollInterval))), cancellationToken));
 
+var readSeconds = new Option<int>("--seconds")
+{
+    Description = "Seconds of reads per round and cluster.",
+    DefaultValueFactory = _ => 5,
+};
+var readRounds = new Option<int>("--rounds")
+{
+    Description = "Measured rounds per cluster (after one warm-up round each).",
+    DefaultValueFactory = _ => 5,
+};
+var readConcurrency = new Option<int>("--concurrency")
+{
+    Description = "Clients reading at once, spread evenly over the cluster's silos.",
+    DefaultValueFactory = _ => 32,
+};
+var readTenants = new Option<int>("--tenants")
+{
+    Description = "Tenants (so tenant grains) read at random.",
+    DefaultValueFactory = _ => 200,
+};
+foreach (var (option, lowest, highest) in new[] { (readSeconds, 1, 600), (readRounds, 1, 100), (readConcurrency, 1, 1024), (readTenants, 1, 10_000) })
+{
+    option.Validators.Add(result =>
+    {
+        if (result.GetValueOrDefault<int>() < lowest || result.GetValueOrDefault<int>() > highest)
+        {
+            result.AddError($"{option.Name} must be between {lowest} and {highest}.");
+        }
+    });
+}
+
+var grainReads = new Command(
+    "grain-reads",
+    "Measures read throughput of a 1-silo against a 2-silo cluster (cluster mode over PostgreSQL) in one run and prints the ratio.")
+{
+    readSeconds,
+    readRounds,
+    readConcurrency,
+    readTenants,
+};
+grainReads.SetAction((parsed, cancellationToken) => GrainReadBenchmark.RunAsync(
+    new GrainReadOptions(
+        TimeSpan.FromSeconds(parsed.GetValue(readSeconds)),
+        parsed.GetValue(readRounds),
+        parsed.GetValue(readConcurrency),
+        parsed.GetValue(readTenants)),
+    cancellationToken));
+root.Subcommands.Add(grainReads);
+
 // The first Ctrl+C (or SIGTERM) cancels the run, which then deletes what it created; a second one ends it at once.
 using var stop = new CancellationTokenSource();
 using var onInterrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Cancel);

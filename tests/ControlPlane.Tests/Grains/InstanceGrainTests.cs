@@ -243,8 +243,8 @@ public sealed class InstanceGrainTests : IAsyncLifetime
         var database = new ControlPlaneDatabase(_cluster.DataDirectory.Path);
         await using var connection = await database.OpenAsync();
         await using var command = connection.CreateCommand();
-        command.CommandText = "SELECT COUNT(*) FROM reminders WHERE grain_id LIKE $id;";
-        command.Parameters.AddWithValue("$id", $"%{instanceId}");
+        command.CommandText = "SELECT COUNT(*) FROM reminders WHERE grain_id LIKE @id;";
+        ControlPlaneDatabase.AddParameter(command, "id", $"%{instanceId}");
         return (long)(await command.ExecuteScalarAsync())!;
     }
 }

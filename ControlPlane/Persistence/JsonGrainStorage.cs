@@ -6,11 +6,12 @@ using Orleans.Storage;
 namespace ControlPlane.Persistence;
 
 /// <summary>
-/// Orleans grain storage in the control plane's SQLite file. State is stored as JSON so an SRE can read
-/// it with <c>sqlite3</c>; the ETag is a row version that turns a lost race into
+/// Orleans grain storage in the control plane's database: SQLite embedded, PostgreSQL in cluster mode, with the same
+/// SQL. State is stored as JSON so an SRE can read it (<c>sqlite3</c>, <c>psql</c>); the ETag is a row version that
+/// turns a lost race (e.g. two activations of one grain while a dead silo is being declared dead) into
 /// <see cref="InconsistentStateException"/> instead of a silent overwrite.
 /// </summary>
-public sealed class SqliteGrainStorage(ControlPlaneDatabase database) : IGrainStorage
+public sealed class JsonGrainStorage(ControlPlaneDatabase database) : IGrainStorage
 {
     internal static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.General)
     {
@@ -22,9 +23,9 @@ public sealed class SqliteGrainStorage(ControlPlaneDatabase database) : IGrainSt
     {
         await using var connection = await database.OpenAsync();
         await using var command = connection.CreateCommand();
-        command.CommandText = "SELECT etag, payload FROM grain_state WHERE state_name = $name AND grain_id = $id;";
-        command.Parameters.AddWithValue("$name", stateName);
-        command.Parameters.AddWithValue("$id", grainId.ToString());
+        command.CommandText = "SELECT etag, payload FROM grain_state WHERE state_name = @name AND grain_id = @id;";
+        ControlPlaneDatabase.AddParameter(command, "name", stateName);
+        ControlPlaneDatabase.AddParameter(command, "id", grainId.ToString());
         await using var reader = await command.ExecuteReaderAsync();
         if (!await reader.ReadAsync())
         {
@@ -44,17 +45,17 @@ public sealed class SqliteGrainStorage(ControlPlaneDatabase database) : IGrainSt
         var payload = JsonSerializer.Serialize(grainState.State, JsonOptions);
         await using var connection = await database.OpenAsync();
         await using var command = connection.CreateCommand();
-        command.Parameters.AddWithValue("$name", stateName);
-        command.Parameters.AddWithValue("$id", grainId.ToString());
-        command.Parameters.AddWithValue("$payload", payload);
-        command.Parameters.AddWithValue("$at", DateTimeOffset.UtcNow.ToString("O"));
+        ControlPlaneDatabase.AddParameter(command, "name", stateName);
+        ControlPlaneDatabase.AddParameter(command, "id", grainId.ToString());
+        database.AddJson(command, "payload", payload);
+        database.AddTimestamp(command, "at", DateTimeOffset.UtcNow);
 
         long newEtag;
         if (grainState.ETag is null)
         {
             command.CommandText = """
                 INSERT INTO grain_state (state_name, grain_id, etag, payload, updated_at)
-                VALUES ($name, $id, 1, $payload, $at)
+                VALUES (@name, @id, 1, @payload, @at)
                 ON CONFLICT (state_name, grain_id) DO NOTHING;
                 """;
             newEtag = 1;
@@ -63,10 +64,10 @@ public sealed class SqliteGrainStorage(ControlPlaneDatabase database) : IGrainSt
         {
             var expected = long.Parse(grainState.ETag, CultureInfo.InvariantCulture);
             command.CommandText = """
-                UPDATE grain_state SET etag = etag + 1, payload = $payload, updated_at = $at
-                WHERE state_name = $name AND grain_id = $id AND etag = $etag;
+                UPDATE grain_state SET etag = etag + 1, payload = @payload, updated_at = @at
+                WHERE state_name = @name AND grain_id = @id AND etag = @etag;
                 """;
-            command.Parameters.AddWithValue("$etag", expected);
+            ControlPlaneDatabase.AddParameter(command, "etag", expected);
             newEtag = expected + 1;
         }
 
@@ -82,15 +83,18 @@ public sealed class SqliteGrainStorage(ControlPlaneDatabase database) : IGrainSt
 
     public async Task ClearStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
     {
-        await using var connection = await database.OpenAsync();
-        await using var command = connection.CreateCommand();
-        command.CommandText = "DELETE FROM grain_state WHERE state_name = $name AND grain_id = $id AND etag = $etag;";
-        command.Parameters.AddWithValue("$name", stateName);
-        command.Parameters.AddWithValue("$id", grainId.ToString());
-        command.Parameters.AddWithValue("$etag", grainState.ETag is null ? -1 : long.Parse(grainState.ETag, CultureInfo.InvariantCulture));
-        if (grainState.ETag is not null && await command.ExecuteNonQueryAsync() != 1)
+        if (grainState.ETag is not null)
         {
-            throw new InconsistentStateException($"State '{stateName}' of {grainId} was changed by another writer.");
+            await using var connection = await database.OpenAsync();
+            await using var command = connection.CreateCommand();
+            command.CommandText = "DELETE FROM grain_state WHERE state_name = @name AND grain_id = @id AND etag = @etag;";
+            ControlPlaneDatabase.AddParameter(command, "name", stateName);
+            ControlPlaneDatabase.AddParameter(command, "id", grainId.ToString());
+            ControlPlaneDatabase.AddParameter(command, "etag", long.Parse(grainState.ETag, CultureInfo.InvariantCulture));
+            if (await command.ExecuteNonQueryAsync() != 1)
+            {
+                throw new InconsistentStateException($"State '{stateName}' of {grainId} was changed by another writer.");
+            }
         }
 
         grainState.State = Activator.CreateInstance<T>();
