@@ -57,6 +57,13 @@ public sealed class DaprTransportTests(ITestOutputHelper output)
         Assert.DoesNotContain(apps.ControlPlane.Output, line => line.Contains(password, StringComparison.Ordinal));
         Assert.Empty(apps.ControlPlaneSidecar.Warnings);
         Assert.Empty(apps.ProvisionerSidecar.Warnings);
+
+        // Only the sidecar, holding the app token, may post to the apps' Dapr routes.
+        using var anyone = new HttpClient();
+        using var forged = await anyone.PostAsync(new Uri(apps.ControlPlane.BaseAddress, "/dapr/provisioning/events"), new StringContent("{}"));
+        Assert.Equal(HttpStatusCode.Unauthorized, forged.StatusCode);
+        using var forgedCommand = await anyone.PostAsync(new Uri(apps.Provisioner.BaseAddress, "/provisioning/commands"), new StringContent("{}"));
+        Assert.Equal(HttpStatusCode.Unauthorized, forgedCommand.StatusCode);
     }
 
     [Fact]
