@@ -1,12 +1,13 @@
 using Provisioner.Commands;
 using Provisioner.Hosting;
+using Provisioner.Messaging.Dapr;
 
 var builder = WebApplication.CreateBuilder(args);
 builder.AddProvisionerApp(args);
 
 var app = builder.Build();
 app.UseCloudEvents();
-app.MapSubscribeHandler();
+app.MapSubscribeHandler().RequireDaprAppToken();
 app.MapProvisioningCommands();
 app.MapHealthChecks("/healthz");
 

@@ -22,6 +22,7 @@ public static partial class CommandSubscription
     {
         var settings = endpoints.ServiceProvider.GetRequiredService<IOptions<DaprTransportOptions>>().Value;
         endpoints.MapPost(Route, HandleAsync)
+            .RequireDaprAppToken()
             .WithTopic(new TopicOptions
             {
                 PubsubName = settings.PubSubName,

@@ -34,13 +34,23 @@ public sealed class FakeDaprSidecar : IAsyncDisposable
     private Task? _discovery;
 
     private FakeDaprSidecar(
-        FakePubSub broker, string appId, HttpClient app, IReadOnlyDictionary<string, IReadOnlyDictionary<string, string>>? secretStores, string? apiToken)
+        FakePubSub broker,
+        string appId,
+        HttpClient app,
+        IReadOnlyDictionary<string, IReadOnlyDictionary<string, string>>? secretStores,
+        string? apiToken,
+        string? appApiToken)
     {
         _broker = broker;
         AppId = appId;
         _app = app;
         _secretStores = secretStores ?? new Dictionary<string, IReadOnlyDictionary<string, string>>();
         ApiToken = apiToken;
+        AppApiToken = appApiToken;
+        if (appApiToken is not null)
+        {
+            _app.DefaultRequestHeaders.Add("dapr-api-token", appApiToken);
+        }
     }
 
     public string AppId { get; }
@@ -50,6 +60,9 @@ public sealed class FakeDaprSidecar : IAsyncDisposable
 
     /// <summary>DAPR_API_TOKEN: when set, gRPC calls without it are refused as daprd refuses them.</summary>
     public string? ApiToken { get; }
+
+    /// <summary>APP_API_TOKEN: when set, sent as <c>dapr-api-token</c> on every call to the app, as daprd does.</summary>
+    public string? AppApiToken { get; }
 
     /// <summary>Every gRPC method the app called, in order (a method this fake lacks shows here too, answered Unimplemented).</summary>
     public ConcurrentQueue<string> Calls { get; } = new();
@@ -69,7 +82,8 @@ public sealed class FakeDaprSidecar : IAsyncDisposable
         Uri? appAddress,
         HttpMessageHandler? appHandler = null,
         IReadOnlyDictionary<string, IReadOnlyDictionary<string, string>>? secretStores = null,
-        string? apiToken = null)
+        string? apiToken = null,
+        string? appApiToken = null)
     {
         ArgumentNullException.ThrowIfNull(broker);
         var app = new HttpClient(appHandler ?? new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(2) })
@@ -78,7 +92,7 @@ public sealed class FakeDaprSidecar : IAsyncDisposable
             // A command runs as long as its steps; daprd waits for the app's answer without a timeout of its own.
             Timeout = TimeSpan.FromMinutes(10),
         };
-        var sidecar = new FakeDaprSidecar(broker, appId, app, secretStores, apiToken);
+        var sidecar = new FakeDaprSidecar(broker, appId, app, secretStores, apiToken, appApiToken);
         await sidecar.StartServerAsync();
         if (appAddress is null)
         {

@@ -114,20 +114,17 @@ internal sealed class Subscription : IAsyncDisposable
                 return;
             }
 
-            _broker.Deliveries.Enqueue(new Delivery(_sidecar.AppId, Topic, message.Id, attempt, result, detail));
-            if (result == DeliveryResult.Success)
+            // daprd sends a message to the dead-letter topic when the app drops it or it runs out of retries.
+            var givenUp = result == DeliveryResult.Drop || (result == DeliveryResult.Retry && attempt >= _broker.MaxAttempts);
+            if (givenUp && DeadLetterTopic is not null)
             {
-                return;
+                _sidecar.SendToDeadLetter(PubSubName, DeadLetterTopic, message);
             }
 
-            // daprd sends a message to the dead-letter topic when the app drops it or it runs out of retries.
-            if (result == DeliveryResult.Drop || attempt >= _broker.MaxAttempts)
+            // Recorded once acted on, so a test that sees the delivery also sees its consequence.
+            _broker.Deliveries.Enqueue(new Delivery(_sidecar.AppId, Topic, message.Id, attempt, result, detail));
+            if (result == DeliveryResult.Success || givenUp)
             {
-                if (DeadLetterTopic is not null)
-                {
-                    _sidecar.SendToDeadLetter(PubSubName, DeadLetterTopic, message);
-                }
-
                 return;
             }
 

@@ -12,7 +12,7 @@ namespace ControlPlane.Provisioning.Dapr;
 /// The control plane's Dapr subscriptions (only with <c>Provisioning:Transport=Dapr</c>): worker events go to
 /// <see cref="IProvisioningEventSink"/> exactly as the in-process workers' do, and dead-lettered commands are
 /// recorded on the operation they belonged to. The sidecar calls these without an API key; when it is given
-/// an app token (APP_API_TOKEN), requests must carry it.
+/// an app token (APP_API_TOKEN), requests must carry it (<see cref="DaprAppToken"/>).
 /// </summary>
 public static partial class ProvisioningSubscriptions
 {
@@ -37,15 +37,14 @@ public static partial class ProvisioningSubscriptions
         }
 
         var settings = app.Services.GetRequiredService<IOptions<DaprTransportOptions>>().Value;
-        var appToken = Environment.GetEnvironmentVariable("APP_API_TOKEN");
-        app.MapSubscribeHandler().AllowAnonymous().AddEndpointFilter(RequireAppToken(appToken));
+        app.MapSubscribeHandler().AllowAnonymous().RequireDaprAppToken();
         app.MapPost(EventsRoute, HandleEventAsync)
             .AllowAnonymous()
-            .AddEndpointFilter(RequireAppToken(appToken))
+            .RequireDaprAppToken()
             .WithTopic(settings.PubSubName, settings.EventsTopic);
         app.MapPost(DeadLettersRoute, HandleDeadLetterAsync)
             .AllowAnonymous()
-            .AddEndpointFilter(RequireAppToken(appToken))
+            .RequireDaprAppToken()
             .WithTopic(settings.PubSubName, settings.DeadLetterTopic);
         return app;
     }
@@ -151,12 +150,6 @@ public static partial class ProvisioningSubscriptions
         return "The command is well formed, but the provisioner did not take it: it dropped it as unreadable (check that both apps use the " +
             "same Provisioning:Dapr secret key and version) or failed on every delivery. The provisioner's log names the cause.";
     }
-
-    private static Func<EndpointFilterInvocationContext, EndpointFilterDelegate, ValueTask<object?>> RequireAppToken(string? appToken) =>
-        (context, next) =>
-            string.IsNullOrEmpty(appToken) || context.HttpContext.Request.Headers["dapr-api-token"] == appToken
-                ? next(context)
-                : ValueTask.FromResult<object?>(Results.Unauthorized());
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Dropping a provisioning event that cannot be read: {Reason}")]
     private static partial void LogEventDropped(ILogger logger, string reason);

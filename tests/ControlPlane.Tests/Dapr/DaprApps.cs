@@ -52,8 +52,11 @@ public sealed class DaprApps : IAsyncDisposable
         try
         {
             configure?.Invoke(apps);
-            apps._controlPlaneSidecar = await FakeDaprSidecar.StartAsync(apps.Broker, "controlplane", apps.ControlPlane.BaseAddress, secretStores: apps.Secrets);
-            apps._provisionerSidecar = await FakeDaprSidecar.StartAsync(apps.Broker, "provisioner", apps.Provisioner.BaseAddress, secretStores: apps.Secrets);
+            // Both tokens daprd uses, as a cluster would set them: the app's calls to its sidecar, and the sidecar's to its app.
+            apps._controlPlaneSidecar = await FakeDaprSidecar.StartAsync(
+                apps.Broker, "controlplane", apps.ControlPlane.BaseAddress, secretStores: apps.Secrets, apiToken: NewToken(), appApiToken: NewToken());
+            apps._provisionerSidecar = await FakeDaprSidecar.StartAsync(
+                apps.Broker, "provisioner", apps.Provisioner.BaseAddress, secretStores: apps.Secrets, apiToken: NewToken(), appApiToken: NewToken());
             UseSidecar(apps.ControlPlane, apps.ControlPlaneSidecar);
             apps.ControlPlane.Settings["Provisioning:Transport"] = "Dapr";
             UseSidecar(apps.Provisioner, apps.ProvisionerSidecar);
@@ -90,5 +93,9 @@ public sealed class DaprApps : IAsyncDisposable
     {
         app.Settings["Provisioning:Dapr:GrpcEndpoint"] = sidecar.GrpcEndpoint;
         app.Settings["Provisioning:Dapr:SecretStore"] = "secrets";
+        app.Environment["DAPR_API_TOKEN"] = sidecar.ApiToken!;
+        app.Environment["APP_API_TOKEN"] = sidecar.AppApiToken!;
     }
+
+    private static string NewToken() => Convert.ToHexString(RandomNumberGenerator.GetBytes(16));
 }
