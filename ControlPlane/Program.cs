@@ -2,6 +2,7 @@ using ControlPlane.Catalog;
 using ControlPlane.Hosting;
 using ControlPlane.Instances;
 using ControlPlane.Operations;
+using ControlPlane.Sla;
 using ControlPlane.Tenants;
 
 try
@@ -15,6 +16,7 @@ try
     app.MapTenants();
     app.MapInstances();
     app.MapOperations();
+    app.MapSla();
 
     app.Run();
     return 0;

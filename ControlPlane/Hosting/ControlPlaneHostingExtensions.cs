@@ -2,12 +2,15 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Billing;
+using Billing.Usage;
 using ControlPlane.Api;
 using ControlPlane.Auditing;
 using ControlPlane.Instances;
 using ControlPlane.Persistence;
 using ControlPlane.Provisioning;
 using ControlPlane.Security;
+using ControlPlane.Sla;
 using ControlPlane.Tenants;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.DataProtection;
@@ -94,7 +97,8 @@ public static class ControlPlaneHostingExtensions
     {
         services.AddSingleton(database);
         services.AddSingleton(TimeProvider.System);
-        services.Configure<PlanOptions>(configuration.GetSection(PlanOptions.SectionName));
+        services.AddOptions<PlanOptions>().Bind(configuration.GetSection(PlanOptions.SectionName)).ValidateOnStart();
+        services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<PlanOptions>, PlanOptionsValidator>();
         services.Configure<ReconcileOptions>(configuration.GetSection(ReconcileOptions.SectionName));
         services.Configure<InstanceOptions>(configuration.GetSection(InstanceOptions.SectionName));
         services.AddProvisioner(configuration);
@@ -106,6 +110,9 @@ public static class ControlPlaneHostingExtensions
             }
         });
         services.AddSingleton<IProvisioningEventSink, GrainProvisioningEventSink>();
+        // Before the silo is registered, so billing's tables exist before any grain is activated.
+        services.AddBilling(configuration, BillingHostingExtensions.DatabaseFor(configuration, database.FilePath));
+        services.AddSingleton<IBillingDirectory, TenantPlansForBilling>();
         return services;
     }
 

@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using System.Security.Cryptography;
+using Billing.Usage;
 using ControlPlane.Errors;
 using ControlPlane.Operations;
 using ControlPlane.Persistence;
@@ -31,6 +32,9 @@ public sealed partial class InstanceGrain(
     private int _consecutiveRepairFailures;
     private DateTimeOffset? _lastResentAt;
 
+    // What billing was last told; null until it has been told since this activation, so every activation repeats it.
+    private InstanceLifecycleNotice? _billingNotified;
+
     // Commands wait here until the state that explains them is durable, so the worker never sees a
     // generation the grain could forget in a crash.
     private readonly List<ProvisioningCommand> _outbox = [];
@@ -49,6 +53,7 @@ public sealed partial class InstanceGrain(
         }
 
         StartReconcileTimer();
+        await NotifyBillingAsync();
         if (Active is { } operation)
         {
             // Commands in flight when the control plane stopped may be gone; resuming is safe because applying a spec is idempotent.
@@ -544,6 +549,8 @@ public sealed partial class InstanceGrain(
             return;
         }
 
+        // A notice that failed earlier is repeated here; an unchanged one costs nothing.
+        await NotifyBillingAsync();
         var now = Now;
         if (Active is { } operation)
         {
@@ -618,8 +625,54 @@ public sealed partial class InstanceGrain(
     private async Task SaveAndSendAsync()
     {
         await state.WriteStateAsync();
+        await NotifyBillingAsync();
         await SendOutboxAsync();
     }
+
+    /// <summary>Tells billing the lifecycle and size just stored, once per change; a failure is retried on the next reconcile tick.</summary>
+    private async Task NotifyBillingAsync()
+    {
+        if (!state.RecordExists)
+        {
+            return;
+        }
+
+        var notice = new InstanceLifecycleNotice
+        {
+            TenantId = S.TenantId,
+            State = MeteredStateOf(S.Lifecycle),
+            Size = S.Size,
+            Probe = S.Endpoint is { } endpoint && S.Lifecycle != InstanceLifecycle.Deleted
+                ? new ProbeTarget { Host = endpoint.Host, Port = endpoint.Port, Password = Secret.Of(S.Password) }
+                : null,
+        };
+        if (notice == _billingNotified)
+        {
+            return;
+        }
+
+        try
+        {
+            await GrainFactory.GetGrain<IInstanceMeteringGrain>(S.Id).ObserveLifecycleAsync(notice);
+            _billingNotified = notice;
+        }
+        catch (Exception exception)
+        {
+            // Billing must never hold up the instance: the change stays recorded here and billing is told on the next tick.
+            LogBillingNoticeFailed(exception, S.Id);
+        }
+    }
+
+    /// <summary>Stopping, Stopped and Starting are all the customer's stop; Deleting is already the customer's deletion.</summary>
+    private static MeteredState MeteredStateOf(InstanceLifecycle lifecycle) => lifecycle switch
+    {
+        InstanceLifecycle.Provisioning => MeteredState.Provisioning,
+        InstanceLifecycle.Running => MeteredState.Running,
+        InstanceLifecycle.Updating => MeteredState.Updating,
+        InstanceLifecycle.Stopping or InstanceLifecycle.Stopped or InstanceLifecycle.Starting => MeteredState.Stopped,
+        InstanceLifecycle.Failed => MeteredState.Failed,
+        _ => MeteredState.Deleted,
+    };
 
     private async Task SendOutboxAsync()
     {
@@ -773,6 +826,9 @@ public sealed partial class InstanceGrain(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Instance {InstanceId} could not be repaired ({ErrorCode}): {Error}")]
     private partial void LogRepairFailed(string instanceId, string errorCode, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not tell billing about instance {InstanceId}; retrying on the next reconcile")]
+    private partial void LogBillingNoticeFailed(Exception exception, string instanceId);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Instance {InstanceId} ignored a stale {EventType} for generation {EventGeneration} (now {Generation})")]
     private partial void LogStaleEvent(string instanceId, string eventType, long eventGeneration, long generation);
