@@ -127,6 +127,9 @@ public static class ControlPlaneHostingExtensions
 
     public static WebApplication UseControlPlane(this WebApplication app)
     {
+        // The container does not dispose an instance it was handed; a host stopped inside a longer-lived process (a
+        // restart in tests) must still release the data directory for the next one.
+        app.Lifetime.ApplicationStopped.Register(() => app.Services.GetRequiredService<DataDirectoryLock>().Dispose());
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseAuthentication();
