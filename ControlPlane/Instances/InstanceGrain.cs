@@ -24,6 +24,7 @@ public sealed partial class InstanceGrain(
 {
     private const string ReminderName = "reconcile";
     private const int MaxEvents = 200;
+    private static readonly TimeSpan BillingNoticeRefresh = TimeSpan.FromMinutes(1);
 
     private readonly ReconcileOptions _reconcile = reconcileOptions.Value;
     private IGrainTimer? _reconcileTimer;
@@ -32,8 +33,9 @@ public sealed partial class InstanceGrain(
     private int _consecutiveRepairFailures;
     private DateTimeOffset? _lastResentAt;
 
-    // What billing was last told; null until it has been told since this activation, so every activation repeats it.
+    // What billing was last told, and when; null until it has been told since this activation, so every activation repeats it.
     private InstanceLifecycleNotice? _billingNotified;
+    private DateTimeOffset _billingNotifiedAt;
 
     // Commands wait here until the state that explains them is durable, so the worker never sees a
     // generation the grain could forget in a crash.
@@ -629,7 +631,11 @@ public sealed partial class InstanceGrain(
         await SendOutboxAsync();
     }
 
-    /// <summary>Tells billing the lifecycle and size just stored, once per change; a failure is retried on the next reconcile tick.</summary>
+    /// <summary>
+    /// Tells billing the lifecycle and size just stored when they change, and again every minute: the metering grain
+    /// keeps the probe's credentials only in memory, so one activated anew (moved to another silo) learns them again.
+    /// A failure is retried on the next reconcile tick.
+    /// </summary>
     private async Task NotifyBillingAsync()
     {
         if (!state.RecordExists)
@@ -646,7 +652,7 @@ public sealed partial class InstanceGrain(
                 ? new ProbeTarget { Host = endpoint.Host, Port = endpoint.Port, Password = Secret.Of(S.Password) }
                 : null,
         };
-        if (notice == _billingNotified)
+        if (notice == _billingNotified && Now - _billingNotifiedAt < BillingNoticeRefresh)
         {
             return;
         }
@@ -655,6 +661,7 @@ public sealed partial class InstanceGrain(
         {
             await GrainFactory.GetGrain<IInstanceMeteringGrain>(S.Id).ObserveLifecycleAsync(notice);
             _billingNotified = notice;
+            _billingNotifiedAt = Now;
         }
         catch (Exception exception)
         {
