@@ -43,30 +43,7 @@ public sealed partial class SlaMonthClose(
                 plans[timeline.TenantId] = plan = await reports.PlanAsync(timeline.TenantId, cancellationToken);
             }
 
-            var measurement = await reports.MeasureAsync(timeline, month, month.End, cancellationToken);
-            var outcome = SlaCalculator.Assess(measurement, plan);
-            closed.Add(await assessments.InsertOnceAsync(
-                new SlaAssessment
-                {
-                    Id = id,
-                    TenantId = timeline.TenantId,
-                    InstanceId = timeline.InstanceId,
-                    Plan = plan.Name,
-                    Month = month.FirstDay,
-                    EligibleMinutes = measurement.EligibleMinutes,
-                    BadMinutes = measurement.BadMinutes,
-                    MaintenanceMinutes = measurement.MaintenanceMinutes,
-                    UptimePercent = measurement.UptimePercent,
-                    TargetPercent = outcome.TargetPercent ?? 0m,
-                    TierBelowPercent = outcome.Tier?.BelowPercent,
-                    CreditPercent = outcome.CreditPercent,
-                    RunningSecondsBySize = measurement.RunningSecondsBySize,
-                    ChargeMinorUnits = outcome.ChargeMinorUnits,
-                    CreditMinorUnits = outcome.CreditMinorUnits,
-                    Currency = outcome.Currency,
-                    AssessedAt = clock.GetUtcNow(),
-                },
-                cancellationToken));
+            closed.Add(await assessments.InsertOnceAsync(await reports.AssessAsync(timeline, month, month.End, plan, cancellationToken), cancellationToken));
             assessedNow++;
         }
 

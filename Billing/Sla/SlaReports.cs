@@ -82,12 +82,36 @@ public sealed class SlaReports(
         };
     }
 
-    /// <summary>The instance's SLA within [month start, <paramref name="until"/>).</summary>
-    public async Task<SlaMeasurement> MeasureAsync(InstanceTimeline timeline, SlaMonth month, DateTimeOffset until, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// The instance's SLA within [month start, <paramref name="until"/>) under <paramref name="plan"/>, as an assessment:
+    /// stored as is when the month closes, shown as is while it is open.
+    /// </summary>
+    public async Task<SlaAssessment> AssessAsync(InstanceTimeline timeline, SlaMonth month, DateTimeOffset until, BillingPlan plan, CancellationToken cancellationToken = default)
     {
         var windows = await maintenance.ListAsync(timeline.TenantId, timeline.InstanceId, month.Start, until, cancellationToken);
         var bad = await probeMinutes.BadMinutesAsync(timeline.InstanceId, month.Start, until, cancellationToken);
-        return SlaCalculator.Measure(timeline, [.. windows.Select(window => new TimeRange(window.StartsAt, window.EndsAt))], bad, month.Start, until);
+        var measurement = SlaCalculator.Measure(timeline, [.. windows.Select(window => new TimeRange(window.StartsAt, window.EndsAt))], bad, month.Start, until);
+        var outcome = SlaCalculator.Assess(measurement, plan);
+        return new SlaAssessment
+        {
+            Id = SlaAssessments.IdFor(timeline.InstanceId, month),
+            TenantId = timeline.TenantId,
+            InstanceId = timeline.InstanceId,
+            Plan = plan.Name,
+            Month = month.FirstDay,
+            EligibleMinutes = measurement.EligibleMinutes,
+            BadMinutes = measurement.BadMinutes,
+            MaintenanceMinutes = measurement.MaintenanceMinutes,
+            UptimePercent = measurement.UptimePercent,
+            TargetPercent = outcome.TargetPercent ?? 0m,
+            TierBelowPercent = outcome.Tier?.BelowPercent,
+            CreditPercent = outcome.CreditPercent,
+            RunningSecondsBySize = measurement.RunningSecondsBySize,
+            ChargeMinorUnits = outcome.ChargeMinorUnits,
+            CreditMinorUnits = outcome.CreditMinorUnits,
+            Currency = outcome.Currency,
+            AssessedAt = clock.GetUtcNow(),
+        };
     }
 
     public async Task<BillingPlan> PlanAsync(string tenantId, CancellationToken cancellationToken) =>
@@ -97,43 +121,25 @@ public sealed class SlaReports(
     {
         if (await assessments.GetAsync(SlaAssessments.IdFor(timeline.InstanceId, month), cancellationToken) is { } assessed)
         {
-            return FromAssessment(assessed, month);
+            return Report(assessed, month, "closed", month.End) with { AssessmentId = assessed.Id };
         }
 
         var now = clock.GetUtcNow();
         var until = month.End < now ? month.End : now;
-        var measurement = await MeasureAsync(timeline, month, until, cancellationToken);
-        var outcome = SlaCalculator.Assess(measurement, plan);
-        return new InstanceSlaReport
+        return Report(await AssessAsync(timeline, month, until, plan, cancellationToken), month, "open", until) with
         {
-            InstanceId = timeline.InstanceId,
-            TenantId = timeline.TenantId,
-            Month = month.ToString(),
-            Plan = plan.Name,
-            Status = "open",
-            MeasuredUntil = until,
-            EligibleMinutes = measurement.EligibleMinutes,
-            BadMinutes = measurement.BadMinutes,
-            MaintenanceMinutes = measurement.MaintenanceMinutes,
-            UptimePercent = measurement.UptimePercent,
-            TargetPercent = outcome.TargetPercent,
-            TierBelowPercent = outcome.Tier?.BelowPercent,
-            CreditPercent = outcome.CreditPercent,
-            ChargeMinorUnits = outcome.ChargeMinorUnits,
-            CreditMinorUnits = outcome.CreditMinorUnits,
-            Currency = outcome.Currency,
             Probes = await probeMinutes.SummarizeAsync(timeline.InstanceId, month.Start, until, cancellationToken),
         };
     }
 
-    private static InstanceSlaReport FromAssessment(SlaAssessment assessed, SlaMonth month) => new()
+    private static InstanceSlaReport Report(SlaAssessment assessed, SlaMonth month, string status, DateTimeOffset measuredUntil) => new()
     {
         InstanceId = assessed.InstanceId,
         TenantId = assessed.TenantId,
         Month = month.ToString(),
         Plan = assessed.Plan,
-        Status = "closed",
-        MeasuredUntil = month.End,
+        Status = status,
+        MeasuredUntil = measuredUntil,
         EligibleMinutes = assessed.EligibleMinutes,
         BadMinutes = assessed.BadMinutes,
         MaintenanceMinutes = assessed.MaintenanceMinutes,
@@ -144,6 +150,5 @@ public sealed class SlaReports(
         ChargeMinorUnits = assessed.ChargeMinorUnits,
         CreditMinorUnits = assessed.CreditMinorUnits,
         Currency = assessed.Currency,
-        AssessmentId = assessed.Id,
     };
 }
