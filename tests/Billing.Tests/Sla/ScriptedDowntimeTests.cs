@@ -100,6 +100,10 @@ public sealed class ScriptedDowntimeTests : IAsyncLifetime
         Assert.Equal(99.8866m, (decimal)closed["uptimePercent"]!);
         Assert.Equal(265, (long)closed["creditMinorUnits"]!);
         Assert.Equal("closed", (string?)closed["instances"]![0]!["status"]);
+
+        var password = (string)(await _api.GetCredentialsAsync(_tenantId, _instanceId))["password"]!;
+        Assert.Contains(_host.Logs.Lines, line => line.Contains("SLA probe of instance", StringComparison.Ordinal));
+        Assert.DoesNotContain(_host.Logs.Lines, line => line.Contains(password, StringComparison.Ordinal));
     }
 
     private static DateTimeOffset At(int minute, int seconds = 0) => T0.AddMinutes(minute).AddSeconds(seconds);

@@ -87,10 +87,23 @@ public sealed class UsageMeteringTests : IAsyncDisposable
 
         Assert.Equal(3_600, _ledger.Quantity(UsageMeters.InstanceSeconds("small"), Eleven));
         Assert.Equal(80, _ledger.Quantity(UsageMeters.Operations, Eleven));   // 50 before the restart, 30 after
-        Assert.Equal(6_000, _ledger.Total(UsageMeters.InstanceSeconds("small")));
-        Assert.Equal(200, _ledger.Total(UsageMeters.Operations));
-        Assert.Equal(4, _ledger.Accepted.Count);
         Assert.Contains(_ledger.Accepted, usage => usage.SourceEventId == $"{instanceId}:operations:2026-11-03T11Z" && usage.TenantId == tenantId);
+
+        // Deleted at 12:10: ten more minutes are billed, and once that hour is in the ledger nothing more ever is.
+        _clock.SetUtcNow(Eleven.AddMinutes(70));
+        using (var delete = await api.SendAsync(HttpMethod.Delete, $"/api/v1/tenants/{tenantId}/instances/{instanceId}"))
+        {
+            var operation = await ControlPlaneApi.ExpectAsync(delete, HttpStatusCode.Accepted);
+            Assert.Equal("succeeded", (string?)(await api.WaitForOperationAsync(tenantId, (string)operation["id"]!))["status"]);
+        }
+
+        await MeasureAtAsync(instanceId, Eleven.AddHours(2).AddMinutes(5));
+        await MeasureAtAsync(instanceId, Eleven.AddHours(5));
+        Assert.Equal(600, _ledger.Quantity(UsageMeters.InstanceSeconds("small"), Eleven.AddHours(1)));
+        Assert.Equal(6_600, _ledger.Total(UsageMeters.InstanceSeconds("small")));
+        Assert.Equal(200, _ledger.Total(UsageMeters.Operations));
+        Assert.Equal(5, _ledger.Accepted.Count);
+        Assert.DoesNotContain(_host.Logs.Lines, line => line.Contains((string)credentials["password"]!, StringComparison.Ordinal));
     }
 
     private BillingHost NewHost() => new(_directory, _clock, _ledger, new Dictionary<string, string> { ["Reconcile:Interval"] = "00:00:01" });
