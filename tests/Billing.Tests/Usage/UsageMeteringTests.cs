@@ -82,6 +82,12 @@ public sealed class UsageMeteringTests : IAsyncDisposable
         }
 
         await MeasureAtAsync(instanceId, Eleven.AddMinutes(40));
+
+        // The SLA's minutes from before the restart are still there: 10:25, 10:40, 11:05, 11:06 and 11:10 probed (11:40 is
+        // not over yet), 80 eligible minutes since 10:20, none bad.
+        var sla = await api.GetAsync($"/api/v1/tenants/{tenantId}/instances/{instanceId}/sla");
+        Assert.Equal((5, 80, 0), ((long)sla["probes"]!["measuredMinutes"]!, (long)sla["eligibleMinutes"]!, (long)sla["badMinutes"]!));
+
         await MeasureAtAsync(instanceId, Eleven.AddMinutes(65));
         await MeasureAtAsync(instanceId, Eleven.AddMinutes(66));
 
