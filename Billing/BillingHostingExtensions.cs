@@ -21,7 +21,7 @@ public static class BillingClock
 public static class BillingHostingExtensions
 {
     /// <summary>
-    /// Billing inside the control plane's silo. The host provides <see cref="IBillingDirectory"/> (and, once the ledger
+    /// Billing inside the control plane's silo. The host provides <see cref="ITenantPlans"/> (and, once the ledger
     /// lands, <see cref="IUsageLedger"/>). One feature per block; each lists its migrations, services and workers.
     /// </summary>
     public static IServiceCollection AddBilling(this IServiceCollection services, IConfiguration configuration, BillingDatabase database)

@@ -47,7 +47,7 @@ public sealed class SlaReports(
     ProbeMinutes probeMinutes,
     MaintenanceWindows maintenance,
     SlaAssessments assessments,
-    IBillingDirectory directory,
+    ITenantPlans plans,
     [FromKeyedServices(BillingClock.Key)] TimeProvider clock)
 {
     /// <summary>The instance's report, or null when billing never saw it (it may be too new: ask again shortly).</summary>
@@ -115,7 +115,7 @@ public sealed class SlaReports(
     }
 
     public async Task<BillingPlan> PlanAsync(string tenantId, CancellationToken cancellationToken) =>
-        await directory.GetPlanAsync(tenantId, cancellationToken) ?? new BillingPlan("unknown", new PlanSlaTerms(), new PlanPrices());
+        await plans.GetPlanAsync(tenantId, cancellationToken) ?? new BillingPlan("unknown", new PlanSlaTerms(), new PlanPrices());
 
     private async Task<InstanceSlaReport> ReportAsync(InstanceTimeline timeline, SlaMonth month, BillingPlan plan, CancellationToken cancellationToken)
     {

@@ -1,3 +1,5 @@
+using Provisioner.Deployments;
+
 namespace Billing.Usage;
 
 /// <summary>
@@ -13,6 +15,15 @@ public enum MeteredState
     Stopped,
     Failed,
     Deleted,
+}
+
+/// <summary>Where a probe connects, with the password it authenticates with (never logged: <see cref="Secret"/> redacts itself).</summary>
+[GenerateSerializer, Immutable]
+public sealed record ProbeTarget
+{
+    [Id(0)] public required string Host { get; init; }
+    [Id(1)] public required int Port { get; init; }
+    [Id(2)] public required Secret Password { get; init; }
 }
 
 /// <summary>An instance's lifecycle as its own grain last stored it, and how to probe it.</summary>

@@ -3,7 +3,7 @@ using System.Net.Sockets;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Billing;
-using Billing.Usage;
+using Billing.Sla;
 using ControlPlane.Api;
 using ControlPlane.Auditing;
 using ControlPlane.Instances;
@@ -112,7 +112,7 @@ public static class ControlPlaneHostingExtensions
         services.AddSingleton<IProvisioningEventSink, GrainProvisioningEventSink>();
         // Before the silo is registered, so billing's tables exist before any grain is activated.
         services.AddBilling(configuration, BillingHostingExtensions.DatabaseFor(configuration, database.FilePath));
-        services.AddSingleton<IBillingDirectory, TenantPlansForBilling>();
+        services.AddSingleton<ITenantPlans, TenantPlansForBilling>();
         return services;
     }
 

@@ -1,12 +1,11 @@
 using Billing.Sla;
-using Billing.Usage;
 using ControlPlane.Tenants;
 using Microsoft.Extensions.Options;
 
 namespace ControlPlane.Sla;
 
 /// <summary>Answers billing's questions about tenants from the tenants' grains and the plan configuration.</summary>
-public sealed class TenantPlansForBilling(IGrainFactory grains, IOptionsMonitor<PlanOptions> plans) : IBillingDirectory
+public sealed class TenantPlansForBilling(IGrainFactory grains, IOptionsMonitor<PlanOptions> plans) : ITenantPlans
 {
     public async Task<BillingPlan?> GetPlanAsync(string tenantId, CancellationToken cancellationToken)
     {

@@ -1,4 +1,5 @@
 using Billing.Sla;
+using Microsoft.Extensions.Options;
 
 namespace ControlPlane.Tenants;
 
@@ -27,13 +28,13 @@ public sealed class PlanDefinition
 }
 
 /// <summary>Refuses to start with SLA terms that cannot be applied as written.</summary>
-public sealed class PlanOptionsValidator : Microsoft.Extensions.Options.IValidateOptions<PlanOptions>
+public sealed class PlanOptionsValidator : IValidateOptions<PlanOptions>
 {
-    public Microsoft.Extensions.Options.ValidateOptionsResult Validate(string? name, PlanOptions options)
+    public ValidateOptionsResult Validate(string? name, PlanOptions options)
     {
         var failures = options.Definitions.SelectMany(plan => plan.Value.Sla.Problems(plan.Key)).ToList();
         return failures.Count == 0
-            ? Microsoft.Extensions.Options.ValidateOptionsResult.Success
-            : Microsoft.Extensions.Options.ValidateOptionsResult.Fail(failures);
+            ? ValidateOptionsResult.Success
+            : ValidateOptionsResult.Fail(failures);
     }
 }
