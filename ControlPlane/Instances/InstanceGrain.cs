@@ -241,6 +241,13 @@ public sealed partial class InstanceGrain(
     {
         if (!state.RecordExists || S.Lifecycle == InstanceLifecycle.Deleted)
         {
+            // A deleted instance keeps its reminder until billing has heard of the deletion: it would bill it forever otherwise.
+            await NotifyBillingAsync();
+            if (state.RecordExists && _billingNotified?.State != MeteredState.Deleted)
+            {
+                return;
+            }
+
             var reminder = await this.GetReminder(reminderName);
             if (reminder is not null)
             {
@@ -665,7 +672,24 @@ public sealed partial class InstanceGrain(
         }
         catch (Exception exception)
         {
-            // Billing must never hold up the instance: the change stays recorded here and billing is told on the next tick.
+            // Billing must never hold up the instance: the change stays recorded here and billing is told on the next
+            // tick; a deleted instance has no ticks left, so its reminder comes back to retry.
+            LogBillingNoticeFailed(exception, S.Id);
+            if (S.Lifecycle == InstanceLifecycle.Deleted)
+            {
+                await RetryBillingNoticeLaterAsync();
+            }
+        }
+    }
+
+    private async Task RetryBillingNoticeLaterAsync()
+    {
+        try
+        {
+            await this.RegisterOrUpdateReminder(ReminderName, _reconcile.ReminderPeriod, _reconcile.ReminderPeriod);
+        }
+        catch (Exception exception)
+        {
             LogBillingNoticeFailed(exception, S.Id);
         }
     }
