@@ -3,6 +3,7 @@ using Billing.Storage;
 using Billing.Usage;
 using ControlPlane.Tests.Support;
 using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Configuration;
 using TestServers;
 
 namespace Billing.Tests.Sla;
@@ -72,6 +73,19 @@ public sealed class SlaStorageTests : IDisposable
         Assert.Equal(["mw-a", "mw-tenant"], forA.Select(window => window.Id).Order(StringComparer.Ordinal));
         Assert.Equal(3, (await windows.ListAsync("tnt-a", instanceId: null, Start, Start.AddDays(1))).Count);
         Assert.Empty(await windows.ListAsync("tnt-a", "ins-a", Start.AddDays(1), Start.AddDays(2)));
+    }
+
+    [Fact]
+    public void Cluster_mode_keeps_billing_in_postgresql_and_embedded_mode_in_the_control_planes_file()
+    {
+        static IConfiguration Settings(params (string Key, string Value)[] values) =>
+            new ConfigurationBuilder().AddInMemoryCollection(values.Select(value => KeyValuePair.Create(value.Key, (string?)value.Value))).Build();
+
+        Assert.Equal(BillingDatabaseProvider.Sqlite, BillingHostingExtensions.DatabaseFor(Settings(), "/tmp/controlplane.db").Provider);
+        Assert.Equal(
+            BillingDatabaseProvider.Postgres,
+            BillingHostingExtensions.DatabaseFor(Settings(("ControlPlane:Mode", "Cluster"), ("ConnectionStrings:ControlPlane", "Host=127.0.0.1")), "/tmp/controlplane.db").Provider);
+        Assert.Throws<InvalidOperationException>(() => BillingHostingExtensions.DatabaseFor(Settings(("ControlPlane:Mode", "Cluster")), "/tmp/controlplane.db"));
     }
 
     private async Task<BillingDatabase> DatabaseAsync(BillingDatabaseProvider provider)
