@@ -17,6 +17,8 @@ public static class Ids
 
     public static string NewOperationId() => New("op");
 
+    public static string NewMaintenanceWindowId() => New("mw");
+
     /// <summary>True when <paramref name="id"/> could have come from <see cref="New"/> with <paramref name="prefix"/>.</summary>
     public static bool IsWellFormed(string? id, string prefix) =>
         id is not null

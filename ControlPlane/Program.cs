@@ -3,6 +3,7 @@ using ControlPlane.Hosting;
 using ControlPlane.Instances;
 using ControlPlane.Operations;
 using ControlPlane.Provisioning.Dapr;
+using ControlPlane.Sla;
 using ControlPlane.Tenants;
 
 try
@@ -17,6 +18,7 @@ try
     app.MapInstances();
     app.MapOperations();
     app.MapProvisioningSubscriptions();
+    app.MapSla();
 
     app.Run();
     return 0;

@@ -26,4 +26,10 @@ public sealed record SlaAssessment
     [Id(11)] public required long CreditMinorUnits { get; init; }
     [Id(12)] public required string Currency { get; init; }
     [Id(13)] public required DateTimeOffset AssessedAt { get; init; }
+    /// <summary>The credit tier's threshold (the uptime was below it), or null when no tier applies.</summary>
+    [Id(14)] public decimal? TierBelowPercent { get; init; }
+    /// <summary>Minutes the SLA would have counted but announced maintenance took out.</summary>
+    [Id(15)] public long MaintenanceMinutes { get; init; }
+    /// <summary>Seconds in Running during the month, per size: what <see cref="ChargeMinorUnits"/> was computed from.</summary>
+    [Id(16)] public IReadOnlyDictionary<string, long> RunningSecondsBySize { get; init; } = new Dictionary<string, long>();
 }

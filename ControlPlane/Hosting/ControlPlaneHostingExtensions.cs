@@ -2,6 +2,8 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Billing;
+using Billing.Sla;
 using ControlPlane.Api;
 using ControlPlane.Auditing;
 using ControlPlane.Instances;
@@ -9,6 +11,7 @@ using ControlPlane.Persistence;
 using ControlPlane.Provisioning;
 using ControlPlane.Provisioning.Dapr;
 using ControlPlane.Security;
+using ControlPlane.Sla;
 using ControlPlane.Tenants;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.DataProtection;
@@ -112,10 +115,14 @@ public static class ControlPlaneHostingExtensions
     {
         services.AddSingleton(database);
         services.AddSingleton(TimeProvider.System);
-        services.Configure<PlanOptions>(configuration.GetSection(PlanOptions.SectionName));
+        services.AddOptions<PlanOptions>().Bind(configuration.GetSection(PlanOptions.SectionName)).ValidateOnStart();
+        services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<PlanOptions>, PlanOptionsValidator>();
         services.Configure<ReconcileOptions>(configuration.GetSection(ReconcileOptions.SectionName));
         services.Configure<InstanceOptions>(configuration.GetSection(InstanceOptions.SectionName));
         services.AddProvisioningTransport(configuration, database);
+        // Before the silo is registered, so billing's tables exist before any grain is activated.
+        services.AddBilling(configuration, BillingHostingExtensions.DatabaseFor(configuration, database.FilePath));
+        services.AddSingleton<ITenantPlans, TenantPlansForBilling>();
         return services;
     }
 
@@ -145,6 +152,9 @@ public static class ControlPlaneHostingExtensions
 
     public static WebApplication UseControlPlane(this WebApplication app)
     {
+        // The container does not dispose an instance it was handed; a host stopped inside a longer-lived process (a
+        // restart in tests) must still release the data directory for the next one.
+        app.Lifetime.ApplicationStopped.Register(() => app.Services.GetRequiredService<DataDirectoryLock>().Dispose());
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseProvisioningSubscriptions();

@@ -178,7 +178,7 @@ public static class InstanceEndpoints
     }
 
     /// <summary>An instance of this tenant that the caller may see; any other instance id is a 404, whoever owns it.</summary>
-    private static async Task<(IInstanceGrain Grain, InstanceView View)> RequireInstanceAsync(
+    internal static async Task<(IInstanceGrain Grain, InstanceView View)> RequireInstanceAsync(
         IGrainFactory grains,
         ClaimsPrincipal user,
         string tenantId,

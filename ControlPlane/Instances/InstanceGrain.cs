@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using System.Security.Cryptography;
+using Billing.Usage;
 using ControlPlane.Errors;
 using ControlPlane.Operations;
 using ControlPlane.Persistence;
@@ -24,6 +25,7 @@ public sealed partial class InstanceGrain(
     private const string ReminderName = "reconcile";
     private const int MaxEvents = 200;
     private const int MaxRetiredExecutions = 16;
+    private static readonly TimeSpan BillingNoticeRefresh = TimeSpan.FromMinutes(1);
 
     private readonly ReconcileOptions _reconcile = reconcileOptions.Value;
     private IGrainTimer? _reconcileTimer;
@@ -31,6 +33,10 @@ public sealed partial class InstanceGrain(
     private DateTimeOffset _nextRepairAttempt;
     private int _consecutiveRepairFailures;
     private DateTimeOffset? _lastResentAt;
+
+    // What billing was last told, and when; null until it has been told since this activation, so every activation repeats it.
+    private InstanceLifecycleNotice? _billingNotified;
+    private DateTimeOffset _billingNotifiedAt;
 
     // Commands wait here until the state that explains them is durable, so the worker never sees a
     // generation the grain could forget in a crash.
@@ -50,6 +56,7 @@ public sealed partial class InstanceGrain(
         }
 
         StartReconcileTimer();
+        await NotifyBillingAsync();
         if (Active is { } operation)
         {
             // Commands in flight when the control plane stopped may be gone; resuming is safe because applying a spec is idempotent.
@@ -235,6 +242,13 @@ public sealed partial class InstanceGrain(
     {
         if (!state.RecordExists || S.Lifecycle == InstanceLifecycle.Deleted)
         {
+            // A deleted instance keeps its reminder until billing has heard of the deletion: it would bill it forever otherwise.
+            await NotifyBillingAsync();
+            if (state.RecordExists && _billingNotified?.State != MeteredState.Deleted)
+            {
+                return;
+            }
+
             var reminder = await this.GetReminder(reminderName);
             if (reminder is not null)
             {
@@ -646,6 +660,8 @@ public sealed partial class InstanceGrain(
             await SendOutboxAsync();
         }
 
+        // A notice that failed earlier is repeated here; an unchanged one costs nothing.
+        await NotifyBillingAsync();
         var now = Now;
         if (Active is { } operation)
         {
@@ -721,8 +737,76 @@ public sealed partial class InstanceGrain(
     private async Task SaveAndSendAsync()
     {
         await state.WriteStateAsync();
+        await NotifyBillingAsync();
         await SendOutboxAsync();
     }
+
+    /// <summary>
+    /// Tells billing the lifecycle and size just stored when they change, and again every minute: the metering grain
+    /// keeps the probe's credentials only in memory, so one activated anew (moved to another silo) learns them again.
+    /// A failure is retried on the next reconcile tick.
+    /// </summary>
+    private async Task NotifyBillingAsync()
+    {
+        if (!state.RecordExists)
+        {
+            return;
+        }
+
+        var notice = new InstanceLifecycleNotice
+        {
+            TenantId = S.TenantId,
+            State = MeteredStateOf(S.Lifecycle),
+            Size = S.Size,
+            Probe = S.Endpoint is { } endpoint && S.Lifecycle != InstanceLifecycle.Deleted
+                ? new ProbeTarget { Host = endpoint.Host, Port = endpoint.Port, Password = Secret.Of(S.Password) }
+                : null,
+        };
+        if (notice == _billingNotified && Now - _billingNotifiedAt < BillingNoticeRefresh)
+        {
+            return;
+        }
+
+        try
+        {
+            await GrainFactory.GetGrain<IInstanceMeteringGrain>(S.Id).ObserveLifecycleAsync(notice);
+            _billingNotified = notice;
+            _billingNotifiedAt = Now;
+        }
+        catch (Exception exception)
+        {
+            // Billing must never hold up the instance: the change stays recorded here and billing is told on the next
+            // tick; a deleted instance has no ticks left, so its reminder comes back to retry.
+            LogBillingNoticeFailed(exception, S.Id);
+            if (S.Lifecycle == InstanceLifecycle.Deleted)
+            {
+                await RetryBillingNoticeLaterAsync();
+            }
+        }
+    }
+
+    private async Task RetryBillingNoticeLaterAsync()
+    {
+        try
+        {
+            await this.RegisterOrUpdateReminder(ReminderName, _reconcile.ReminderPeriod, _reconcile.ReminderPeriod);
+        }
+        catch (Exception exception)
+        {
+            LogBillingNoticeFailed(exception, S.Id);
+        }
+    }
+
+    /// <summary>Stopping, Stopped and Starting are all the customer's stop; Deleting is already the customer's deletion.</summary>
+    private static MeteredState MeteredStateOf(InstanceLifecycle lifecycle) => lifecycle switch
+    {
+        InstanceLifecycle.Provisioning => MeteredState.Provisioning,
+        InstanceLifecycle.Running => MeteredState.Running,
+        InstanceLifecycle.Updating => MeteredState.Updating,
+        InstanceLifecycle.Stopping or InstanceLifecycle.Stopped or InstanceLifecycle.Starting => MeteredState.Stopped,
+        InstanceLifecycle.Failed => MeteredState.Failed,
+        _ => MeteredState.Deleted,
+    };
 
     private async Task SendOutboxAsync()
     {
@@ -941,6 +1025,9 @@ public sealed partial class InstanceGrain(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Instance {InstanceId}: {Message}")]
     private partial void LogDeadLettered(string instanceId, string message);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not tell billing about instance {InstanceId}; retrying on the next reconcile")]
+    private partial void LogBillingNoticeFailed(Exception exception, string instanceId);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Instance {InstanceId} ignored a stale {EventType} for generation {EventGeneration} (now {Generation})")]
     private partial void LogStaleEvent(string instanceId, string eventType, long eventGeneration, long generation);

@@ -1,3 +1,6 @@
+using Billing.Sla;
+using Microsoft.Extensions.Options;
+
 namespace ControlPlane.Tenants;
 
 /// <summary>The commercial plans a tenant can be on (section <c>Plans</c>).</summary>
@@ -16,4 +19,22 @@ public sealed class PlanDefinition
 
     /// <summary>How many instances (not deleted) the tenant may have at once.</summary>
     public int MaxInstances { get; set; }
+
+    /// <summary>The monthly uptime promised and the credits for missing it; none when unset.</summary>
+    public PlanSlaTerms Sla { get; set; } = new();
+
+    /// <summary>Hourly prices per instance size: the charge an SLA credit is a share of.</summary>
+    public PlanPrices Prices { get; set; } = new();
+}
+
+/// <summary>Refuses to start with SLA terms that cannot be applied as written.</summary>
+public sealed class PlanOptionsValidator : IValidateOptions<PlanOptions>
+{
+    public ValidateOptionsResult Validate(string? name, PlanOptions options)
+    {
+        var failures = options.Definitions.SelectMany(plan => plan.Value.Sla.Problems(plan.Key)).ToList();
+        return failures.Count == 0
+            ? ValidateOptionsResult.Success
+            : ValidateOptionsResult.Fail(failures);
+    }
 }

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Diagnostics;
+using System.Globalization;
 using System.Net.Sockets;
 using System.Text;
 
@@ -8,7 +9,8 @@ namespace Provisioner.Health;
 /// <summary>How an instance answered an authenticated PING.</summary>
 /// <param name="Answered">True when AUTH succeeded and PING returned PONG.</param>
 /// <param name="Detail">A sentence for a person; never contains the password.</param>
-public sealed record PingResult(bool Answered, TimeSpan Latency, string Detail);
+/// <param name="Info">The reply to <c>INFO</c> when it was asked for and the PING was answered; otherwise null.</param>
+public sealed record PingResult(bool Answered, TimeSpan Latency, string Detail, string? Info = null);
 
 /// <summary>
 /// Sends <c>AUTH password</c> and <c>PING</c> over raw RESP on one TCP connection. A dozen lines of
@@ -18,8 +20,19 @@ public sealed record PingResult(bool Answered, TimeSpan Latency, string Detail);
 /// </summary>
 public static class RespPingProbe
 {
+    private const int MaxReplyBytes = 64 * 1024;
+
+    public static Task<PingResult> PingAsync(
+        string host, int port, string password, TimeSpan timeout, CancellationToken cancellationToken) =>
+        PingAsync(host, port, password, timeout, infoSections: null, cancellationToken);
+
+    /// <summary>
+    /// The same PING, followed on the same connection by <c>INFO</c> with <paramref name="infoSections"/> (e.g.
+    /// <c>["server", "stats"]</c>) when given, so a caller that needs the server's counters as well opens one connection, not two.
+    /// The latency is that of AUTH and PING only.
+    /// </summary>
     public static async Task<PingResult> PingAsync(
-        string host, int port, string password, TimeSpan timeout, CancellationToken cancellationToken)
+        string host, int port, string password, TimeSpan timeout, IReadOnlyList<string>? infoSections, CancellationToken cancellationToken)
     {
         using var timeoutSource = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeoutSource.CancelAfter(timeout);
@@ -30,16 +43,37 @@ public static class RespPingProbe
             await socket.ConnectAsync(host, port, timeoutSource.Token);
             await socket.SendAsync(EncodeAuthAndPing(password), SocketFlags.None, timeoutSource.Token);
 
-            var replies = await ReadLinesAsync(socket, 2, timeoutSource.Token);
+            var received = new List<byte>(64);
+            var auth = await ReadLineAsync(socket, received, timeoutSource.Token);
+            var pong = await ReadLineAsync(socket, received, timeoutSource.Token);
             var latency = Stopwatch.GetElapsedTime(started);
-            if (replies[0] != "+OK")
+            if (auth != "+OK")
             {
-                return new PingResult(false, latency, $"AUTH was refused ({Describe(replies[0])}).");
+                return new PingResult(false, latency, $"AUTH was refused ({Describe(auth)}).");
             }
 
-            return replies[1] == "+PONG"
-                ? new PingResult(true, latency, $"Answered an authenticated PING in {latency.TotalMilliseconds:0.0} ms.")
-                : new PingResult(false, latency, $"PING returned {Describe(replies[1])} instead of PONG.");
+            if (pong != "+PONG")
+            {
+                return new PingResult(false, latency, $"PING returned {Describe(pong)} instead of PONG.");
+            }
+
+            var answered = new PingResult(true, latency, $"Answered an authenticated PING in {latency.TotalMilliseconds:0.0} ms.");
+            if (infoSections is null)
+            {
+                return answered;
+            }
+
+            try
+            {
+                await socket.SendAsync(EncodeCommand(["INFO", .. infoSections]), SocketFlags.None, timeoutSource.Token);
+                return answered with { Info = await ReadBulkStringAsync(socket, received, timeoutSource.Token) };
+            }
+            catch (Exception exception) when (exception is IOException or SocketException
+                || (exception is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+            {
+                // The PING was answered: the instance serves, whatever became of the counters.
+                return answered with { Detail = $"{answered.Detail} INFO failed: {exception.Message}" };
+            }
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -66,34 +100,63 @@ public static class RespPingProbe
         return buffer.WrittenSpan.ToArray();
     }
 
-    private static async Task<string[]> ReadLinesAsync(Socket socket, int count, CancellationToken cancellationToken)
+    private static byte[] EncodeCommand(IReadOnlyList<string> parts)
     {
-        var received = new List<byte>(64);
-        var buffer = new byte[256];
-        var lines = new List<string>(count);
-        while (lines.Count < count)
+        var command = new StringBuilder($"*{parts.Count}\r\n");
+        foreach (var part in parts)
         {
-            var read = await socket.ReceiveAsync(buffer, SocketFlags.None, cancellationToken);
-            if (read == 0)
-            {
-                throw new IOException("the server closed the connection");
-            }
-
-            received.AddRange(buffer.AsSpan(0, read));
-            int end;
-            while (lines.Count < count && (end = IndexOfLineEnd(received)) >= 0)
-            {
-                lines.Add(Encoding.UTF8.GetString([.. received.GetRange(0, end)]));
-                received.RemoveRange(0, end + 2);
-            }
-
-            if (received.Count > 4096)
-            {
-                throw new IOException("the server sent an unexpectedly long reply");
-            }
+            command.Append(CultureInfo.InvariantCulture, $"${Encoding.UTF8.GetByteCount(part)}\r\n{part}\r\n");
         }
 
-        return [.. lines];
+        return Encoding.UTF8.GetBytes(command.ToString());
+    }
+
+    private static async Task<string> ReadLineAsync(Socket socket, List<byte> received, CancellationToken cancellationToken)
+    {
+        int end;
+        while ((end = IndexOfLineEnd(received)) < 0)
+        {
+            await ReceiveAsync(socket, received, cancellationToken);
+        }
+
+        var line = Encoding.UTF8.GetString([.. received.GetRange(0, end)]);
+        received.RemoveRange(0, end + 2);
+        return line;
+    }
+
+    /// <summary>A RESP bulk string (<c>$length</c>, the bytes, CRLF); an error reply becomes an exception.</summary>
+    private static async Task<string> ReadBulkStringAsync(Socket socket, List<byte> received, CancellationToken cancellationToken)
+    {
+        var header = await ReadLineAsync(socket, received, cancellationToken);
+        if (!header.StartsWith('$') || !int.TryParse(header.AsSpan(1), NumberStyles.None, CultureInfo.InvariantCulture, out var length) || length > MaxReplyBytes)
+        {
+            throw new IOException($"the server answered {Describe(header)} instead of a bulk string");
+        }
+
+        while (received.Count < length + 2)
+        {
+            await ReceiveAsync(socket, received, cancellationToken);
+        }
+
+        var value = Encoding.UTF8.GetString([.. received.GetRange(0, length)]);
+        received.RemoveRange(0, length + 2);
+        return value;
+    }
+
+    private static async Task ReceiveAsync(Socket socket, List<byte> received, CancellationToken cancellationToken)
+    {
+        var buffer = new byte[4096];
+        var read = await socket.ReceiveAsync(buffer, SocketFlags.None, cancellationToken);
+        if (read == 0)
+        {
+            throw new IOException("the server closed the connection");
+        }
+
+        received.AddRange(buffer.AsSpan(0, read));
+        if (received.Count > MaxReplyBytes + 64)
+        {
+            throw new IOException("the server sent an unexpectedly long reply");
+        }
     }
 
     private static int IndexOfLineEnd(List<byte> bytes)

@@ -244,7 +244,8 @@ public sealed class InstanceGrainTests : IAsyncLifetime
         await using var connection = await database.OpenAsync();
         await using var command = connection.CreateCommand();
         command.CommandText = "SELECT COUNT(*) FROM reminders WHERE grain_id LIKE @id;";
-        ControlPlaneDatabase.AddParameter(command, "id", $"%{instanceId}");
+        // The instance grain's own reminder ("instance/<id>"), not billing's metering grain's ("instancemetering/<id>").
+        ControlPlaneDatabase.AddParameter(command, "id", $"%instance/{instanceId}");
         return (long)(await command.ExecuteScalarAsync())!;
     }
 }

@@ -1,0 +1,154 @@
+using Billing.Usage;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Billing.Sla;
+
+/// <summary>One instance's SLA for a month: measured so far while the month is open, the stored assessment once closed.</summary>
+public sealed record InstanceSlaReport
+{
+    public required string InstanceId { get; init; }
+    public required string TenantId { get; init; }
+    public required string Month { get; init; }
+    public required string Plan { get; init; }
+    /// <summary><c>open</c> (measured until <see cref="MeasuredUntil"/>) or <c>closed</c> (assessed; see <see cref="AssessmentId"/>).</summary>
+    public required string Status { get; init; }
+    public required DateTimeOffset MeasuredUntil { get; init; }
+    public required long EligibleMinutes { get; init; }
+    public required long BadMinutes { get; init; }
+    public required long MaintenanceMinutes { get; init; }
+    public required decimal UptimePercent { get; init; }
+    /// <summary>Null when the plan has no SLA.</summary>
+    public decimal? TargetPercent { get; init; }
+    public decimal? TierBelowPercent { get; init; }
+    public required decimal CreditPercent { get; init; }
+    public required long ChargeMinorUnits { get; init; }
+    public required long CreditMinorUnits { get; init; }
+    public required string Currency { get; init; }
+    public string? AssessmentId { get; init; }
+    /// <summary>Probe latency over the month (open months only): the median minute's p50 and the worst minute's p99, in ms.</summary>
+    public ProbeSummary? Probes { get; init; }
+}
+
+/// <summary>A tenant's SLA for a month: every instance that existed in it, and the sums.</summary>
+public sealed record TenantSlaReport
+{
+    public required string TenantId { get; init; }
+    public required string Month { get; init; }
+    public required long EligibleMinutes { get; init; }
+    public required long BadMinutes { get; init; }
+    public required decimal UptimePercent { get; init; }
+    public required long CreditMinorUnits { get; init; }
+    public required IReadOnlyList<InstanceSlaReport> Instances { get; init; }
+}
+
+/// <summary>Measures instances' SLA from the lifecycle log, the probe minutes and the maintenance windows.</summary>
+public sealed class SlaReports(
+    LifecycleLog lifecycle,
+    ProbeMinutes probeMinutes,
+    MaintenanceWindows maintenance,
+    SlaAssessments assessments,
+    ITenantPlans plans,
+    [FromKeyedServices(BillingClock.Key)] TimeProvider clock)
+{
+    /// <summary>The instance's report, or null when billing never saw it (it may be too new: ask again shortly).</summary>
+    public async Task<InstanceSlaReport?> ForInstanceAsync(string tenantId, string instanceId, SlaMonth month, CancellationToken cancellationToken = default)
+    {
+        var timeline = await lifecycle.ReadAsync(instanceId, cancellationToken);
+        return timeline is null || timeline.TenantId != tenantId
+            ? null
+            : await ReportAsync(timeline, month, await PlanAsync(tenantId, cancellationToken), cancellationToken);
+    }
+
+    public async Task<TenantSlaReport> ForTenantAsync(string tenantId, SlaMonth month, CancellationToken cancellationToken = default)
+    {
+        var plan = await PlanAsync(tenantId, cancellationToken);
+        var reports = new List<InstanceSlaReport>();
+        foreach (var timeline in await lifecycle.ReadExistingAsync(month.Start, month.End, tenantId, cancellationToken))
+        {
+            reports.Add(await ReportAsync(timeline, month, plan, cancellationToken));
+        }
+
+        var eligible = reports.Sum(report => report.EligibleMinutes);
+        var bad = reports.Sum(report => report.BadMinutes);
+        return new TenantSlaReport
+        {
+            TenantId = tenantId,
+            Month = month.ToString(),
+            EligibleMinutes = eligible,
+            BadMinutes = bad,
+            UptimePercent = SlaCalculator.UptimePercent(eligible, bad),
+            CreditMinorUnits = reports.Sum(report => report.CreditMinorUnits),
+            Instances = reports,
+        };
+    }
+
+    /// <summary>
+    /// The instance's SLA within [month start, <paramref name="until"/>) under <paramref name="plan"/>, as an assessment:
+    /// stored as is when the month closes, shown as is while it is open.
+    /// </summary>
+    public async Task<SlaAssessment> AssessAsync(InstanceTimeline timeline, SlaMonth month, DateTimeOffset until, BillingPlan plan, CancellationToken cancellationToken = default)
+    {
+        var windows = await maintenance.ListAsync(timeline.TenantId, timeline.InstanceId, month.Start, until, cancellationToken);
+        var bad = await probeMinutes.BadMinutesAsync(timeline.InstanceId, month.Start, until, cancellationToken);
+        var measurement = SlaCalculator.Measure(timeline, [.. windows.Select(window => new TimeRange(window.StartsAt, window.EndsAt))], bad, month.Start, until);
+        var outcome = SlaCalculator.Assess(measurement, plan);
+        return new SlaAssessment
+        {
+            Id = SlaAssessments.IdFor(timeline.InstanceId, month),
+            TenantId = timeline.TenantId,
+            InstanceId = timeline.InstanceId,
+            Plan = plan.Name,
+            Month = month.FirstDay,
+            EligibleMinutes = measurement.EligibleMinutes,
+            BadMinutes = measurement.BadMinutes,
+            MaintenanceMinutes = measurement.MaintenanceMinutes,
+            UptimePercent = measurement.UptimePercent,
+            TargetPercent = outcome.TargetPercent ?? 0m,
+            TierBelowPercent = outcome.Tier?.BelowPercent,
+            CreditPercent = outcome.CreditPercent,
+            RunningSecondsBySize = measurement.RunningSecondsBySize,
+            ChargeMinorUnits = outcome.ChargeMinorUnits,
+            CreditMinorUnits = outcome.CreditMinorUnits,
+            Currency = outcome.Currency,
+            AssessedAt = clock.GetUtcNow(),
+        };
+    }
+
+    public async Task<BillingPlan> PlanAsync(string tenantId, CancellationToken cancellationToken) =>
+        await plans.GetPlanAsync(tenantId, cancellationToken) ?? new BillingPlan("unknown", new PlanSlaTerms(), new PlanPrices());
+
+    private async Task<InstanceSlaReport> ReportAsync(InstanceTimeline timeline, SlaMonth month, BillingPlan plan, CancellationToken cancellationToken)
+    {
+        if (await assessments.GetAsync(SlaAssessments.IdFor(timeline.InstanceId, month), cancellationToken) is { } assessed)
+        {
+            return Report(assessed, month, "closed", month.End) with { AssessmentId = assessed.Id };
+        }
+
+        var now = clock.GetUtcNow();
+        var until = month.End < now ? month.End : now;
+        return Report(await AssessAsync(timeline, month, until, plan, cancellationToken), month, "open", until) with
+        {
+            Probes = await probeMinutes.SummarizeAsync(timeline.InstanceId, month.Start, until, cancellationToken),
+        };
+    }
+
+    private static InstanceSlaReport Report(SlaAssessment assessed, SlaMonth month, string status, DateTimeOffset measuredUntil) => new()
+    {
+        InstanceId = assessed.InstanceId,
+        TenantId = assessed.TenantId,
+        Month = month.ToString(),
+        Plan = assessed.Plan,
+        Status = status,
+        MeasuredUntil = measuredUntil,
+        EligibleMinutes = assessed.EligibleMinutes,
+        BadMinutes = assessed.BadMinutes,
+        MaintenanceMinutes = assessed.MaintenanceMinutes,
+        UptimePercent = assessed.UptimePercent,
+        TargetPercent = assessed.TargetPercent == 0 ? null : assessed.TargetPercent,
+        TierBelowPercent = assessed.TierBelowPercent,
+        CreditPercent = assessed.CreditPercent,
+        ChargeMinorUnits = assessed.ChargeMinorUnits,
+        CreditMinorUnits = assessed.CreditMinorUnits,
+        Currency = assessed.Currency,
+    };
+}

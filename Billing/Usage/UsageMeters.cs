@@ -1,0 +1,75 @@
+using System.Globalization;
+
+namespace Billing.Usage;
+
+/// <summary>
+/// The dimensions instances are billed by, one Stripe meter each, and the source event ids that make every hourly
+/// measurement land in the ledger once however often it is replayed.
+/// </summary>
+public static class UsageMeters
+{
+    /// <summary>
+    /// Data commands the instance served: Garnet's <c>total_read_commands_processed + total_write_commands_processed</c>.
+    /// Not <c>total_commands_processed</c>: that also counts AUTH, PING and INFO, which includes the platform's own health
+    /// and SLA probes, and customers would pay for being watched.
+    /// </summary>
+    public const string Operations = "operations";
+
+    /// <summary>Seconds in Running at one size: whole seconds stay integral through every sum and split by hour.</summary>
+    public static string InstanceSeconds(string size) => $"instance_seconds_{size}";
+
+    /// <summary>E.g. <c>ins-…:instance_seconds_small:2026-11-27T10Z</c>: the instance, the meter and the hour it measures.</summary>
+    public static string SourceEventId(string instanceId, string meter, DateTimeOffset hour) =>
+        $"{instanceId}:{meter}:{hour.UtcDateTime.ToString("yyyy-MM-dd'T'HH", CultureInfo.InvariantCulture)}Z";
+
+    public static DateTimeOffset HourOf(DateTimeOffset time) =>
+        new(time.UtcTicks - (time.UtcTicks % TimeSpan.TicksPerHour), TimeSpan.Zero);
+}
+
+/// <summary>One reading of an instance's operation counter; <see cref="RunId"/> changes whenever its process restarts.</summary>
+public sealed record OperationsReading(string RunId, long Count)
+{
+    /// <summary>Reads <c>INFO server stats</c> as Garnet answers it; null when a field is missing.</summary>
+    public static OperationsReading? Parse(string? info)
+    {
+        if (info is null)
+        {
+            return null;
+        }
+
+        string? runId = null;
+        long? reads = null;
+        long? writes = null;
+        foreach (var line in info.Split('\n', StringSplitOptions.TrimEntries))
+        {
+            var colon = line.IndexOf(':', StringComparison.Ordinal);
+            if (colon <= 0)
+            {
+                continue;
+            }
+
+            var value = line[(colon + 1)..];
+            switch (line[..colon])
+            {
+                case "run_id":
+                    runId = value;
+                    break;
+                case "total_read_commands_processed" when long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var read):
+                    reads = read;
+                    break;
+                case "total_write_commands_processed" when long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var written):
+                    writes = written;
+                    break;
+            }
+        }
+
+        return runId is { Length: > 0 } && reads is not null && writes is not null ? new OperationsReading(runId, reads.Value + writes.Value) : null;
+    }
+
+    /// <summary>
+    /// Operations since <paramref name="previous"/>. A new run (the process restarted) started counting from zero, so all
+    /// of its count is new; what the old run served after the previous reading died with it and cannot be billed.
+    /// </summary>
+    public long Since(OperationsReading? previous) =>
+        previous is not null && previous.RunId == RunId && Count >= previous.Count ? Count - previous.Count : Count;
+}

@@ -1,0 +1,152 @@
+using System.Security.Claims;
+using Billing;
+using Billing.Sla;
+using ControlPlane.Api;
+using ControlPlane.Errors;
+using ControlPlane.Instances;
+using ControlPlane.Security;
+using ControlPlane.Tenants;
+using Microsoft.Extensions.Options;
+
+namespace ControlPlane.Sla;
+
+/// <summary>An SRE announces maintenance for one instance (<see cref="InstanceId"/>) or every instance of the tenant.</summary>
+public sealed record AnnounceMaintenanceRequest(DateTimeOffset? StartsAt, DateTimeOffset? EndsAt, string? Reason, string? InstanceId);
+
+/// <summary>
+/// The SLA as customers, SREs and finance see it: per instance and per tenant for a month (<c>?month=yyyy-MM</c>,
+/// default the current one), announced maintenance, and closed months' immutable assessments.
+/// </summary>
+public static class SlaEndpoints
+{
+    public static IEndpointRouteBuilder MapSla(this IEndpointRouteBuilder app)
+    {
+        var tenant = app.MapGroup("/api/v1/tenants/{tenantId}").WithTags("SLA");
+        tenant.MapGet("/instances/{instanceId}/sla", GetInstanceSlaAsync).WithSummary("An instance's SLA for a month");
+        tenant.MapGet("/sla", GetTenantSlaAsync).WithSummary("The tenant's SLA for a month, per instance");
+        tenant.MapGet("/sla/assessments", ListTenantAssessmentsAsync).WithSummary("The tenant's assessments of a closed month (default: the last one)");
+        tenant.MapGet("/maintenance-windows", ListMaintenanceAsync).WithSummary("Maintenance announced for a month");
+        tenant.MapPost("/maintenance-windows", AnnounceMaintenanceAsync)
+            .RequireAuthorization(policy => policy.RequireRole(Roles.PlatformAdmin))
+            .WithSummary("Announce maintenance (platform admins): its minutes do not count against the SLA")
+            .Produces<MaintenanceWindow>(201);
+
+        var platform = app.MapGroup("/api/v1/sla").WithTags("SLA").RequireAuthorization(policy => policy.RequireRole(Roles.PlatformAdmin));
+        platform.MapPost("/months/{month}:close", CloseMonthAsync).WithSummary("Close an ended month now (platform admins); closing again answers the same assessments");
+        platform.MapGet("/assessments", ListAssessmentsAsync).WithSummary("Every assessment of a closed month (platform admins, finance)");
+        return app;
+    }
+
+    private static async Task<InstanceSlaReport> GetInstanceSlaAsync(
+        string tenantId, string instanceId, string? month, ClaimsPrincipal user, IGrainFactory grains, SlaReports reports, [FromKeyedServices(BillingClock.Key)] TimeProvider clock)
+    {
+        await InstanceEndpoints.RequireInstanceAsync(grains, user, tenantId, instanceId);
+        return await reports.ForInstanceAsync(tenantId, instanceId, MonthOrCurrent(month, clock))
+            ?? throw Problems.NotFound("SLA record of instance", instanceId);
+    }
+
+    private static async Task<TenantSlaReport> GetTenantSlaAsync(
+        string tenantId, string? month, ClaimsPrincipal user, IGrainFactory grains, SlaReports reports, [FromKeyedServices(BillingClock.Key)] TimeProvider clock)
+    {
+        await grains.RequireTenantAsync(user, tenantId);
+        return await reports.ForTenantAsync(tenantId, MonthOrCurrent(month, clock));
+    }
+
+    private static async Task<ItemList<SlaAssessment>> ListTenantAssessmentsAsync(
+        string tenantId, string? month, ClaimsPrincipal user, IGrainFactory grains, SlaAssessments assessments, [FromKeyedServices(BillingClock.Key)] TimeProvider clock)
+    {
+        await grains.RequireTenantAsync(user, tenantId);
+        return new ItemList<SlaAssessment>(await assessments.ListAsync(MonthOrLast(month, clock), tenantId));
+    }
+
+    private static async Task<ItemList<SlaAssessment>> ListAssessmentsAsync(string? month, SlaAssessments assessments, [FromKeyedServices(BillingClock.Key)] TimeProvider clock) =>
+        new(await assessments.ListAsync(MonthOrLast(month, clock), tenantId: null));
+
+    private static async Task<ItemList<MaintenanceWindow>> ListMaintenanceAsync(
+        string tenantId, string? month, ClaimsPrincipal user, IGrainFactory grains, MaintenanceWindows windows, [FromKeyedServices(BillingClock.Key)] TimeProvider clock)
+    {
+        await grains.RequireTenantAsync(user, tenantId);
+        var period = MonthOrCurrent(month, clock);
+        return new ItemList<MaintenanceWindow>(await windows.ListAsync(tenantId, instanceId: null, period.Start, period.End));
+    }
+
+    private static async Task<IResult> AnnounceMaintenanceAsync(
+        string tenantId,
+        AnnounceMaintenanceRequest request,
+        HttpContext context,
+        IGrainFactory grains,
+        MaintenanceWindows windows,
+        IOptions<SlaOptions> options,
+        [FromKeyedServices(BillingClock.Key)] TimeProvider clock)
+    {
+        await grains.RequireTenantAsync(context.User, tenantId);
+        var now = clock.GetUtcNow();
+        var errors = MaintenanceWindows.Validate(request.StartsAt, request.EndsAt, request.Reason, now, options.Value.MaxMaintenanceWindow);
+        if (request.InstanceId is { } instanceId
+            && (!Ids.IsWellFormed(instanceId, "ins") || (await grains.GetGrain<IInstanceGrain>(instanceId).GetAsync())?.TenantId != tenantId))
+        {
+            errors["instanceId"] = [$"This tenant has no instance '{instanceId}'. Leave instanceId out to announce maintenance for all its instances."];
+        }
+
+        RequestValidationException.ThrowIfAny(errors);
+        var window = new MaintenanceWindow
+        {
+            Id = Ids.NewMaintenanceWindowId(),
+            TenantId = tenantId,
+            InstanceId = request.InstanceId,
+            StartsAt = request.StartsAt!.Value.ToUniversalTime(),
+            EndsAt = request.EndsAt!.Value.ToUniversalTime(),
+            Reason = request.Reason!,
+            AnnouncedBy = context.User.Actor(),
+            AnnouncedAt = now,
+        };
+        await ApiResults.AuditedAsync(
+            context,
+            tenantId,
+            "maintenance.announce",
+            request.InstanceId,
+            async () =>
+            {
+                await windows.AnnounceAsync(window, context.RequestAborted);
+                return window;
+            },
+            announced => (announced.Id, $"{announced.InstanceId ?? "all instances"} from {announced.StartsAt:O} to {announced.EndsAt:O}: {announced.Reason}"));
+        return TypedResults.Created($"/api/v1/tenants/{tenantId}/maintenance-windows?month={SlaMonth.Of(window.StartsAt)}", window);
+    }
+
+    private static async Task<ItemList<SlaAssessment>> CloseMonthAsync(string month, HttpContext context, SlaMonthClose close)
+    {
+        var period = ParseMonth(month);
+        if (!close.HasEnded(period))
+        {
+            throw new ControlPlaneException(
+                ProblemKind.Conflict,
+                "month-not-ended",
+                "The month has not ended",
+                $"Month {period} ends at {period.End:O}; close it after that.");
+        }
+
+        var closed = await ApiResults.AuditedAsync(
+            context,
+            tenantId: null,
+            "sla.month.close",
+            period.ToString(),
+            () => close.CloseAsync(period, context.RequestAborted),
+            assessments => (null, $"{assessments.Count} assessment(s)"));
+        return new ItemList<SlaAssessment>(closed);
+    }
+
+    private static SlaMonth MonthOrCurrent(string? month, TimeProvider clock) => month is null ? SlaMonth.Of(clock.GetUtcNow()) : NotInFuture(ParseMonth(month), clock);
+
+    private static SlaMonth MonthOrLast(string? month, TimeProvider clock) => month is null ? SlaMonth.Of(clock.GetUtcNow()).Previous : NotInFuture(ParseMonth(month), clock);
+
+    private static SlaMonth NotInFuture(SlaMonth month, TimeProvider clock) =>
+        month.Start <= clock.GetUtcNow()
+            ? month
+            : throw new RequestValidationException(new Dictionary<string, string[]> { ["month"] = [$"Month {month} has not begun; nothing is measured yet."] });
+
+    private static SlaMonth ParseMonth(string month) =>
+        SlaMonth.TryParse(month, out var parsed)
+            ? parsed
+            : throw new RequestValidationException(new Dictionary<string, string[]> { ["month"] = ["month must be a month as yyyy-MM from 2000-01 on, e.g. 2026-11."] });
+}

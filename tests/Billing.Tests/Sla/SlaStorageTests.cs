@@ -1,0 +1,133 @@
+using Billing.Sla;
+using Billing.Storage;
+using Billing.Usage;
+using ControlPlane.Tests.Support;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Configuration;
+using TestServers;
+
+namespace Billing.Tests.Sla;
+
+/// <summary>The same SLA and lifecycle storage on SQLite (embedded) and on a real PostgreSQL (cluster).</summary>
+public sealed class SlaStorageTests : IDisposable
+{
+    private static readonly DateTimeOffset Start = new(2026, 11, 1, 0, 0, 0, TimeSpan.Zero);
+    private static readonly BillingMigration[] s_migrations = [LifecycleLog.Migration, ProbeMinutes.Migration, MaintenanceWindows.Migration, SlaAssessments.Migration];
+
+    private readonly TestDirectory _directory = new();
+
+    public void Dispose() => _directory.Dispose();
+
+    [Theory]
+    [InlineData(BillingDatabaseProvider.Sqlite)]
+    [InlineData(BillingDatabaseProvider.Postgres)]
+    public async Task An_assessment_is_stored_once_and_never_changed(BillingDatabaseProvider provider)
+    {
+        var assessments = new SlaAssessments(await DatabaseAsync(provider));
+        var first = Assessment(uptime: 99.8866m, credit: 265);
+
+        var stored = await assessments.InsertOnceAsync(first);
+        var again = await assessments.InsertOnceAsync(first with { UptimePercent = 100m, CreditMinorUnits = 0, AssessedAt = first.AssessedAt.AddDays(1) });
+
+        Assert.Equal(first.UptimePercent, stored.UptimePercent);
+        Assert.Equal(99.8866m, again.UptimePercent);
+        Assert.Equal(265, again.CreditMinorUnits);
+        Assert.Equal(first.AssessedAt, again.AssessedAt);
+        Assert.Equal(2_382_600, again.RunningSecondsBySize["small"]);
+        Assert.Equal(99.9m, again.TierBelowPercent);
+        Assert.Single(await assessments.ListAsync(new SlaMonth(2026, 11), "tnt-a"));
+        Assert.Empty(await assessments.ListAsync(new SlaMonth(2026, 11), "tnt-b"));
+    }
+
+    [Theory]
+    [InlineData(BillingDatabaseProvider.Sqlite)]
+    [InlineData(BillingDatabaseProvider.Postgres)]
+    public async Task Lifecycle_minutes_and_windows_round_trip(BillingDatabaseProvider provider)
+    {
+        var database = await DatabaseAsync(provider);
+        var lifecycle = new LifecycleLog(database);
+        await lifecycle.AppendAsync("ins-a", "tnt-a", 1, new LifecycleChange(Start, MeteredState.Running, "small"));
+        await lifecycle.AppendAsync("ins-a", "tnt-a", 1, new LifecycleChange(Start.AddHours(1), MeteredState.Stopped, "small"));
+        await lifecycle.AppendAsync("ins-gone", "tnt-a", 1, new LifecycleChange(Start.AddDays(-40), MeteredState.Running, "small"));
+        await lifecycle.AppendAsync("ins-gone", "tnt-a", 2, new LifecycleChange(Start.AddDays(-35), MeteredState.Deleted, "small"));
+        var timeline = Assert.Single(await lifecycle.ReadExistingAsync(Start, Start.AddMonths(1), "tnt-a"));
+        Assert.Equal(new LifecycleChange(Start, MeteredState.Running, "small"), Assert.Single(timeline.Changes));
+
+        var minutes = new ProbeMinutes(database);
+        var minute = new ProbeMinute(ProbeMinute.MinuteOf(Start.AddMinutes(5)));
+        minute.Add(answered: true, TimeSpan.FromMilliseconds(1.5));
+        await minutes.SaveAsync("ins-a", "tnt-a", minute);
+        minute.Add(answered: false, TimeSpan.FromSeconds(2));
+        minute.Add(answered: false, TimeSpan.FromSeconds(2));
+        await minutes.SaveAsync("ins-a", "tnt-a", minute);
+        var read = await minutes.ReadAsync("ins-a", minute.Minute);
+        Assert.Equal((3, 2, 1.5), (read!.Probes, read.Failed, read.LatenciesMs.Single()));
+        Assert.Equal([minute.Minute], await minutes.BadMinutesAsync("ins-a", Start, Start.AddHours(1)));
+        Assert.Equal(new ProbeSummary(1, 1.5, 1.5), await minutes.SummarizeAsync("ins-a", Start, Start.AddHours(1)));
+
+        var windows = new MaintenanceWindows(database);
+        await windows.AnnounceAsync(Window("mw-tenant", instanceId: null));
+        await windows.AnnounceAsync(Window("mw-a", "ins-a"));
+        await windows.AnnounceAsync(Window("mw-b", "ins-b"));
+        var forA = await windows.ListAsync("tnt-a", "ins-a", Start, Start.AddDays(1));
+        Assert.Equal(["mw-a", "mw-tenant"], forA.Select(window => window.Id).Order(StringComparer.Ordinal));
+        Assert.Equal(3, (await windows.ListAsync("tnt-a", instanceId: null, Start, Start.AddDays(1))).Count);
+        Assert.Empty(await windows.ListAsync("tnt-a", "ins-a", Start.AddDays(1), Start.AddDays(2)));
+    }
+
+    [Fact]
+    public void Cluster_mode_keeps_billing_in_postgresql_and_embedded_mode_in_the_control_planes_file()
+    {
+        static IConfiguration Settings(params (string Key, string Value)[] values) =>
+            new ConfigurationBuilder().AddInMemoryCollection(values.Select(value => KeyValuePair.Create(value.Key, (string?)value.Value))).Build();
+
+        Assert.Equal(BillingDatabaseProvider.Sqlite, BillingHostingExtensions.DatabaseFor(Settings(), "/tmp/controlplane.db").Provider);
+        Assert.Equal(
+            BillingDatabaseProvider.Postgres,
+            BillingHostingExtensions.DatabaseFor(Settings(("ControlPlane:Mode", "Cluster"), ("ConnectionStrings:ControlPlane", "Host=127.0.0.1")), "/tmp/controlplane.db").Provider);
+        Assert.Throws<InvalidOperationException>(() => BillingHostingExtensions.DatabaseFor(Settings(("ControlPlane:Mode", "Cluster")), "/tmp/controlplane.db"));
+    }
+
+    private async Task<BillingDatabase> DatabaseAsync(BillingDatabaseProvider provider)
+    {
+        var database = provider == BillingDatabaseProvider.Postgres
+            ? new BillingDatabase(provider, await PostgresServer.CreateDatabaseAsync("billing"))
+            : new BillingDatabase(provider, new SqliteConnectionStringBuilder { DataSource = Path.Combine(_directory.Path, "billing.db") }.ToString());
+        await database.MigrateAsync(s_migrations);
+        await database.MigrateAsync(s_migrations);
+        return database;
+    }
+
+    private static MaintenanceWindow Window(string id, string? instanceId) => new()
+    {
+        Id = id,
+        TenantId = "tnt-a",
+        InstanceId = instanceId,
+        StartsAt = Start.AddHours(2),
+        EndsAt = Start.AddHours(3),
+        Reason = "Kernel upgrade",
+        AnnouncedBy = "apikey:test",
+        AnnouncedAt = Start,
+    };
+
+    private static SlaAssessment Assessment(decimal uptime, long credit) => new()
+    {
+        Id = "sla:ins-a:2026-11",
+        TenantId = "tnt-a",
+        InstanceId = "ins-a",
+        Plan = "team",
+        Month = new DateOnly(2026, 11, 1),
+        EligibleMinutes = 39_702,
+        BadMinutes = 45,
+        MaintenanceMinutes = 8,
+        UptimePercent = uptime,
+        TargetPercent = 99.9m,
+        TierBelowPercent = 99.9m,
+        CreditPercent = 10m,
+        RunningSecondsBySize = new Dictionary<string, long> { ["small"] = 2_382_600 },
+        ChargeMinorUnits = 2_647,
+        CreditMinorUnits = credit,
+        Currency = "usd",
+        AssessedAt = new DateTimeOffset(2026, 12, 1, 0, 5, 0, TimeSpan.Zero),
+    };
+}
