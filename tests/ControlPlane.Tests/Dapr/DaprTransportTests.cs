@@ -6,10 +6,18 @@ using Xunit.Abstractions;
 
 namespace ControlPlane.Tests.Dapr;
 
+/// <summary>Four processes and a Garnet per test: run alone, so their load does not slow the timing-sensitive tests beside them.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class DaprProcessesCollection
+{
+    public const string Name = "Dapr processes";
+}
+
 /// <summary>
 /// Cluster mode's provisioning path end to end: the control plane and the Provisioner app as two OS processes
 /// that share nothing but Dapr pub/sub (fake sidecars at the wire), driving a real Garnet and a real Redis client.
 /// </summary>
+[Collection(DaprProcessesCollection.Name)]
 public sealed class DaprTransportTests(ITestOutputHelper output)
 {
     [Fact]
