@@ -1,0 +1,81 @@
+using Billing.Storage;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Billing.Stripe;
+
+/// <summary>
+/// The Stripe side of billing, round after round: create the customers onboarding asked for, move closed hours into
+/// the outbox, send what is due. Every step is idempotent, so rounds may overlap across silos or repeat after a crash.
+/// </summary>
+public sealed partial class StripeBillingWorker(
+    BillingDatabase database,
+    StripeCustomers customers,
+    StripeMeters meters,
+    MeterEventOutbox outbox,
+    MeterEventDispatcher dispatcher,
+    IOptions<StripeBillingOptions> options,
+    TimeProvider clock,
+    ILogger<StripeBillingWorker> logger) : BackgroundService
+{
+    public async Task<DispatchResult> RunOnceAsync(CancellationToken cancellationToken = default)
+    {
+        await customers.CreateRequestedAsync(cancellationToken);
+        await outbox.EnqueueClosedHoursAsync(cancellationToken);
+        return await dispatcher.DispatchDueAsync(cancellationToken);
+    }
+
+    /// <summary>The configured meters exist in Stripe before anything is sent (others are created on first use).</summary>
+    public async Task EnsureConfiguredMetersAsync(CancellationToken cancellationToken = default)
+    {
+        foreach (var meter in options.Value.Meters.Keys)
+        {
+            await meters.EnsureAsync(meter, cancellationToken);
+        }
+    }
+
+    /// <summary>The schema is in place before the host serves anything that reads it.</summary>
+    public override async Task StartAsync(CancellationToken cancellationToken)
+    {
+        await database.MigrateAsync(StripeBillingSchema.All, cancellationToken);
+        await base.StartAsync(cancellationToken);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (!options.Value.Enabled || !options.Value.BackgroundDispatch)
+        {
+            LogDisabled();
+            return;
+        }
+
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await EnsureConfiguredMetersAsync(stoppingToken);
+                var result = await RunOnceAsync(stoppingToken);
+                if (result.Rescheduled + result.Rejected + result.DeadLettered + result.Expired > 0)
+                {
+                    LogRound(result.Acknowledged, result.Rescheduled, result.Rejected, result.DeadLettered, result.Expired);
+                }
+            }
+            catch (Exception failure) when (failure is not OperationCanceledException)
+            {
+                LogRoundFailed(failure);
+            }
+
+            await Task.Delay(options.Value.DispatchInterval, clock, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Stripe billing is not sending (no Stripe:ApiKey, or Stripe:BackgroundDispatch is false)")]
+    private partial void LogDisabled();
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Stripe round: {Acknowledged} acknowledged, {Rescheduled} rescheduled, {Rejected} rejected, {Dead} dead-lettered, {Expired} expired")]
+    private partial void LogRound(int acknowledged, int rescheduled, int rejected, int dead, int expired);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Stripe round failed; the next round retries")]
+    private partial void LogRoundFailed(Exception exception);
+}
