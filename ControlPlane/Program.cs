@@ -1,4 +1,5 @@
 using ControlPlane.Catalog;
+using ControlPlane.Finance;
 using ControlPlane.Hosting;
 using ControlPlane.Instances;
 using ControlPlane.Operations;
@@ -15,6 +16,7 @@ try
     app.MapTenants();
     app.MapInstances();
     app.MapOperations();
+    app.MapFinance();
 
     app.Run();
     return 0;

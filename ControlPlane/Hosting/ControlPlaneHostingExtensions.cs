@@ -2,6 +2,8 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Billing.Storage;
+using Billing.Stripe;
 using ControlPlane.Api;
 using ControlPlane.Auditing;
 using ControlPlane.Instances;
@@ -44,6 +46,9 @@ public static class ControlPlaneHostingExtensions
         services.AddSingleton<ApiKeyStore>();
         services.AddSingleton<AuditLog>();
         services.AddHostedService<AdminApiKeyBootstrapper>();
+        services.AddSingleton(BillingStorage(builder.Configuration, database));
+        services.AddStripeBilling(builder.Configuration);
+        services.AddSingleton<IStripeCustomerSink, TenantStripeCustomerSink>();
         // Authentication always brings ASP.NET data protection, which this API does not use (no cookies or
         // tokens); keep its key ring inside the data directory instead of the user's home.
         services.AddDataProtection()
@@ -140,6 +145,13 @@ public static class ControlPlaneHostingExtensions
         json.Converters.Add(new JsonStringEnumConverter<InstanceLifecycle>());
         json.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.CamelCase, allowIntegerValues: false));
     }
+
+    /// <summary>Billing's rows: the control plane's SQLite file when embedded, PostgreSQL (<c>ConnectionStrings:ControlPlane</c>) in a cluster.</summary>
+    private static BillingDatabase BillingStorage(ConfigurationManager configuration, ControlPlaneDatabase database) =>
+        string.Equals(configuration["ControlPlane:Mode"], "Cluster", StringComparison.OrdinalIgnoreCase)
+            ? new BillingDatabase(BillingDatabaseProvider.Postgres, configuration.GetConnectionString("ControlPlane")
+                ?? throw new InvalidOperationException("Cluster mode needs ConnectionStrings:ControlPlane (PostgreSQL)."))
+            : new BillingDatabase(BillingDatabaseProvider.Sqlite, $"Data Source={database.FilePath}");
 
     private static void AddConfigurationSources(WebApplicationBuilder builder, string[] args) =>
         builder.Configuration.AddCommandLine(args, new Dictionary<string, string>
