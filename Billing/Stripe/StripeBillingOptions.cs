@@ -48,6 +48,9 @@ public sealed class StripeBillingOptions
 
     public TimeSpan CircuitBreakDuration { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>The circuit opens when at least half of the Stripe calls in this window (and at least 20) failed.</summary>
+    public TimeSpan CircuitSamplingDuration { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>
     /// Stripe refuses meter events older than 35 days. An hour closer than this margin to that edge is not sent (a
     /// retry could cross it); it becomes a finance adjustment.

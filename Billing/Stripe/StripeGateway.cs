@@ -59,7 +59,7 @@ public sealed class StripeGateway : IDisposable
             {
                 FailureRatio = 0.5,
                 MinimumThroughput = 20,
-                SamplingDuration = TimeSpan.FromSeconds(30),
+                SamplingDuration = settings.CircuitSamplingDuration,
                 BreakDuration = settings.CircuitBreakDuration,
                 ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is StripeException { HttpStatusCode: >= HttpStatusCode.InternalServerError }
                     or HttpRequestException or TaskCanceledException),

@@ -47,7 +47,7 @@ public sealed class BillingHost : IAsyncDisposable
             options.MaxInProcessRetryAfter = TimeSpan.Zero;
             options.RescheduleDelay = TimeSpan.FromSeconds(10);
             options.MaxRescheduleDelay = TimeSpan.FromMinutes(5);
-            options.CircuitBreakDuration = TimeSpan.FromMilliseconds(200);
+            options.CircuitBreakDuration = TimeSpan.FromMilliseconds(500);
             options.MaxAttempts = 10_000;
             configure?.Invoke(options);
         });
