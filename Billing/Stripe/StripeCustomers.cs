@@ -61,9 +61,14 @@ public sealed partial class StripeCustomers(
                 await EnsureAsync(tenant, name, cancellationToken);
                 created++;
             }
-            catch (StripeException failure)
+            catch (Exception failure) when (failure is StripeException or Polly.ExecutionRejectedException || StripeGateway.IsTransient(failure))
             {
-                LogCustomerFailed(failure, tenant, (int)failure.HttpStatusCode);
+                if (cancellationToken.IsCancellationRequested)
+                {
+                    throw;
+                }
+
+                LogCustomerFailed(failure, tenant);
             }
         }
 
@@ -143,8 +148,8 @@ public sealed partial class StripeCustomers(
     [LoggerMessage(Level = LogLevel.Information, Message = "Tenant {TenantId} is Stripe customer {CustomerId}")]
     private partial void LogCustomerKnown(string tenantId, string customerId);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not create the Stripe customer of tenant {TenantId} (HTTP {Status}); retrying later")]
-    private partial void LogCustomerFailed(Exception exception, string tenantId, int status);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not create the Stripe customer of tenant {TenantId}; retrying later")]
+    private partial void LogCustomerFailed(Exception exception, string tenantId);
 }
 
 /// <summary>One Billing Meter per dimension, found by <c>event_name</c> or created once (idempotency key from the name).</summary>
