@@ -15,8 +15,12 @@ namespace Billing.Ledger;
 /// </summary>
 public sealed partial class UsageLedger(BillingDatabase database, TimeProvider clock) : IUsageLedger
 {
-    /// <summary>Rows per statement: SQLite allows 32,766 parameters (9 a row); PostgreSQL takes arrays, so more.</summary>
-    private const int SqliteChunk = 500;
+    /// <summary>
+    /// Rows per statement. SQLite finds each named parameter by a linear scan of the statement's names, so binding costs
+    /// the square of the parameters: a hundred rows (900 parameters) is where that stops mattering. PostgreSQL takes
+    /// arrays, so it takes many more.
+    /// </summary>
+    internal const int SqliteChunk = 100;
     private const int PostgresChunk = 10_000;
 
     public async Task<int> AppendAsync(IReadOnlyCollection<UsageEvent> events, CancellationToken cancellationToken = default)
@@ -91,14 +95,7 @@ public sealed partial class UsageLedger(BillingDatabase database, TimeProvider c
                     RETURNING 1)
                 SELECT (SELECT COUNT(*) FROM inserted), (SELECT COUNT(*) FROM rolled)
                 """;
-            BillingDatabase.AddParameter(command, "ids", chunk.Select(e => e.SourceEventId).ToArray());
-            BillingDatabase.AddParameter(command, "tenants", chunk.Select(e => e.TenantId).ToArray());
-            BillingDatabase.AddParameter(command, "instances", chunk.Select(e => e.InstanceId).ToArray());
-            BillingDatabase.AddParameter(command, "meters", chunk.Select(e => e.Meter).ToArray());
-            BillingDatabase.AddParameter(command, "quantities", chunk.Select(e => e.Quantity).ToArray());
-            BillingDatabase.AddParameter(command, "occurred", chunk.Select(e => e.OccurredAt.ToUnixTimeMilliseconds()).ToArray());
-            BillingDatabase.AddParameter(command, "hours", chunk.Select(e => UsageHours.HourStart(e.OccurredAt)).ToArray());
-            BillingDatabase.AddParameter(command, "corrects", chunk.Select(e => e.Corrects).ToArray());
+            BindArrays(command, chunk);
             BillingDatabase.AddParameter(command, "now", now);
             await using var reader = await command.ExecuteReaderAsync(cancellationToken);
             await reader.ReadAsync(cancellationToken);
@@ -120,25 +117,11 @@ public sealed partial class UsageLedger(BillingDatabase database, TimeProvider c
         {
             await using var command = connection.CreateCommand();
             command.Transaction = transaction;
-            var sql = new StringBuilder(
-                "INSERT INTO usage_ledger (source_event_id, tenant_id, instance_id, meter, quantity, occurred_at, hour_start, corrects, recorded_at) VALUES ");
-            for (var i = 0; i < chunk.Length; i++)
-            {
-                var e = chunk[i];
-                sql.Append(i == 0 ? "" : ",").Append($"(@i{i},@t{i},@n{i},@m{i},@q{i},@o{i},@h{i},@c{i},@now)");
-                BillingDatabase.AddParameter(command, $"i{i}", e.SourceEventId);
-                BillingDatabase.AddParameter(command, $"t{i}", e.TenantId);
-                BillingDatabase.AddParameter(command, $"n{i}", e.InstanceId);
-                BillingDatabase.AddParameter(command, $"m{i}", e.Meter);
-                BillingDatabase.AddParameter(command, $"q{i}", e.Quantity);
-                BillingDatabase.AddParameter(command, $"o{i}", e.OccurredAt.ToUnixTimeMilliseconds());
-                BillingDatabase.AddParameter(command, $"h{i}", UsageHours.HourStart(e.OccurredAt));
-                BillingDatabase.AddParameter(command, $"c{i}", e.Corrects);
-            }
-
-            sql.Append(" ON CONFLICT (source_event_id) DO NOTHING RETURNING tenant_id, meter, hour_start, quantity");
+            command.CommandText =
+                "INSERT INTO usage_ledger (source_event_id, tenant_id, instance_id, meter, quantity, occurred_at, hour_start, corrects, recorded_at) VALUES "
+                + BindValues(command, chunk)
+                + " ON CONFLICT (source_event_id) DO NOTHING RETURNING tenant_id, meter, hour_start, quantity";
             BillingDatabase.AddParameter(command, "now", now);
-            command.CommandText = sql.ToString();
             await using var reader = await command.ExecuteReaderAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
             {
@@ -168,6 +151,41 @@ public sealed partial class UsageLedger(BillingDatabase database, TimeProvider c
 
         await transaction.CommitAsync(cancellationToken);
         return added;
+    }
+
+    /// <summary>PostgreSQL: one array parameter per column (@ids … @corrects), for <c>unnest</c>.</summary>
+    internal static void BindArrays(DbCommand command, UsageEvent[] chunk)
+    {
+        BillingDatabase.AddParameter(command, "ids", chunk.Select(e => e.SourceEventId).ToArray());
+        BillingDatabase.AddParameter(command, "tenants", chunk.Select(e => e.TenantId).ToArray());
+        BillingDatabase.AddParameter(command, "instances", chunk.Select(e => e.InstanceId).ToArray());
+        BillingDatabase.AddParameter(command, "meters", chunk.Select(e => e.Meter).ToArray());
+        BillingDatabase.AddParameter(command, "quantities", chunk.Select(e => e.Quantity).ToArray());
+        BillingDatabase.AddParameter(command, "occurred", chunk.Select(e => e.OccurredAt.ToUnixTimeMilliseconds()).ToArray());
+        BillingDatabase.AddParameter(command, "hours", chunk.Select(e => UsageHours.HourStart(e.OccurredAt)).ToArray());
+        BillingDatabase.AddParameter(command, "corrects", chunk.Select(e => e.Corrects).ToArray());
+    }
+
+    /// <summary>SQLite: the multi-row VALUES list (with @now as recorded_at), its parameters bound to the command.</summary>
+    internal static string BindValues(DbCommand command, UsageEvent[] chunk)
+    {
+        var sql = new StringBuilder();
+        for (var i = 0; i < chunk.Length; i++)
+        {
+            var e = chunk[i];
+            sql.Append(i == 0 ? "" : ",").Append(System.Globalization.CultureInfo.InvariantCulture, $"(@i{i},@t{i},@n{i},@m{i},@q{i},@o{i},@h{i},@c{i},@now)");
+            // Named with their '@': an unprefixed name would be looked up once per possible prefix.
+            BillingDatabase.AddParameter(command, $"@i{i}", e.SourceEventId);
+            BillingDatabase.AddParameter(command, $"@t{i}", e.TenantId);
+            BillingDatabase.AddParameter(command, $"@n{i}", e.InstanceId);
+            BillingDatabase.AddParameter(command, $"@m{i}", e.Meter);
+            BillingDatabase.AddParameter(command, $"@q{i}", e.Quantity);
+            BillingDatabase.AddParameter(command, $"@o{i}", e.OccurredAt.ToUnixTimeMilliseconds());
+            BillingDatabase.AddParameter(command, $"@h{i}", UsageHours.HourStart(e.OccurredAt));
+            BillingDatabase.AddParameter(command, $"@c{i}", e.Corrects);
+        }
+
+        return sql.ToString();
     }
 
     private static DbParameter Parameter(DbCommand command, string name)

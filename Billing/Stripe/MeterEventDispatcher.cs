@@ -160,6 +160,11 @@ public sealed partial class MeterEventDispatcher(
             LogUnauthorized((int)denied.HttpStatusCode);
             return await RetryLaterAsync(row, now + settings.MaxRescheduleDelay, "Stripe refused the API key", ambiguous: false);
         }
+        catch (StripeException busy) when (busy.HttpStatusCode == HttpStatusCode.Conflict)
+        {
+            // Another request with the same idempotency key is still running (another silo, or a retry of ours): not a refusal.
+            return await RetryLaterAsync(row, now + Backoff(row.Attempts), $"idempotency key in use: {busy.StripeError?.Message}", ambiguous: true);
+        }
         catch (StripeException refused) when (refused.HttpStatusCode is >= HttpStatusCode.BadRequest and < HttpStatusCode.InternalServerError)
         {
             var reason = $"HTTP {(int)refused.HttpStatusCode} {refused.StripeError?.Type}/{refused.StripeError?.Code}: {refused.StripeError?.Message}";

@@ -1,4 +1,3 @@
-using System.Text;
 using Billing.Ledger;
 using Billing.Storage;
 using Billing.Usage;
@@ -28,7 +27,7 @@ internal static class PlainInsert
         await using var transaction = await connection.BeginTransactionAsync();
         var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         var added = 0;
-        foreach (var chunk in events.Chunk(database.IsPostgres ? 10_000 : 500))
+        foreach (var chunk in events.Chunk(database.IsPostgres ? 10_000 : UsageLedger.SqliteChunk))
         {
             await using var command = connection.CreateCommand();
             command.Transaction = transaction;
@@ -38,33 +37,11 @@ internal static class PlainInsert
                     INSERT INTO plain_usage SELECT *, @now FROM unnest(@ids::text[], @tenants::text[], @instances::text[], @meters::text[],
                         @quantities::bigint[], @occurred::bigint[], @hours::bigint[], @corrects::text[])
                     """;
-                BillingDatabase.AddParameter(command, "ids", chunk.Select(e => e.SourceEventId).ToArray());
-                BillingDatabase.AddParameter(command, "tenants", chunk.Select(e => e.TenantId).ToArray());
-                BillingDatabase.AddParameter(command, "instances", chunk.Select(e => e.InstanceId).ToArray());
-                BillingDatabase.AddParameter(command, "meters", chunk.Select(e => e.Meter).ToArray());
-                BillingDatabase.AddParameter(command, "quantities", chunk.Select(e => e.Quantity).ToArray());
-                BillingDatabase.AddParameter(command, "occurred", chunk.Select(e => e.OccurredAt.ToUnixTimeMilliseconds()).ToArray());
-                BillingDatabase.AddParameter(command, "hours", chunk.Select(e => UsageHours.HourStart(e.OccurredAt)).ToArray());
-                BillingDatabase.AddParameter(command, "corrects", chunk.Select(e => e.Corrects).ToArray());
+                UsageLedger.BindArrays(command, chunk);
             }
             else
             {
-                var sql = new StringBuilder("INSERT INTO plain_usage VALUES ");
-                for (var i = 0; i < chunk.Length; i++)
-                {
-                    var e = chunk[i];
-                    sql.Append(i == 0 ? "" : ",").Append(System.Globalization.CultureInfo.InvariantCulture, $"(@i{i},@t{i},@n{i},@m{i},@q{i},@o{i},@h{i},@c{i},@now)");
-                    BillingDatabase.AddParameter(command, $"i{i}", e.SourceEventId);
-                    BillingDatabase.AddParameter(command, $"t{i}", e.TenantId);
-                    BillingDatabase.AddParameter(command, $"n{i}", e.InstanceId);
-                    BillingDatabase.AddParameter(command, $"m{i}", e.Meter);
-                    BillingDatabase.AddParameter(command, $"q{i}", e.Quantity);
-                    BillingDatabase.AddParameter(command, $"o{i}", e.OccurredAt.ToUnixTimeMilliseconds());
-                    BillingDatabase.AddParameter(command, $"h{i}", UsageHours.HourStart(e.OccurredAt));
-                    BillingDatabase.AddParameter(command, $"c{i}", e.Corrects);
-                }
-
-                command.CommandText = sql.ToString();
+                command.CommandText = "INSERT INTO plain_usage VALUES " + UsageLedger.BindValues(command, chunk);
             }
 
             BillingDatabase.AddParameter(command, "now", now);

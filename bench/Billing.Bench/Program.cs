@@ -34,6 +34,10 @@ var skipReconciliation = new Option<bool>("--skip-reconciliation")
 {
     Description = "Only measure ingestion.",
 };
+var reconcileSqlite = new Option<bool>("--reconcile-sqlite")
+{
+    Description = "Also reconcile on SQLite (seeding 2 million rows there takes minutes).",
+};
 foreach (var positive in new[] { events, batch, writers, runs, tenants })
 {
     positive.Validators.Add(result =>
@@ -56,6 +60,7 @@ var root = new RootCommand(
     tenants,
     postgres,
     skipReconciliation,
+    reconcileSqlite,
 };
 root.SetAction((parsed, cancellationToken) => Benchmark.RunAsync(
     new BenchOptions(
@@ -65,6 +70,7 @@ root.SetAction((parsed, cancellationToken) => Benchmark.RunAsync(
         parsed.GetValue(runs),
         parsed.GetValue(tenants),
         parsed.GetValue(postgres),
-        parsed.GetValue(skipReconciliation)),
+        parsed.GetValue(skipReconciliation),
+        parsed.GetValue(reconcileSqlite)),
     cancellationToken));
 return await root.Parse(args).InvokeAsync();
