@@ -2,7 +2,10 @@ using Billing.Storage;
 
 namespace Billing.Ledger;
 
-/// <summary>The ledger's tables: the append-only rows, and their per-hour totals that the Stripe outbox reads.</summary>
+/// <summary>
+/// The ledger's tables: the append-only rows, keyed by their source event id (the dedupe; byte-order collation on
+/// PostgreSQL, as ids are compared, never sorted for people), and their per-hour totals that the Stripe outbox reads.
+/// </summary>
 public static class LedgerMigrations
 {
     public static IReadOnlyList<BillingMigration> All { get; } =
@@ -11,8 +14,7 @@ public static class LedgerMigrations
             "0100-ledger",
             """
             CREATE TABLE usage_ledger (
-                seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                source_event_id TEXT NOT NULL UNIQUE,
+                source_event_id TEXT NOT NULL PRIMARY KEY,
                 tenant_id TEXT NOT NULL,
                 instance_id TEXT NOT NULL,
                 meter TEXT NOT NULL,
@@ -34,8 +36,7 @@ public static class LedgerMigrations
             """,
             """
             CREATE TABLE usage_ledger (
-                seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                source_event_id TEXT NOT NULL UNIQUE,
+                source_event_id TEXT COLLATE "C" NOT NULL PRIMARY KEY,
                 tenant_id TEXT NOT NULL,
                 instance_id TEXT NOT NULL,
                 meter TEXT NOT NULL,

@@ -14,7 +14,7 @@ using TestServers;
 
 namespace Billing.Bench;
 
-internal sealed record BenchOptions(int Events, int Batch, int Writers, int Runs, int Tenants, string? Postgres, bool SkipReconciliation, bool ReconcileSqlite);
+internal sealed record BenchOptions(int Events, int Batch, int Writers, int Runs, int Tenants, string? Postgres, bool SkipReconciliation, bool SkipSqlite, bool ReconcileSqlite);
 
 internal static class Benchmark
 {
@@ -29,7 +29,7 @@ internal static class Benchmark
         Console.WriteLine();
 
         var summary = new StringBuilder();
-        foreach (var provider in new[] { BillingDatabaseProvider.Sqlite, BillingDatabaseProvider.Postgres })
+        foreach (var provider in options.SkipSqlite ? [BillingDatabaseProvider.Postgres] : new[] { BillingDatabaseProvider.Sqlite, BillingDatabaseProvider.Postgres })
         {
             var writers = provider == BillingDatabaseProvider.Postgres ? options.Writers : 1;
             var ledger = new List<double>();

@@ -34,6 +34,10 @@ var skipReconciliation = new Option<bool>("--skip-reconciliation")
 {
     Description = "Only measure ingestion.",
 };
+var skipSqlite = new Option<bool>("--skip-sqlite")
+{
+    Description = "Measure PostgreSQL only.",
+};
 var reconcileSqlite = new Option<bool>("--reconcile-sqlite")
 {
     Description = "Also reconcile on SQLite (seeding 2 million rows there takes minutes).",
@@ -60,6 +64,7 @@ var root = new RootCommand(
     tenants,
     postgres,
     skipReconciliation,
+    skipSqlite,
     reconcileSqlite,
 };
 root.SetAction((parsed, cancellationToken) => Benchmark.RunAsync(
@@ -71,6 +76,7 @@ root.SetAction((parsed, cancellationToken) => Benchmark.RunAsync(
         parsed.GetValue(tenants),
         parsed.GetValue(postgres),
         parsed.GetValue(skipReconciliation),
+        parsed.GetValue(skipSqlite),
         parsed.GetValue(reconcileSqlite)),
     cancellationToken));
 return await root.Parse(args).InvokeAsync();
