@@ -21,6 +21,9 @@ public sealed class StripeBillingOptions
 
     public TimeSpan DispatchInterval { get; set; } = TimeSpan.FromSeconds(15);
 
+    /// <summary>How often the previous month's SLA credits are looked at (each is applied once, however often).</summary>
+    public TimeSpan CreditInterval { get; set; } = TimeSpan.FromHours(1);
+
     /// <summary>An hour is aggregated this long after it ends, so usage reported a little late still lands in version 1.</summary>
     public TimeSpan HourClosedAfter { get; set; } = TimeSpan.FromMinutes(5);
 

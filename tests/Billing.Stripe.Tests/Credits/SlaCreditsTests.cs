@@ -2,6 +2,7 @@ using Billing.Credits;
 using Billing.Sla;
 using Billing.Stripe.Tests.Support;
 using FakeStripe;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Billing.Stripe.Tests.Credits;
 
@@ -26,6 +27,25 @@ public sealed class SlaCreditsTests
         var view = await credits.ForMonthAsync(new DateOnly(2026, 10, 1));
         Assert.All(view, credit => Assert.Equal(SlaCreditStatus.Applied, credit.Status));
         Assert.All(view, credit => Assert.StartsWith("cbtxn_", credit.StripeTransactionId, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task The_billing_worker_applies_the_closed_month_s_credits_at_month_close()
+    {
+        var october = new Assessments(Assessment("sla:ins-1:2026-10", 400), Assessment("sla:ins-2:2026-10", 100, tenant: "tnt-b"));
+        await using var scenario = await BillingScenario.StartAsync(
+            start: s_closed, services: services => services.AddSingleton<ISlaAssessmentSource>(october));
+
+        await scenario.Worker.RunOnceAsync();
+        await scenario.Worker.RunOnceAsync();
+        scenario.Clock.Advance(TimeSpan.FromHours(2));
+        await scenario.RestartAsync();
+        await scenario.Worker.RunOnceAsync();
+
+        var customers = scenario.Host.Get<StripeCustomers>();
+        Assert.Equal(-400, scenario.Stripe.CustomerBalance((await customers.FindAsync("tnt-a"))!));
+        Assert.Equal(-100, scenario.Stripe.CustomerBalance((await customers.FindAsync("tnt-b"))!));
+        Assert.All(await scenario.Host.Get<SlaCredits>().ForMonthAsync(new DateOnly(2026, 10, 1)), c => Assert.Equal(SlaCreditStatus.Applied, c.Status));
     }
 
     [Theory]

@@ -24,7 +24,7 @@ public sealed class BillingHost : IAsyncDisposable
 
     public T Get<T>() where T : notnull => _host.Services.GetRequiredService<T>();
 
-    public static async Task<BillingHost> StartAsync(BillingDatabase database, FakeStripeServer stripe, TimeProvider clock, Action<StripeBillingOptions>? configure = null)
+    public static async Task<BillingHost> StartAsync(BillingDatabase database, FakeStripeServer stripe, TimeProvider clock, Action<StripeBillingOptions>? configure = null, Action<IServiceCollection>? services = null)
     {
         var builder = Host.CreateApplicationBuilder();
         builder.Logging.ClearProviders();
@@ -38,6 +38,7 @@ public sealed class BillingHost : IAsyncDisposable
         builder.Services.AddSingleton(database);
         builder.Services.AddSingleton(clock);
         builder.Services.AddStripeBilling(builder.Configuration);
+        services?.Invoke(builder.Services);
         builder.Services.Configure<StripeBillingOptions>(options =>
         {
             // Fast, so a simulated month of failures runs in seconds; the rules are the same as production's.

@@ -3,6 +3,7 @@ using Billing.Ledger;
 using Billing.Storage;
 using Billing.Usage;
 using FakeStripe;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
 
 namespace Billing.Stripe.Tests.Support;
@@ -11,9 +12,11 @@ namespace Billing.Stripe.Tests.Support;
 public sealed class BillingScenario : IAsyncDisposable
 {
     private readonly Action<StripeBillingOptions>? _configure;
+    private readonly Action<IServiceCollection>? _services;
 
-    private BillingScenario(BillingDatabase database, FakeTimeProvider clock, FakeStripeServer stripe, Action<StripeBillingOptions>? configure)
+    private BillingScenario(BillingDatabase database, FakeTimeProvider clock, FakeStripeServer stripe, Action<StripeBillingOptions>? configure, Action<IServiceCollection>? services)
     {
+        _services = services;
         Database = database;
         Clock = clock;
         Stripe = stripe;
@@ -31,11 +34,12 @@ public sealed class BillingScenario : IAsyncDisposable
     public static async Task<BillingScenario> StartAsync(
         BillingDatabaseProvider provider = BillingDatabaseProvider.Sqlite,
         DateTimeOffset? start = null,
-        Action<StripeBillingOptions>? configure = null)
+        Action<StripeBillingOptions>? configure = null,
+        Action<IServiceCollection>? services = null)
     {
         var clock = TestDatabases.Clock(start ?? new DateTimeOffset(2026, 10, 1, 0, 0, 0, TimeSpan.Zero));
-        var scenario = new BillingScenario(await TestDatabases.CreateAsync(provider), clock, await FakeStripeServer.StartAsync(clock), configure);
-        scenario.Host = await BillingHost.StartAsync(scenario.Database, scenario.Stripe, clock, configure);
+        var scenario = new BillingScenario(await TestDatabases.CreateAsync(provider), clock, await FakeStripeServer.StartAsync(clock), configure, services);
+        scenario.Host = await BillingHost.StartAsync(scenario.Database, scenario.Stripe, clock, configure, services);
         return scenario;
     }
 
@@ -43,7 +47,7 @@ public sealed class BillingScenario : IAsyncDisposable
     public async Task RestartAsync()
     {
         await Host.DisposeAsync();
-        Host = await BillingHost.StartAsync(Database, Stripe, Clock, _configure);
+        Host = await BillingHost.StartAsync(Database, Stripe, Clock, _configure, _services);
     }
 
     /// <summary>Runs rounds, moving the clock on between them, until nothing is waiting to be aggregated or sent.</summary>
