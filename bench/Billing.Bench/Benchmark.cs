@@ -20,10 +20,43 @@ internal static class Benchmark
 {
     private static readonly string[] s_meters = ["instance_seconds_small", "instance_seconds_large", "operations"];
     private static readonly DateOnly s_month = new(2026, 11, 1);
+    private static readonly List<string> s_createdDatabases = [];
+    private static readonly string s_sqliteRoot = Path.Combine(Path.GetTempPath(), "billing-bench", Guid.NewGuid().ToString("N"));
 
     public static async Task<int> RunAsync(BenchOptions options, CancellationToken cancellationToken)
     {
         var admin = options.Postgres ?? PostgresServer.AdminConnectionString;
+        try
+        {
+            return await MeasureAsync(options, admin, cancellationToken);
+        }
+        finally
+        {
+            await CleanUpAsync(admin);
+        }
+    }
+
+    /// <summary>Drops every database the run created (a given server keeps nothing of it) and the SQLite files.</summary>
+    private static async Task CleanUpAsync(string admin)
+    {
+        await using (var connection = new NpgsqlConnection(admin))
+        {
+            await connection.OpenAsync();
+            foreach (var name in s_createdDatabases)
+            {
+                await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)", connection);
+                await drop.ExecuteNonQueryAsync();
+            }
+        }
+
+        if (Directory.Exists(s_sqliteRoot))
+        {
+            Directory.Delete(s_sqliteRoot, recursive: true);
+        }
+    }
+
+    private static async Task<int> MeasureAsync(BenchOptions options, string admin, CancellationToken cancellationToken)
+    {
         Console.WriteLine($"Billing benchmark: {options.Events:N0} events per ingest run, batches of {options.Batch:N0}, {options.Writers} PostgreSQL writer(s), median of {options.Runs} run(s)");
         Console.WriteLine($"Machine: {Environment.ProcessorCount} logical CPU(s), .NET {Environment.Version}");
         Console.WriteLine();
@@ -268,11 +301,13 @@ internal static class Benchmark
                 await create.ExecuteNonQueryAsync();
             }
 
+            s_createdDatabases.Add(name);
+
             database = new BillingDatabase(provider, new NpgsqlConnectionStringBuilder(admin) { Database = name, MaxPoolSize = 50 }.ConnectionString);
         }
         else
         {
-            var directory = Path.Combine(Path.GetTempPath(), "billing-bench", Guid.NewGuid().ToString("N"));
+            var directory = Path.Combine(s_sqliteRoot, Guid.NewGuid().ToString("N"));
             Directory.CreateDirectory(directory);
             database = new BillingDatabase(provider, $"Data Source={Path.Combine(directory, "billing.db")}");
         }
