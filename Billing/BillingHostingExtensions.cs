@@ -1,5 +1,7 @@
+using Billing.Credits;
 using Billing.Sla;
 using Billing.Storage;
+using Billing.Stripe;
 using Billing.Usage;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Configuration;
@@ -21,8 +23,8 @@ public static class BillingClock
 public static class BillingHostingExtensions
 {
     /// <summary>
-    /// Billing inside the control plane's silo. The host provides <see cref="ITenantPlans"/> (and, once the ledger
-    /// lands, <see cref="IUsageLedger"/>). One feature per block; each lists its migrations, services and workers.
+    /// Billing inside the control plane's silo. The host provides <see cref="ITenantPlans"/> and
+    /// <see cref="IStripeCustomerSink"/>. One feature per block; each lists its migrations, services and workers.
     /// </summary>
     public static IServiceCollection AddBilling(this IServiceCollection services, IConfiguration configuration, BillingDatabase database)
     {
@@ -46,6 +48,15 @@ public static class BillingHostingExtensions
         services.AddSingleton<SlaReports>();
         services.AddSingleton<SlaMonthClose>();
         services.AddHostedService<SlaMonthCloseService>();
+        services.AddSingleton<ISlaAssessmentSource>(provider => provider.GetRequiredService<SlaAssessments>());
+
+        // Ledger, Stripe (customers, meters, the meter-event outbox and its dispatcher), SLA credits, reconciliation.
+        foreach (var migration in StripeBillingSchema.All)
+        {
+            services.AddSingleton(migration);
+        }
+
+        services.AddStripeBilling(configuration);
         return services;
     }
 

@@ -1,4 +1,5 @@
 using ControlPlane.Catalog;
+using ControlPlane.Finance;
 using ControlPlane.Hosting;
 using ControlPlane.Instances;
 using ControlPlane.Operations;
@@ -19,6 +20,7 @@ try
     app.MapOperations();
     app.MapProvisioningSubscriptions();
     app.MapSla();
+    app.MapFinance();
 
     app.Run();
     return 0;

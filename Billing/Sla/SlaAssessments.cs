@@ -1,3 +1,4 @@
+using Billing.Credits;
 using System.Globalization;
 using System.Text.Json;
 using Billing.Storage;
@@ -8,7 +9,7 @@ namespace Billing.Sla;
 /// Closed months' assessments, stored once by <see cref="SlaAssessment.Id"/> and never updated: closing a month again
 /// (a retry, a second silo, an admin) answers the assessment stored first.
 /// </summary>
-public sealed class SlaAssessments(BillingDatabase database)
+public sealed class SlaAssessments(BillingDatabase database) : ISlaAssessmentSource
 {
     public static readonly BillingMigration Migration = new(
         "sla-0003-assessments",
@@ -117,4 +118,8 @@ public sealed class SlaAssessments(BillingDatabase database)
         Currency = reader.GetString(15),
         AssessedAt = DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(16)),
     };
+
+    /// <summary>What the Stripe side applies credits from: every stored assessment of a closed month.</summary>
+    public async Task<IReadOnlyList<SlaAssessment>> AssessmentsForMonthAsync(DateOnly month, CancellationToken cancellationToken = default) =>
+        await ListAsync(new SlaMonth(month.Year, month.Month), tenantId: null, cancellationToken);
 }

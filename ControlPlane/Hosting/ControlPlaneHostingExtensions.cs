@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Billing;
 using Billing.Sla;
+using Billing.Stripe;
 using ControlPlane.Api;
 using ControlPlane.Auditing;
 using ControlPlane.Instances;
@@ -123,6 +124,7 @@ public static class ControlPlaneHostingExtensions
         // Before the silo is registered, so billing's tables exist before any grain is activated.
         services.AddBilling(configuration, BillingHostingExtensions.DatabaseFor(configuration, database.FilePath));
         services.AddSingleton<ITenantPlans, TenantPlansForBilling>();
+        services.AddSingleton<IStripeCustomerSink, TenantStripeCustomerSink>();
         return services;
     }
 

@@ -11,6 +11,9 @@ public static class Roles
 {
     /// <summary>Operates the whole platform: every tenant, every instance.</summary>
     public const string PlatformAdmin = "platform-admin";
+
+    /// <summary>Reads billing across tenants (reconciliation, credits); changes nothing.</summary>
+    public const string Finance = "finance";
 }
 
 public sealed record ApiKeyRecord(string Id, string Name, string Role, string? TenantId, DateTimeOffset CreatedAt);

@@ -1,4 +1,5 @@
 using System.Security.Claims;
+using Billing.Stripe;
 using ControlPlane.Api;
 using ControlPlane.Errors;
 using ControlPlane.Security;
@@ -62,6 +63,8 @@ public static class TenantEndpoints
             target: null,
             () => grains.GetGrain<ITenantDirectoryGrain>(0).CreateTenantAsync(command),
             created => (created.Id, $"plan {created.Plan}"));
+        // Onboarding asks billing for the tenant's Stripe customer; a replayed create asks again, which is harmless.
+        await context.RequestServices.GetRequiredService<StripeCustomers>().RequestAsync(tenant.Id, tenant.Name, context.RequestAborted);
         return TypedResults.Created($"/api/v1/tenants/{tenant.Id}", tenant);
     }
 

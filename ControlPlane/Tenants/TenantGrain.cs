@@ -36,6 +36,9 @@ public interface ITenantGrain : IGrainWithStringKey
     [ReadOnly]
     Task<IReadOnlyList<InstanceView>> ListInstancesAsync(bool includeDeleted);
 
+    /// <summary>Keeps the tenant's Stripe customer id, as billing created (or found) it; the first one stays.</summary>
+    Task SetStripeCustomerAsync(string customerId);
+
     /// <summary>Activates every instance that is not deleted, so their reconcile loops run after a restart.</summary>
     Task WakeInstancesAsync();
 }
@@ -193,6 +196,16 @@ public sealed class TenantGrain(
             .OrderBy(view => view.CreatedAt)];
     }
 
+    public async Task SetStripeCustomerAsync(string customerId)
+    {
+        EnsureExists();
+        if (S.StripeCustomerId is null)
+        {
+            S.StripeCustomerId = customerId;
+            await state.WriteStateAsync();
+        }
+    }
+
     public async Task WakeInstancesAsync()
     {
         if (!state.RecordExists)
@@ -278,5 +291,6 @@ public sealed class TenantGrain(
         CreatedBy = S.CreatedBy,
         MaxInstances = MaxInstances(),
         InstanceCount = instanceCount,
+        StripeCustomerId = S.StripeCustomerId,
     };
 }

@@ -17,6 +17,8 @@ public sealed record TenantView
     [Id(5)] public required string CreatedBy { get; init; }
     [Id(6)] public required int MaxInstances { get; init; }
     [Id(7)] public required int InstanceCount { get; init; }
+    /// <summary>The tenant's Stripe customer, once billing has created it.</summary>
+    [Id(8)] public string? StripeCustomerId { get; init; }
 }
 
 /// <summary>An <c>Idempotency-Key</c> and a fingerprint of the request it came with.</summary>
@@ -86,6 +88,7 @@ public sealed class TenantState
     public TenantStatus Status { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
     public string CreatedBy { get; set; } = "";
+    public string? StripeCustomerId { get; set; }
     public Dictionary<string, TenantInstanceEntry> Instances { get; set; } = new(StringComparer.Ordinal);
     /// <summary>Which instance each operation belongs to, so an operation can be found by its id alone.</summary>
     public Dictionary<string, string> OperationInstances { get; set; } = new(StringComparer.Ordinal);

@@ -1,0 +1,61 @@
+using System.Globalization;
+using System.Text;
+
+namespace Billing.Reconciliation;
+
+/// <summary>The report as one CSV (RFC 4180): a row per tenant and meter (<c>kind=usage</c>) and per SLA credit (<c>kind=credit</c>).</summary>
+public static class ReconciliationCsv
+{
+    private const string Header =
+        "kind,period,tenant_id,customer_id,meter,ledger,unaggregated,pending,acknowledged,rejected,dead_lettered,adjusted,stripe_summary,invoiced,invoice_finalized,assessment_id,credit_minor_units,currency,credit_status,discrepancies";
+
+    public static string Write(ReconciliationReport report)
+    {
+        var csv = new StringBuilder(Header).Append("\r\n");
+        foreach (var line in report.Lines)
+        {
+            Row(csv, "usage", report.Period, line.TenantId, line.CustomerId, line.Meter, N(line.Ledger), N(line.Unaggregated), N(line.Pending), N(line.Acknowledged),
+                N(line.Rejected), N(line.DeadLettered), N(line.Adjusted), N(line.StripeSummary), N(line.Invoiced), line.InvoiceFinalized ? "true" : "false",
+                null, null, null, null, Classes(line.Discrepancies));
+        }
+
+        foreach (var credit in report.Credits)
+        {
+            Row(csv, "credit", report.Period, credit.TenantId, credit.CustomerId, null, null, null, null, null, null, null, null, null, null, null,
+                credit.AssessmentId, N(credit.CreditMinorUnits), credit.Currency, credit.Status, Classes(credit.Discrepancies));
+        }
+
+        return csv.ToString();
+    }
+
+    private static string? N(long? value) => value?.ToString(CultureInfo.InvariantCulture);
+
+    private static string Classes(IReadOnlyList<Discrepancy> discrepancies) =>
+        string.Join(';', discrepancies.Select(d => string.Create(CultureInfo.InvariantCulture, $"{d.Class}={d.Quantity}")));
+
+    private static void Row(StringBuilder csv, params string?[] fields)
+    {
+        for (var i = 0; i < fields.Length; i++)
+        {
+            csv.Append(i == 0 ? "" : ",").Append(Escape(fields[i]));
+        }
+
+        csv.Append("\r\n");
+    }
+
+    /// <summary>Quotes what needs it, and defuses a leading = + - @ so a spreadsheet never runs a cell as a formula.</summary>
+    private static string Escape(string? field)
+    {
+        if (string.IsNullOrEmpty(field))
+        {
+            return "";
+        }
+
+        if (field[0] is '=' or '+' or '@' || (field[0] == '-' && !long.TryParse(field, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out _)))
+        {
+            field = "'" + field;
+        }
+
+        return field.IndexOfAny([',', '"', '\r', '\n']) >= 0 ? "\"" + field.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : field;
+    }
+}

@@ -1,0 +1,125 @@
+using System.Net;
+using Microsoft.Extensions.Options;
+using Polly;
+using Polly.CircuitBreaker;
+using Polly.Retry;
+using Stripe;
+using Stripe.Billing;
+
+namespace Billing.Stripe;
+
+/// <summary>
+/// The one way billing calls Stripe: the real Stripe.net client (pointed at <c>Stripe:ApiBase</c>), without its own
+/// retries, inside a Polly pipeline: short retries for rate limits and transient failures (a retry reuses the
+/// request's idempotency key, so it cannot act twice), and a circuit breaker that stops calling a Stripe that keeps
+/// failing. Polly waits in real time: it measures the network, while billing's notion of "now" is the injected clock.
+/// </summary>
+public sealed class StripeGateway : IDisposable
+{
+    private readonly HttpClient _http;
+    private readonly ResiliencePipeline _pipeline;
+
+    public StripeGateway(IOptions<StripeBillingOptions> options)
+    {
+        var settings = options.Value;
+        _http = new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
+        {
+            Timeout = settings.RequestTimeout,
+        };
+        Client = new StripeClient(new StripeClientOptions
+        {
+            ApiKey = settings.ApiKey,
+            ApiBase = settings.ApiBase,
+            MeterEventsBase = settings.MeterEventsBase,
+            HttpClient = new SystemNetHttpClient(_http, maxNetworkRetries: 0, appInfo: null, enableTelemetry: false),
+        });
+        var pipeline = new ResiliencePipelineBuilder { TimeProvider = TimeProvider.System };
+        if (settings.InProcessRetries > 0)
+        {
+            pipeline.AddRetry(new RetryStrategyOptions
+            {
+                MaxRetryAttempts = settings.InProcessRetries,
+                ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception switch
+                {
+                    StripeException { HttpStatusCode: HttpStatusCode.TooManyRequests } limited => (RetryAfter(limited) ?? TimeSpan.Zero) <= settings.MaxInProcessRetryAfter,
+                    var failure => IsTransient(failure),
+                }),
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = true,
+                Delay = settings.InProcessRetryDelay,
+                DelayGenerator = args => ValueTask.FromResult(
+                    args.Outcome.Exception is StripeException limited && RetryAfter(limited) is { } wait
+                        ? (TimeSpan?)(wait + TimeSpan.FromMilliseconds(Random.Shared.Next(0, 250)))
+                        : null),
+            });
+        }
+
+        _pipeline = pipeline
+            .AddCircuitBreaker(new CircuitBreakerStrategyOptions
+            {
+                FailureRatio = 0.5,
+                MinimumThroughput = 20,
+                SamplingDuration = settings.CircuitSamplingDuration,
+                BreakDuration = settings.CircuitBreakDuration,
+                ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is StripeException { HttpStatusCode: >= HttpStatusCode.InternalServerError }
+                    or HttpRequestException or TaskCanceledException),
+            })
+            .Build();
+    }
+
+    public IStripeClient Client { get; }
+
+    public async Task<T> CallAsync<T>(Func<IStripeClient, CancellationToken, Task<T>> call, CancellationToken cancellationToken) =>
+        await _pipeline.ExecuteAsync(async token => await call(Client, token), cancellationToken);
+
+    public Task<MeterEvent> CreateMeterEventAsync(string eventName, string customerId, long value, long timestamp, string identifier, CancellationToken cancellationToken) =>
+        CallAsync(
+            (client, token) => new MeterEventService(client).CreateAsync(
+                new MeterEventCreateOptions
+                {
+                    EventName = eventName,
+                    Identifier = identifier,
+                    Timestamp = DateTimeOffset.FromUnixTimeSeconds(timestamp).UtcDateTime,
+                    Payload = new Dictionary<string, string>
+                    {
+                        ["stripe_customer_id"] = customerId,
+                        ["value"] = value.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    },
+                },
+                new RequestOptions { IdempotencyKey = identifier },
+                token),
+            cancellationToken);
+
+    /// <summary>Stripe's aggregated value of a meter for one customer over [start, end) (minute-aligned Unix seconds).</summary>
+    public async Task<long> EventSummaryAsync(string meterId, string customerId, long start, long end, CancellationToken cancellationToken)
+    {
+        var summaries = await CallAsync(
+            (client, token) => new MeterEventSummaryService(client).ListAsync(
+                meterId,
+                new MeterEventSummaryListOptions
+                {
+                    Customer = customerId,
+                    StartTime = DateTimeOffset.FromUnixTimeSeconds(start).UtcDateTime,
+                    EndTime = DateTimeOffset.FromUnixTimeSeconds(end).UtcDateTime,
+                },
+                null,
+                token),
+            cancellationToken);
+        return (long)summaries.Data.Sum(summary => summary.AggregatedValue);
+    }
+
+    public static TimeSpan? RetryAfter(StripeException exception) =>
+        exception.StripeResponse?.Headers?.RetryAfter?.Delta;
+
+    /// <summary>A failure after which the request may or may not have taken effect in Stripe.</summary>
+    public static bool IsTransient(Exception? exception) => exception is StripeException { HttpStatusCode: >= HttpStatusCode.InternalServerError }
+        or HttpRequestException or TaskCanceledException or TimeoutException
+        or StripeException { InnerException: HttpRequestException or TaskCanceledException };
+
+    /// <summary>Stripe refuses an identifier it already holds (24 h dedupe): the event was counted once, which is what we want.</summary>
+    public static bool IsDuplicateIdentifier(StripeException exception) =>
+        exception.HttpStatusCode == HttpStatusCode.BadRequest
+        && exception.StripeError?.Message?.StartsWith("An event already exists with identifier", StringComparison.Ordinal) == true;
+
+    public void Dispose() => _http.Dispose();
+}

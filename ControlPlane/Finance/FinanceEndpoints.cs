@@ -1,0 +1,57 @@
+using System.Globalization;
+using Billing.Reconciliation;
+using ControlPlane.Api;
+using ControlPlane.Security;
+using Microsoft.Net.Http.Headers;
+
+namespace ControlPlane.Finance;
+
+public static class FinanceEndpoints
+{
+    public static IEndpointRouteBuilder MapFinance(this IEndpointRouteBuilder app)
+    {
+        var finance = app.MapGroup("/api/v1/finance").WithTags("Finance")
+            .RequireAuthorization(policy => policy.RequireRole(Roles.Finance, Roles.PlatformAdmin));
+        finance.MapGet("/reconciliation", ReconcileAsync)
+            .WithSummary("Usage and credits per tenant and meter for a month: ledger, Stripe, invoices, and every discrepancy classified (finance, platform admins)")
+            .Produces<ReconciliationReport>(contentType: "application/json")
+            .Produces(StatusCodes.Status200OK, contentType: "text/csv");
+        return app;
+    }
+
+    /// <summary><c>?period=yyyy-MM</c>; CSV with <c>format=csv</c> or <c>Accept: text/csv</c>, JSON otherwise.</summary>
+    private static async Task<IResult> ReconcileAsync(HttpContext context, FinanceReconciliation reconciliation, TimeProvider clock, string? period, string? format)
+    {
+        var errors = new Dictionary<string, string[]>();
+        DateOnly month = default;
+        if (string.IsNullOrEmpty(period))
+        {
+            errors["period"] = ["A period is required, as yyyy-MM (e.g. 2026-11)."];
+        }
+        else if (!DateOnly.TryParseExact(period, "yyyy-MM", CultureInfo.InvariantCulture, DateTimeStyles.None, out month))
+        {
+            errors["period"] = [$"'{period}' is not a month; use yyyy-MM (e.g. 2026-11)."];
+        }
+        else if (month > DateOnly.FromDateTime(clock.GetUtcNow().UtcDateTime))
+        {
+            errors["period"] = [$"{period} has not started yet."];
+        }
+
+        if (format is not (null or "json" or "csv"))
+        {
+            errors["format"] = ["Use 'json' or 'csv', or leave it out and send 'Accept: text/csv' for CSV."];
+        }
+
+        RequestValidationException.ThrowIfAny(errors);
+        var report = await reconciliation.ReconcileAsync(month, context.RequestAborted);
+        var csv = format == "csv" || (format is null && context.Request.GetTypedHeaders().Accept
+            .Any(accept => accept.MediaType.Equals("text/csv", StringComparison.OrdinalIgnoreCase)));
+        if (!csv)
+        {
+            return TypedResults.Ok(report);
+        }
+
+        context.Response.Headers[HeaderNames.ContentDisposition] = $"attachment; filename=\"reconciliation-{report.Period}.csv\"";
+        return TypedResults.Text(ReconciliationCsv.Write(report), "text/csv; charset=utf-8");
+    }
+}
