@@ -412,7 +412,7 @@ public sealed partial class InstanceGrain(
                 if (index >= operation.Steps.Length)
                 {
                     // Its start is still on the way (events overtake each other on a bus): record the step, done now.
-                    operation = AddStep(operation, completed.StepNumber, completed.StepCount, completed.StepName, startedAt: null);
+                    operation = AddStep(operation, completed.StepNumber, completed.StepCount, completed.StepName, completed.StartedAt);
                 }
 
                 operation = operation with

@@ -47,6 +47,12 @@ internal static class CreatePhases
         return phases;
     }
 
+    /// <summary>Whether the operation and every step carry both their times (a step whose events were overtaken does not).</summary>
+    public static bool IsFullyTimed(CreateTiming create) =>
+        create.Operation["createdAt"] is not null
+        && create.Operation["completedAt"] is not null
+        && create.Operation["steps"]!.AsArray().All(step => step!["startedAt"] is not null && step["completedAt"] is not null);
+
     /// <summary>The median of each phase over <paramref name="creates"/>, in the order the phases happen.</summary>
     public static IReadOnlyList<(string Phase, TimeSpan Median)> Medians(IEnumerable<CreateTiming> creates) =>
         [.. creates.SelectMany(Of)

@@ -51,6 +51,8 @@ public sealed record DeploymentStepCompleted : ProvisioningEvent
     [Id(0)] public required int StepNumber { get; init; }
     [Id(1)] public required int StepCount { get; init; }
     [Id(2)] public required string StepName { get; init; }
+    /// <summary>When the step started: its start event may be overtaken on a bus, and the step still shows both times.</summary>
+    [Id(3)] public DateTimeOffset? StartedAt { get; init; }
 }
 
 /// <summary>The deployment matches the spec. <see cref="Repairs"/> lists what had to be fixed to get there (reconcile).</summary>

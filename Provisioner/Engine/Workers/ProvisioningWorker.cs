@@ -122,9 +122,10 @@ public sealed class ProvisioningWorker(
 
                 var stepToken = pastPointOfNoReturn ? stoppingToken : token;
                 stepToken.ThrowIfCancellationRequested();
+                var stepStartedAt = time.GetUtcNow();
                 if (reportSteps)
                 {
-                    await PublishAsync(execution, command, StepStarted(command, index, plan.Steps.Count, current.Name), stoppingToken);
+                    await PublishAsync(execution, command, StepStarted(command, index, plan.Steps.Count, current.Name, stepStartedAt), stoppingToken);
                 }
 
                 logger.LogInformation(
@@ -134,7 +135,7 @@ public sealed class ProvisioningWorker(
                 done.Add(current.Name);
                 if (reportSteps)
                 {
-                    await PublishAsync(execution, command, StepCompleted(command, index, plan.Steps.Count, current.Name), stoppingToken);
+                    await PublishAsync(execution, command, StepCompleted(command, index, plan.Steps.Count, current.Name, stepStartedAt), stoppingToken);
                 }
             }
 
@@ -251,19 +252,19 @@ public sealed class ProvisioningWorker(
         Observed = observed,
     };
 
-    private DeploymentStepStarted StepStarted(ApplyDeploymentCommand command, int index, int count, string name) => new()
+    private static DeploymentStepStarted StepStarted(ApplyDeploymentCommand command, int index, int count, string name, DateTimeOffset startedAt) => new()
     {
         InstanceId = command.InstanceId,
         OperationId = command.OperationId,
         Generation = command.Spec.Generation,
         Purpose = command.Purpose,
-        OccurredAt = time.GetUtcNow(),
+        OccurredAt = startedAt,
         StepNumber = index + 1,
         StepCount = count,
         StepName = name,
     };
 
-    private DeploymentStepCompleted StepCompleted(ApplyDeploymentCommand command, int index, int count, string name) => new()
+    private DeploymentStepCompleted StepCompleted(ApplyDeploymentCommand command, int index, int count, string name, DateTimeOffset startedAt) => new()
     {
         InstanceId = command.InstanceId,
         OperationId = command.OperationId,
@@ -273,6 +274,7 @@ public sealed class ProvisioningWorker(
         StepNumber = index + 1,
         StepCount = count,
         StepName = name,
+        StartedAt = startedAt,
     };
 
     /// <summary>Publishes how the execution ended; says to deliver the command again if the control plane may not have heard.</summary>
