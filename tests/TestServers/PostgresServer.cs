@@ -43,8 +43,10 @@ public static class PostgresServer
 
     private static string StartThrowaway()
     {
-        var directory = Path.Combine(Path.GetTempPath(), $"cp-test-pg-{Guid.NewGuid():N}");
+        StopAbandonedServers();
+        var directory = Path.Combine(Path.GetTempPath(), $"{DirectoryPrefix}{Guid.NewGuid():N}");
         Directory.CreateDirectory(directory);
+        File.WriteAllText(Path.Combine(directory, OwnerFile), OwnerIdentity(Environment.ProcessId));
         var port = FreePort();
         var asPostgres = Environment.UserName == "root";
         if (asPostgres)
@@ -61,6 +63,68 @@ public static class PostgresServer
         };
 
         return $"Host=127.0.0.1;Port={port};Username=postgres;Database=postgres;Pooling=true";
+    }
+
+    private const string DirectoryPrefix = "cp-test-pg-";
+    private const string OwnerFile = "owner";
+
+    /// <summary>
+    /// The test host is often ended without running exit handlers (the runner kills it), which would leave its server
+    /// running: stop and remove every throwaway server whose owning process is gone before starting another.
+    /// </summary>
+    private static void StopAbandonedServers()
+    {
+        foreach (var directory in Directory.EnumerateDirectories(Path.GetTempPath(), DirectoryPrefix + "*"))
+        {
+            try
+            {
+                var owner = Path.Combine(directory, OwnerFile);
+                var abandoned = File.Exists(owner)
+                    ? !IsAlive(File.ReadAllText(owner))
+                    : Directory.GetCreationTimeUtc(directory) < DateTime.UtcNow.AddMinutes(-10);
+                if (!abandoned)
+                {
+                    continue;
+                }
+
+                if (Directory.Exists(Path.Combine(directory, "data")))
+                {
+                    Run($"{Binaries}/pg_ctl", $"-D {directory}/data -m immediate stop", Environment.UserName == "root", throwOnFailure: false);
+                }
+
+                Directory.Delete(directory, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+            catch (UnauthorizedAccessException)
+            {
+            }
+        }
+    }
+
+    /// <summary>A process id with its start time, so a reused id is not taken for the owner.</summary>
+    private static string OwnerIdentity(int processId) => $"{processId} {StartTime(processId)}";
+
+    private static bool IsAlive(string ownerIdentity)
+    {
+        return int.TryParse(ownerIdentity.Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture, out var processId)
+            && StartTime(processId) is not null
+            && OwnerIdentity(processId) == ownerIdentity;
+    }
+
+    private static string? StartTime(int processId)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{processId}/stat");
+            // Field 22 (starttime), counted after the command name, which may itself contain spaces.
+            return stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[19];
+        }
+        catch (IOException)
+        {
+            return null;
+        }
     }
 
     private static void Run(string file, string arguments, bool asPostgres, bool throwOnFailure = true)
