@@ -7,7 +7,7 @@ using Microsoft.Extensions.Time.Testing;
 namespace Billing.Tests.Sla;
 
 /// <summary>Without anyone driving it, each running instance is probed every <c>Billing:Sla:ProbeInterval</c> and its minute recorded.</summary>
-public sealed class ProbeTimerTests : IAsyncDisposable
+public sealed class ProbeTimerTests : IAsyncLifetime
 {
     private static readonly DateTimeOffset Now = new(2026, 11, 3, 10, 0, 30, TimeSpan.Zero);
 
@@ -21,7 +21,10 @@ public sealed class ProbeTimerTests : IAsyncDisposable
             ["Billing:Sla:ProbeTimeout"] = "00:00:01",
         });
 
-    public async ValueTask DisposeAsync()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // IAsyncLifetime, not IAsyncDisposable: xUnit 2 disposes test classes only through these two.
+    public async Task DisposeAsync()
     {
         await _host.DisposeAsync();
         _directory.Dispose();

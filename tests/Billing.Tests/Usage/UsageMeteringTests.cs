@@ -12,7 +12,7 @@ namespace Billing.Tests.Usage;
 /// ledger answer (the same events sent again), a restart of the control plane and a restart of the instance's process
 /// (its counter starts again from zero).
 /// </summary>
-public sealed class UsageMeteringTests : IAsyncDisposable
+public sealed class UsageMeteringTests : IAsyncLifetime
 {
     private static readonly DateTimeOffset Ten = new(2026, 11, 3, 10, 0, 0, TimeSpan.Zero);
     private static readonly DateTimeOffset Eleven = Ten.AddHours(1);
@@ -24,7 +24,10 @@ public sealed class UsageMeteringTests : IAsyncDisposable
 
     public UsageMeteringTests() => _host = NewHost();
 
-    public async ValueTask DisposeAsync()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // IAsyncLifetime, not IAsyncDisposable: xUnit 2 disposes test classes only through these two.
+    public async Task DisposeAsync()
     {
         await _host.DisposeAsync();
         _directory.Dispose();
