@@ -33,11 +33,7 @@ internal static class BillingCommands
         command.CommandText = sql;
         foreach (var (name, value) in parameters)
         {
-            var parameter = command.CreateParameter();
-            parameter.ParameterName = name;
-            // An untyped NULL: PostgreSQL takes the type from the column it is inserted into or compared with.
-            parameter.Value = value ?? DBNull.Value;
-            command.Parameters.Add(parameter);
+            BillingDatabase.AddParameter(command, name, value);
         }
 
         return command;

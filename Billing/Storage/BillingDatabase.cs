@@ -79,6 +79,7 @@ public sealed class BillingDatabase(BillingDatabaseProvider provider, string con
     {
         var parameter = command.CreateParameter();
         parameter.ParameterName = name;
+        // An untyped NULL: PostgreSQL takes the type from the column it is inserted into or compared with.
         parameter.Value = value ?? DBNull.Value;
         command.Parameters.Add(parameter);
     }
