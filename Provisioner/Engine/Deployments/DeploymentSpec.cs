@@ -25,4 +25,10 @@ public sealed record DeploymentSpec
     [Id(6)] public required DeploymentGoal Goal { get; init; }
     [Id(7)] public required Secret Password { get; init; }
     [Id(8)] public required long Generation { get; init; }
+    /// <summary>
+    /// How many restarts the control plane has asked for over the instance's life. When it is above the count the
+    /// deployment last carried out (<see cref="ObservedDeployment.Restarts"/>), the backend stops the instance's process
+    /// and starts it again, keeping its data, port and endpoint. 0 until the first restart.
+    /// </summary>
+    [Id(9)] public long Restarts { get; init; }
 }

@@ -18,7 +18,12 @@ public interface IDeploymentBackend
 }
 
 /// <param name="Drift">Why the deployment differs from the spec, for a person (e.g. "process 4242 exited with code 137"); null when it matches.</param>
-public sealed record DeploymentPlan(IReadOnlyList<DeploymentStep> Steps, string? Drift)
+/// <param name="Observed">
+/// What planning saw, when it already looked as closely as <see cref="IDeploymentBackend.ObserveAsync"/> would (health
+/// check included). For a plan without steps the worker reports it instead of observing again, so a steady-state
+/// reconcile costs one health check, not two.
+/// </param>
+public sealed record DeploymentPlan(IReadOnlyList<DeploymentStep> Steps, string? Drift, ObservedDeployment? Observed = null)
 {
     public static DeploymentPlan UpToDate { get; } = new([], null);
 

@@ -34,6 +34,7 @@ public sealed record ObservedDeployment
 {
     [Id(0)] public required DeploymentStatus Status { get; init; }
     [Id(1)] public DeploymentHealth Health { get; init; } = DeploymentHealth.Unknown;
+    /// <summary>Where customers connect: the address the backend advertises (a DNS name, a load balancer), never a bind address.</summary>
     [Id(2)] public Endpoint? Endpoint { get; init; }
     /// <summary>The version and size actually deployed, which may differ from the spec while it converges.</summary>
     [Id(3)] public string? Version { get; init; }
@@ -45,6 +46,18 @@ public sealed record ObservedDeployment
     [Id(7)] public string? Detail { get; init; }
     /// <summary>How long the health check took to answer, when it answered.</summary>
     [Id(8)] public TimeSpan? ProbeLatency { get; init; }
+    /// <summary>The restart count (<see cref="DeploymentSpec.Restarts"/>) the deployment last carried out.</summary>
+    [Id(9)] public long Restarts { get; init; }
+    /// <summary>
+    /// How many times a process (a container, a replica) was started for this instance since it was created, for any
+    /// reason. A rise the control plane did not ask for is a crash that was repaired: it feeds crash-loop detection.
+    /// </summary>
+    [Id(10)] public long ProcessStarts { get; init; }
+    /// <summary>
+    /// Where the platform's own probes (health, SLA, metering) reach the instance, when that differs from
+    /// <see cref="Endpoint"/> (e.g. a cluster-internal address); null means the same.
+    /// </summary>
+    [Id(11)] public Endpoint? ProbeEndpoint { get; init; }
 
     public static ObservedDeployment Absent { get; } = new() { Status = DeploymentStatus.Absent };
 }
