@@ -25,7 +25,7 @@ try
     app.Run();
     return 0;
 }
-catch (StartupFailedException refused)
+catch (Exception refused) when (refused is StartupFailedException or ControlPlane.Persistence.DatabaseMigrationException)
 {
     Console.Error.WriteLine($"The control plane did not start: {refused.Message}");
     return 1;

@@ -1,11 +1,11 @@
-using Billing.Storage;
+using ControlPlane.Persistence;
 
 namespace Billing.Credits;
 
 /// <summary>Each SLA credit from computed to applied, keyed by the assessment it comes from.</summary>
 public static class CreditMigrations
 {
-    public static IReadOnlyList<BillingMigration> All { get; } =
+    public static IReadOnlyList<Migration> All { get; } =
     [
         new(
             "0300-sla-credits",

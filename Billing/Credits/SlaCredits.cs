@@ -1,7 +1,7 @@
 using System.Globalization;
 using Billing.Sla;
-using Billing.Storage;
 using Billing.Stripe;
+using ControlPlane.Persistence;
 using Microsoft.Extensions.Logging;
 using Stripe;
 
@@ -31,7 +31,7 @@ public static class SlaCreditStatus
 /// idempotency window still cannot credit twice.
 /// </summary>
 public sealed partial class SlaCredits(
-    BillingDatabase database,
+    Database database,
     StripeCustomers customers,
     StripeGateway stripe,
     TimeProvider clock,
@@ -97,9 +97,9 @@ public sealed partial class SlaCredits(
             UPDATE sla_credits SET status = 'applied', stripe_transaction_id = @transaction, applied_at = @now
             WHERE assessment_id = @id AND status = 'computed'
             """);
-        BillingDatabase.AddParameter(command, "transaction", transaction.Id);
-        BillingDatabase.AddParameter(command, "now", clock.GetUtcNow().ToUnixTimeSeconds());
-        BillingDatabase.AddParameter(command, "id", assessment.Id);
+        Database.AddParameter(command, "transaction", transaction.Id);
+        Database.AddParameter(command, "now", clock.GetUtcNow().ToUnixTimeSeconds());
+        Database.AddParameter(command, "id", assessment.Id);
         await command.ExecuteNonQueryAsync(cancellationToken);
         LogApplied(assessment.Id, assessment.TenantId, transaction.Id);
         return true;
@@ -109,7 +109,7 @@ public sealed partial class SlaCredits(
     {
         await using var connection = await database.OpenAsync(cancellationToken);
         await using var command = MeterEventOutbox.Command(connection, null, $"{SelectColumns} WHERE month = @month ORDER BY tenant_id, assessment_id");
-        BillingDatabase.AddParameter(command, "month", month.ToString("yyyy-MM", CultureInfo.InvariantCulture));
+        Database.AddParameter(command, "month", month.ToString("yyyy-MM", CultureInfo.InvariantCulture));
         var credits = new List<SlaCreditView>();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
@@ -141,18 +141,18 @@ public sealed partial class SlaCredits(
             ON CONFLICT (assessment_id) DO NOTHING
             """))
         {
-            BillingDatabase.AddParameter(insert, "id", assessment.Id);
-            BillingDatabase.AddParameter(insert, "tenant", assessment.TenantId);
-            BillingDatabase.AddParameter(insert, "instance", assessment.InstanceId);
-            BillingDatabase.AddParameter(insert, "month", assessment.Month.ToString("yyyy-MM", CultureInfo.InvariantCulture));
-            BillingDatabase.AddParameter(insert, "credit", assessment.CreditMinorUnits);
-            BillingDatabase.AddParameter(insert, "currency", assessment.Currency);
-            BillingDatabase.AddParameter(insert, "now", clock.GetUtcNow().ToUnixTimeSeconds());
+            Database.AddParameter(insert, "id", assessment.Id);
+            Database.AddParameter(insert, "tenant", assessment.TenantId);
+            Database.AddParameter(insert, "instance", assessment.InstanceId);
+            Database.AddParameter(insert, "month", assessment.Month.ToString("yyyy-MM", CultureInfo.InvariantCulture));
+            Database.AddParameter(insert, "credit", assessment.CreditMinorUnits);
+            Database.AddParameter(insert, "currency", assessment.Currency);
+            Database.AddParameter(insert, "now", clock.GetUtcNow().ToUnixTimeSeconds());
             await insert.ExecuteNonQueryAsync(cancellationToken);
         }
 
         await using var select = MeterEventOutbox.Command(connection, null, $"{SelectColumns} WHERE assessment_id = @id");
-        BillingDatabase.AddParameter(select, "id", assessment.Id);
+        Database.AddParameter(select, "id", assessment.Id);
         await using var reader = await select.ExecuteReaderAsync(cancellationToken);
         await reader.ReadAsync(cancellationToken);
         return Read(reader);

@@ -1,4 +1,4 @@
-using Billing.Storage;
+using ControlPlane.Persistence;
 
 namespace Billing.Ledger;
 
@@ -8,7 +8,7 @@ namespace Billing.Ledger;
 /// </summary>
 public static class LedgerMigrations
 {
-    public static IReadOnlyList<BillingMigration> All { get; } =
+    public static IReadOnlyList<Migration> All { get; } =
     [
         new(
             "0100-ledger",

@@ -1,8 +1,8 @@
 using System.Data.Common;
 using System.Text;
 using System.Text.RegularExpressions;
-using Billing.Storage;
 using Billing.Usage;
+using ControlPlane.Persistence;
 using Npgsql;
 
 namespace Billing.Ledger;
@@ -13,7 +13,7 @@ namespace Billing.Ledger;
 /// In the same transaction as the rows, it adds them to <c>usage_hourly</c>, the per-hour totals the Stripe outbox
 /// reads, so those totals always equal the ledger's sum.
 /// </summary>
-public sealed partial class UsageLedger(BillingDatabase database, TimeProvider clock) : IUsageLedger
+public sealed partial class UsageLedger(Database database, TimeProvider clock) : IUsageLedger
 {
     /// <summary>
     /// Rows per statement. SQLite finds each named parameter by a linear scan of the statement's names, so binding costs
@@ -54,8 +54,8 @@ public sealed partial class UsageLedger(BillingDatabase database, TimeProvider c
         await using var connection = await database.OpenAsync(cancellationToken);
         await using var command = connection.CreateCommand();
         command.CommandText = "SELECT tenant_id, meter, SUM(quantity) FROM usage_ledger WHERE hour_start >= @start AND hour_start < @end GROUP BY tenant_id, meter";
-        BillingDatabase.AddParameter(command, "start", startHour);
-        BillingDatabase.AddParameter(command, "end", endHour);
+        Database.AddParameter(command, "start", startHour);
+        Database.AddParameter(command, "end", endHour);
         var totals = new Dictionary<(string, string), long>();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
@@ -96,7 +96,7 @@ public sealed partial class UsageLedger(BillingDatabase database, TimeProvider c
                 SELECT (SELECT COUNT(*) FROM inserted), (SELECT COUNT(*) FROM rolled)
                 """;
             BindArrays(command, chunk);
-            BillingDatabase.AddParameter(command, "now", now);
+            Database.AddParameter(command, "now", now);
             await using var reader = await command.ExecuteReaderAsync(cancellationToken);
             await reader.ReadAsync(cancellationToken);
             added += checked((int)reader.GetInt64(0));
@@ -121,7 +121,7 @@ public sealed partial class UsageLedger(BillingDatabase database, TimeProvider c
                 "INSERT INTO usage_ledger (source_event_id, tenant_id, instance_id, meter, quantity, occurred_at, hour_start, corrects, recorded_at) VALUES "
                 + BindValues(command, chunk)
                 + " ON CONFLICT (source_event_id) DO NOTHING RETURNING tenant_id, meter, hour_start, quantity";
-            BillingDatabase.AddParameter(command, "now", now);
+            Database.AddParameter(command, "now", now);
             await using var reader = await command.ExecuteReaderAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
             {
@@ -156,14 +156,14 @@ public sealed partial class UsageLedger(BillingDatabase database, TimeProvider c
     /// <summary>PostgreSQL: one array parameter per column (@ids … @corrects), for <c>unnest</c>.</summary>
     internal static void BindArrays(DbCommand command, UsageEvent[] chunk)
     {
-        BillingDatabase.AddParameter(command, "ids", chunk.Select(e => e.SourceEventId).ToArray());
-        BillingDatabase.AddParameter(command, "tenants", chunk.Select(e => e.TenantId).ToArray());
-        BillingDatabase.AddParameter(command, "instances", chunk.Select(e => e.InstanceId).ToArray());
-        BillingDatabase.AddParameter(command, "meters", chunk.Select(e => e.Meter).ToArray());
-        BillingDatabase.AddParameter(command, "quantities", chunk.Select(e => e.Quantity).ToArray());
-        BillingDatabase.AddParameter(command, "occurred", chunk.Select(e => e.OccurredAt.ToUnixTimeMilliseconds()).ToArray());
-        BillingDatabase.AddParameter(command, "hours", chunk.Select(e => UsageHours.HourStart(e.OccurredAt)).ToArray());
-        BillingDatabase.AddParameter(command, "corrects", chunk.Select(e => e.Corrects).ToArray());
+        Database.AddParameter(command, "ids", chunk.Select(e => e.SourceEventId).ToArray());
+        Database.AddParameter(command, "tenants", chunk.Select(e => e.TenantId).ToArray());
+        Database.AddParameter(command, "instances", chunk.Select(e => e.InstanceId).ToArray());
+        Database.AddParameter(command, "meters", chunk.Select(e => e.Meter).ToArray());
+        Database.AddParameter(command, "quantities", chunk.Select(e => e.Quantity).ToArray());
+        Database.AddParameter(command, "occurred", chunk.Select(e => e.OccurredAt.ToUnixTimeMilliseconds()).ToArray());
+        Database.AddParameter(command, "hours", chunk.Select(e => UsageHours.HourStart(e.OccurredAt)).ToArray());
+        Database.AddParameter(command, "corrects", chunk.Select(e => e.Corrects).ToArray());
     }
 
     /// <summary>SQLite: the multi-row VALUES list (with @now as recorded_at), its parameters bound to the command.</summary>
@@ -175,14 +175,14 @@ public sealed partial class UsageLedger(BillingDatabase database, TimeProvider c
             var e = chunk[i];
             sql.Append(i == 0 ? "" : ",").Append(System.Globalization.CultureInfo.InvariantCulture, $"(@i{i},@t{i},@n{i},@m{i},@q{i},@o{i},@h{i},@c{i},@now)");
             // Named with their '@': an unprefixed name would be looked up once per possible prefix.
-            BillingDatabase.AddParameter(command, $"@i{i}", e.SourceEventId);
-            BillingDatabase.AddParameter(command, $"@t{i}", e.TenantId);
-            BillingDatabase.AddParameter(command, $"@n{i}", e.InstanceId);
-            BillingDatabase.AddParameter(command, $"@m{i}", e.Meter);
-            BillingDatabase.AddParameter(command, $"@q{i}", e.Quantity);
-            BillingDatabase.AddParameter(command, $"@o{i}", e.OccurredAt.ToUnixTimeMilliseconds());
-            BillingDatabase.AddParameter(command, $"@h{i}", UsageHours.HourStart(e.OccurredAt));
-            BillingDatabase.AddParameter(command, $"@c{i}", e.Corrects);
+            Database.AddParameter(command, $"@i{i}", e.SourceEventId);
+            Database.AddParameter(command, $"@t{i}", e.TenantId);
+            Database.AddParameter(command, $"@n{i}", e.InstanceId);
+            Database.AddParameter(command, $"@m{i}", e.Meter);
+            Database.AddParameter(command, $"@q{i}", e.Quantity);
+            Database.AddParameter(command, $"@o{i}", e.OccurredAt.ToUnixTimeMilliseconds());
+            Database.AddParameter(command, $"@h{i}", UsageHours.HourStart(e.OccurredAt));
+            Database.AddParameter(command, $"@c{i}", e.Corrects);
         }
 
         return sql.ToString();

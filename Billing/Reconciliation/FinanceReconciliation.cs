@@ -1,8 +1,8 @@
 using System.Collections.Concurrent;
 using Billing.Credits;
 using Billing.Ledger;
-using Billing.Storage;
 using Billing.Stripe;
+using ControlPlane.Persistence;
 using Microsoft.Extensions.Options;
 using Stripe;
 
@@ -16,7 +16,7 @@ namespace Billing.Reconciliation;
 /// invoice listing per customer, in parallel.
 /// </summary>
 public sealed class FinanceReconciliation(
-    BillingDatabase database,
+    Database database,
     UsageLedger ledger,
     StripeCustomers customers,
     StripeMeters meters,
@@ -175,8 +175,8 @@ public sealed class FinanceReconciliation(
         var sums = new Dictionary<(string, string), long>();
         await using var connection = await database.OpenAsync(cancellationToken);
         await using var command = MeterEventOutbox.Command(connection, null, sql);
-        BillingDatabase.AddParameter(command, "start", start);
-        BillingDatabase.AddParameter(command, "end", end);
+        Database.AddParameter(command, "start", start);
+        Database.AddParameter(command, "end", end);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
@@ -191,8 +191,8 @@ public sealed class FinanceReconciliation(
         var sums = new Dictionary<(string, string, string), long>();
         await using var connection = await database.OpenAsync(cancellationToken);
         await using var command = MeterEventOutbox.Command(connection, null, "SELECT tenant_id, meter, status, SUM(value) FROM meter_outbox WHERE hour_start >= @start AND hour_start < @end GROUP BY tenant_id, meter, status");
-        BillingDatabase.AddParameter(command, "start", start);
-        BillingDatabase.AddParameter(command, "end", end);
+        Database.AddParameter(command, "start", start);
+        Database.AddParameter(command, "end", end);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {

@@ -1,4 +1,4 @@
-using Billing.Storage;
+using ControlPlane.Persistence;
 
 namespace Billing.Sla;
 
@@ -18,12 +18,12 @@ public sealed record MaintenanceWindow
     public required DateTimeOffset AnnouncedAt { get; init; }
 }
 
-public sealed class MaintenanceWindows(BillingDatabase database)
+public sealed class MaintenanceWindows(Database database)
 {
     /// <summary>Announcing is for the future: a window may start at most this long before it is announced (request latency, clock skew).</summary>
     public static readonly TimeSpan AnnouncementTolerance = TimeSpan.FromMinutes(1);
 
-    public static readonly BillingMigration Migration = new(
+    public static readonly Migration Migration = new(
         "sla-0002-maintenance-windows",
         Sqlite: Schema,
         Postgres: Schema);

@@ -1,5 +1,5 @@
 using System.Globalization;
-using Billing.Storage;
+using ControlPlane.Persistence;
 
 namespace Billing.Sla;
 
@@ -52,9 +52,9 @@ public sealed class ProbeMinute(long minute)
 }
 
 /// <summary>Per-minute availability and latency of every probed instance, rewritten after each probe so a crash loses at most one.</summary>
-public sealed class ProbeMinutes(BillingDatabase database)
+public sealed class ProbeMinutes(Database database)
 {
-    public static readonly BillingMigration Migration = new(
+    public static readonly Migration Migration = new(
         "sla-0001-probe-minutes",
         Sqlite: Schema("REAL"),
         Postgres: Schema("DOUBLE PRECISION"));

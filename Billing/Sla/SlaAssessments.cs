@@ -1,7 +1,7 @@
-using Billing.Credits;
 using System.Globalization;
 using System.Text.Json;
-using Billing.Storage;
+using Billing.Credits;
+using ControlPlane.Persistence;
 
 namespace Billing.Sla;
 
@@ -9,9 +9,9 @@ namespace Billing.Sla;
 /// Closed months' assessments, stored once by <see cref="SlaAssessment.Id"/> and never updated: closing a month again
 /// (a retry, a second silo, an admin) answers the assessment stored first.
 /// </summary>
-public sealed class SlaAssessments(BillingDatabase database) : ISlaAssessmentSource
+public sealed class SlaAssessments(Database database) : ISlaAssessmentSource
 {
-    public static readonly BillingMigration Migration = new(
+    public static readonly Migration Migration = new(
         "sla-0003-assessments",
         Sqlite: Schema,
         Postgres: Schema);

@@ -1,7 +1,7 @@
 using System.Data.Common;
 using System.Globalization;
 using Billing.Ledger;
-using Billing.Storage;
+using ControlPlane.Persistence;
 using Microsoft.Extensions.Options;
 
 namespace Billing.Stripe;
@@ -41,7 +41,7 @@ public static class OutboxStatus
 /// transaction as the outbox insert, so a crash leaves either both or neither.
 /// </para>
 /// </summary>
-public sealed class MeterEventOutbox(BillingDatabase database, IOptions<StripeBillingOptions> options, TimeProvider clock)
+public sealed class MeterEventOutbox(Database database, IOptions<StripeBillingOptions> options, TimeProvider clock)
 {
     /// <summary>Stripe accepts meter events whose timestamp is at most this old.</summary>
     public static readonly TimeSpan StripeWindow = TimeSpan.FromDays(35);
@@ -71,7 +71,7 @@ public sealed class MeterEventOutbox(BillingDatabase database, IOptions<StripeBi
                 {(database.IsPostgres ? "FOR UPDATE SKIP LOCKED" : "")}
                 """))
             {
-                BillingDatabase.AddParameter(select, "closed", lastClosedHour);
+                Database.AddParameter(select, "closed", lastClosedHour);
                 await using var reader = await select.ExecuteReaderAsync(cancellationToken);
                 while (await reader.ReadAsync(cancellationToken))
                 {
@@ -100,13 +100,13 @@ public sealed class MeterEventOutbox(BillingDatabase database, IOptions<StripeBi
                         VALUES (@identifier, @tenant, @meter, @hour, @version, @value, 'pending', @now, @now)
                         """))
                 {
-                    BillingDatabase.AddParameter(insert, "identifier", identifier);
-                    BillingDatabase.AddParameter(insert, "tenant", hour.Tenant);
-                    BillingDatabase.AddParameter(insert, "meter", hour.Meter);
-                    BillingDatabase.AddParameter(insert, "hour", hour.Hour);
-                    BillingDatabase.AddParameter(insert, "version", version);
-                    BillingDatabase.AddParameter(insert, "value", delta);
-                    BillingDatabase.AddParameter(insert, "now", nowSeconds);
+                    Database.AddParameter(insert, "identifier", identifier);
+                    Database.AddParameter(insert, "tenant", hour.Tenant);
+                    Database.AddParameter(insert, "meter", hour.Meter);
+                    Database.AddParameter(insert, "hour", hour.Hour);
+                    Database.AddParameter(insert, "version", version);
+                    Database.AddParameter(insert, "value", delta);
+                    Database.AddParameter(insert, "now", nowSeconds);
                     await insert.ExecuteNonQueryAsync(cancellationToken);
                 }
 
@@ -114,12 +114,12 @@ public sealed class MeterEventOutbox(BillingDatabase database, IOptions<StripeBi
                     UPDATE usage_hourly SET enqueued_total = enqueued_total + @delta, versions = @version
                     WHERE tenant_id = @tenant AND meter = @meter AND hour_start = @hour AND versions = @previous
                     """);
-                BillingDatabase.AddParameter(watermark, "delta", delta);
-                BillingDatabase.AddParameter(watermark, "version", version);
-                BillingDatabase.AddParameter(watermark, "tenant", hour.Tenant);
-                BillingDatabase.AddParameter(watermark, "meter", hour.Meter);
-                BillingDatabase.AddParameter(watermark, "hour", hour.Hour);
-                BillingDatabase.AddParameter(watermark, "previous", hour.Versions);
+                Database.AddParameter(watermark, "delta", delta);
+                Database.AddParameter(watermark, "version", version);
+                Database.AddParameter(watermark, "tenant", hour.Tenant);
+                Database.AddParameter(watermark, "meter", hour.Meter);
+                Database.AddParameter(watermark, "hour", hour.Hour);
+                Database.AddParameter(watermark, "previous", hour.Versions);
                 if (await watermark.ExecuteNonQueryAsync(cancellationToken) != 1)
                 {
                     throw new InvalidOperationException($"The hourly total of {hour.Tenant}/{hour.Meter} at {hour.Hour} was enqueued concurrently.");
@@ -152,8 +152,8 @@ public sealed class MeterEventOutbox(BillingDatabase database, IOptions<StripeBi
             WHERE o.next_attempt_at <= @now AND (o.claimed_until IS NULL OR o.claimed_until <= @now)
             ORDER BY o.next_attempt_at, o.id LIMIT @limit
             """);
-        BillingDatabase.AddParameter(command, "now", clock.GetUtcNow().ToUnixTimeSeconds());
-        BillingDatabase.AddParameter(command, "limit", limit);
+        Database.AddParameter(command, "now", clock.GetUtcNow().ToUnixTimeSeconds());
+        Database.AddParameter(command, "limit", limit);
         return await ReadRowsAsync(command, cancellationToken);
     }
 
@@ -165,8 +165,8 @@ public sealed class MeterEventOutbox(BillingDatabase database, IOptions<StripeBi
             SELECT {Columns} FROM meter_outbox WHERE tenant_id = @tenant AND meter = @meter AND status = 'pending'
             ORDER BY id LIMIT 1
             """);
-        BillingDatabase.AddParameter(command, "tenant", tenantId);
-        BillingDatabase.AddParameter(command, "meter", meter);
+        Database.AddParameter(command, "tenant", tenantId);
+        Database.AddParameter(command, "meter", meter);
         var rows = await ReadRowsAsync(command, cancellationToken);
         return rows.Count == 1 ? rows[0] : null;
     }
@@ -183,9 +183,9 @@ public sealed class MeterEventOutbox(BillingDatabase database, IOptions<StripeBi
             UPDATE meter_outbox SET claimed_until = @until, attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, @now)
             WHERE id = @id AND status = 'pending' AND next_attempt_at <= @now AND (claimed_until IS NULL OR claimed_until <= @now)
             """);
-        BillingDatabase.AddParameter(command, "until", now + (long)options.Value.ClaimDuration.TotalSeconds);
-        BillingDatabase.AddParameter(command, "now", now);
-        BillingDatabase.AddParameter(command, "id", row.Id);
+        Database.AddParameter(command, "until", now + (long)options.Value.ClaimDuration.TotalSeconds);
+        Database.AddParameter(command, "now", now);
+        Database.AddParameter(command, "id", row.Id);
         return await command.ExecuteNonQueryAsync(cancellationToken) == 1
             ? row with { Attempts = row.Attempts + 1, FirstAttemptAt = row.FirstAttemptAt ?? now }
             : null;
@@ -217,8 +217,8 @@ public sealed class MeterEventOutbox(BillingDatabase database, IOptions<StripeBi
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         await using (var expire = Command(connection, transaction, "UPDATE meter_outbox SET status = 'expired', completed_at = @now, claimed_until = NULL WHERE id = @id AND status = 'pending'"))
         {
-            BillingDatabase.AddParameter(expire, "now", now);
-            BillingDatabase.AddParameter(expire, "id", row.Id);
+            Database.AddParameter(expire, "now", now);
+            Database.AddParameter(expire, "id", row.Id);
             if (await expire.ExecuteNonQueryAsync(cancellationToken) != 1)
             {
                 return;
@@ -230,12 +230,12 @@ public sealed class MeterEventOutbox(BillingDatabase database, IOptions<StripeBi
             VALUES (@tenant, @meter, @hour, @value, 'expired_before_delivery', @identifier, @now)
             """))
         {
-            BillingDatabase.AddParameter(adjust, "tenant", row.TenantId);
-            BillingDatabase.AddParameter(adjust, "meter", row.Meter);
-            BillingDatabase.AddParameter(adjust, "hour", row.HourStart);
-            BillingDatabase.AddParameter(adjust, "value", row.Value);
-            BillingDatabase.AddParameter(adjust, "identifier", row.Identifier);
-            BillingDatabase.AddParameter(adjust, "now", now);
+            Database.AddParameter(adjust, "tenant", row.TenantId);
+            Database.AddParameter(adjust, "meter", row.Meter);
+            Database.AddParameter(adjust, "hour", row.HourStart);
+            Database.AddParameter(adjust, "value", row.Value);
+            Database.AddParameter(adjust, "identifier", row.Identifier);
+            Database.AddParameter(adjust, "now", now);
             await adjust.ExecuteNonQueryAsync(cancellationToken);
         }
 
@@ -247,9 +247,9 @@ public sealed class MeterEventOutbox(BillingDatabase database, IOptions<StripeBi
     {
         await using var connection = await database.OpenAsync(cancellationToken);
         await using var command = Command(connection, null, "SELECT COALESCE(SUM(value), 0) FROM meter_outbox WHERE tenant_id = @tenant AND meter = @meter AND hour_start = @hour AND status = 'acknowledged'");
-        BillingDatabase.AddParameter(command, "tenant", tenantId);
-        BillingDatabase.AddParameter(command, "meter", meter);
-        BillingDatabase.AddParameter(command, "hour", hourStart);
+        Database.AddParameter(command, "tenant", tenantId);
+        Database.AddParameter(command, "meter", meter);
+        Database.AddParameter(command, "hour", hourStart);
         return Convert.ToInt64(await command.ExecuteScalarAsync(cancellationToken), CultureInfo.InvariantCulture);
     }
 
@@ -267,7 +267,7 @@ public sealed class MeterEventOutbox(BillingDatabase database, IOptions<StripeBi
         await using var command = Command(connection, null, sql);
         foreach (var (name, value) in parameters)
         {
-            BillingDatabase.AddParameter(command, name, value);
+            Database.AddParameter(command, name, value);
         }
 
         await command.ExecuteNonQueryAsync(cancellationToken);

@@ -1,8 +1,8 @@
 using Billing.Credits;
 using Billing.Ledger;
 using Billing.Reconciliation;
-using Billing.Storage;
 using Billing.Usage;
+using ControlPlane.Persistence;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -12,7 +12,7 @@ namespace Billing.Stripe;
 /// <summary>The schema of the ledger, the Stripe outbox and the SLA credits, in the order it is applied.</summary>
 public static class StripeBillingSchema
 {
-    public static IReadOnlyList<BillingMigration> All { get; } =
+    public static IReadOnlyList<Migration> All { get; } =
         [.. LedgerMigrations.All, .. StripeMigrations.All, .. CreditMigrations.All];
 }
 
@@ -20,7 +20,7 @@ public static class StripeBillingServiceCollectionExtensions
 {
     /// <summary>
     /// The usage ledger, Stripe metered billing, SLA credits and finance reconciliation. Needs a
-    /// <see cref="BillingDatabase"/> and a <see cref="TimeProvider"/> registered by the host; applies its migrations at
+    /// <see cref="Database"/> and a <see cref="TimeProvider"/> registered by the host; applies its migrations at
     /// start-up and sends to Stripe only when <c>Stripe:ApiKey</c> is set.
     /// </summary>
     public static IServiceCollection AddStripeBilling(this IServiceCollection services, IConfiguration configuration)

@@ -1,5 +1,5 @@
 using Billing.Credits;
-using Billing.Storage;
+using ControlPlane.Persistence;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;

@@ -1,5 +1,5 @@
 using System.Globalization;
-using Billing.Storage;
+using ControlPlane.Persistence;
 using Microsoft.Extensions.Logging;
 using Stripe;
 
@@ -19,7 +19,7 @@ public interface IStripeCustomerSink
 /// crash within 24 h, when search may not show the new customer yet).
 /// </summary>
 public sealed partial class StripeCustomers(
-    BillingDatabase database,
+    Database database,
     StripeGateway stripe,
     TimeProvider clock,
     IEnumerable<IStripeCustomerSink> sinks,
@@ -33,9 +33,9 @@ public sealed partial class StripeCustomers(
             INSERT INTO stripe_customers (tenant_id, tenant_name, requested_at) VALUES (@tenant, @name, @now)
             ON CONFLICT (tenant_id) DO NOTHING
             """);
-        BillingDatabase.AddParameter(command, "tenant", tenantId);
-        BillingDatabase.AddParameter(command, "name", tenantName);
-        BillingDatabase.AddParameter(command, "now", clock.GetUtcNow().ToUnixTimeSeconds());
+        Database.AddParameter(command, "tenant", tenantId);
+        Database.AddParameter(command, "name", tenantName);
+        Database.AddParameter(command, "now", clock.GetUtcNow().ToUnixTimeSeconds());
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
@@ -79,7 +79,7 @@ public sealed partial class StripeCustomers(
     {
         await using var connection = await database.OpenAsync(cancellationToken);
         await using var command = MeterEventOutbox.Command(connection, null, "SELECT customer_id FROM stripe_customers WHERE tenant_id = @tenant");
-        BillingDatabase.AddParameter(command, "tenant", tenantId);
+        Database.AddParameter(command, "tenant", tenantId);
         return await command.ExecuteScalarAsync(cancellationToken) as string;
     }
 
@@ -128,10 +128,10 @@ public sealed partial class StripeCustomers(
             ON CONFLICT (tenant_id) DO UPDATE SET customer_id = COALESCE(stripe_customers.customer_id, excluded.customer_id), created_at = COALESCE(stripe_customers.created_at, excluded.created_at)
             """))
         {
-            BillingDatabase.AddParameter(command, "tenant", tenantId);
-            BillingDatabase.AddParameter(command, "name", tenantName);
-            BillingDatabase.AddParameter(command, "customer", customer.Id);
-            BillingDatabase.AddParameter(command, "now", clock.GetUtcNow().ToUnixTimeSeconds());
+            Database.AddParameter(command, "tenant", tenantId);
+            Database.AddParameter(command, "name", tenantName);
+            Database.AddParameter(command, "customer", customer.Id);
+            Database.AddParameter(command, "now", clock.GetUtcNow().ToUnixTimeSeconds());
             await command.ExecuteNonQueryAsync(cancellationToken);
         }
 
@@ -153,14 +153,14 @@ public sealed partial class StripeCustomers(
 }
 
 /// <summary>One Billing Meter per dimension, found by <c>event_name</c> or created once (idempotency key from the name).</summary>
-public sealed class StripeMeters(BillingDatabase database, StripeGateway stripe, Microsoft.Extensions.Options.IOptions<StripeBillingOptions> options)
+public sealed class StripeMeters(Database database, StripeGateway stripe, Microsoft.Extensions.Options.IOptions<StripeBillingOptions> options)
 {
     public async Task<string> EnsureAsync(string meter, CancellationToken cancellationToken = default)
     {
         await using (var connection = await database.OpenAsync(cancellationToken))
         await using (var command = MeterEventOutbox.Command(connection, null, "SELECT stripe_meter_id FROM stripe_meters WHERE meter = @meter"))
         {
-            BillingDatabase.AddParameter(command, "meter", meter);
+            Database.AddParameter(command, "meter", meter);
             if (await command.ExecuteScalarAsync(cancellationToken) is string known)
             {
                 return known;
@@ -191,9 +191,9 @@ public sealed class StripeMeters(BillingDatabase database, StripeGateway stripe,
             INSERT INTO stripe_meters (meter, event_name, stripe_meter_id) VALUES (@meter, @event, @id) ON CONFLICT (meter) DO NOTHING
             """))
         {
-            BillingDatabase.AddParameter(command, "meter", meter);
-            BillingDatabase.AddParameter(command, "event", eventName);
-            BillingDatabase.AddParameter(command, "id", meterId);
+            Database.AddParameter(command, "meter", meter);
+            Database.AddParameter(command, "event", eventName);
+            Database.AddParameter(command, "id", meterId);
             await command.ExecuteNonQueryAsync(cancellationToken);
         }
 

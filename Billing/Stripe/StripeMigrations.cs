@@ -1,4 +1,4 @@
-using Billing.Storage;
+using ControlPlane.Persistence;
 
 namespace Billing.Stripe;
 
@@ -8,7 +8,7 @@ namespace Billing.Stripe;
 /// </summary>
 public static class StripeMigrations
 {
-    public static IReadOnlyList<BillingMigration> All { get; } =
+    public static IReadOnlyList<Migration> All { get; } =
     [
         new(
             "0200-stripe",

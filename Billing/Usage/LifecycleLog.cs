@@ -1,4 +1,4 @@
-using Billing.Storage;
+using ControlPlane.Persistence;
 
 namespace Billing.Usage;
 
@@ -6,9 +6,9 @@ namespace Billing.Usage;
 /// Every instance's lifecycle changes, append-only, keyed by instance and sequence number so a change recorded twice
 /// (a retried notice) is kept once, with its first time.
 /// </summary>
-public sealed class LifecycleLog(BillingDatabase database)
+public sealed class LifecycleLog(Database database)
 {
-    public static readonly BillingMigration Migration = new(
+    public static readonly Migration Migration = new(
         "usage-0001-instance-lifecycle",
         Sqlite: Schema,
         Postgres: Schema);

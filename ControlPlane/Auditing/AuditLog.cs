@@ -12,8 +12,37 @@ public sealed record AuditEntry(string Actor, string? TenantId, string Action, s
 /// An append-only record of every mutation and every credential read, attributable to an API key. In cluster mode it
 /// is one log in PostgreSQL for every silo, whichever silo served the request.
 /// </summary>
-public sealed class AuditLog(ControlPlaneDatabase database, TimeProvider clock)
+public sealed class AuditLog(Database database, TimeProvider clock)
 {
+    public static readonly Migration Migration = new(
+        "0020-audit-events",
+        """
+        CREATE TABLE IF NOT EXISTS audit_events (
+            id          INTEGER PRIMARY KEY AUTOINCREMENT,
+            occurred_at TEXT NOT NULL,
+            actor       TEXT NOT NULL,
+            tenant_id   TEXT NULL,
+            action      TEXT NOT NULL,
+            target      TEXT NULL,
+            outcome     TEXT NOT NULL,
+            details     TEXT NULL
+        );
+        CREATE INDEX IF NOT EXISTS audit_events_by_tenant ON audit_events (tenant_id, id);
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS audit_events (
+            id          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            occurred_at timestamptz NOT NULL,
+            actor       text        NOT NULL,
+            tenant_id   text        NULL,
+            action      text        NOT NULL,
+            target      text        NULL,
+            outcome     text        NOT NULL,
+            details     text        NULL
+        );
+        CREATE INDEX IF NOT EXISTS audit_events_by_tenant ON audit_events (tenant_id, id);
+        """);
+
     public async Task RecordAsync(AuditEntry entry, CancellationToken cancellationToken = default)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
@@ -23,12 +52,12 @@ public sealed class AuditLog(ControlPlaneDatabase database, TimeProvider clock)
             VALUES (@at, @actor, @tenant, @action, @target, @outcome, @details);
             """;
         database.AddTimestamp(command, "at", clock.GetUtcNow());
-        ControlPlaneDatabase.AddParameter(command, "actor", entry.Actor);
-        ControlPlaneDatabase.AddParameter(command, "tenant", entry.TenantId);
-        ControlPlaneDatabase.AddParameter(command, "action", entry.Action);
-        ControlPlaneDatabase.AddParameter(command, "target", entry.Target);
-        ControlPlaneDatabase.AddParameter(command, "outcome", entry.Outcome);
-        ControlPlaneDatabase.AddParameter(command, "details", entry.Details);
+        Database.AddParameter(command, "actor", entry.Actor);
+        Database.AddParameter(command, "tenant", entry.TenantId);
+        Database.AddParameter(command, "action", entry.Action);
+        Database.AddParameter(command, "target", entry.Target);
+        Database.AddParameter(command, "outcome", entry.Outcome);
+        Database.AddParameter(command, "details", entry.Details);
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
@@ -40,15 +69,15 @@ public sealed class AuditLog(ControlPlaneDatabase database, TimeProvider clock)
         command.CommandText = tenantId is null
             ? "SELECT id, occurred_at, actor, tenant_id, action, target, outcome, details FROM audit_events ORDER BY id DESC LIMIT @limit;"
             : "SELECT id, occurred_at, actor, tenant_id, action, target, outcome, details FROM audit_events WHERE tenant_id = @tenant ORDER BY id DESC LIMIT @limit;";
-        ControlPlaneDatabase.AddParameter(command, "tenant", tenantId);
-        ControlPlaneDatabase.AddParameter(command, "limit", limit);
+        Database.AddParameter(command, "tenant", tenantId);
+        Database.AddParameter(command, "limit", limit);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         var records = new List<AuditRecord>();
         while (await reader.ReadAsync(cancellationToken))
         {
             records.Add(new AuditRecord(
                 reader.GetInt64(0),
-                ControlPlaneDatabase.ReadTimestamp(reader, 1),
+                Database.ReadTimestamp(reader, 1),
                 reader.GetString(2),
                 reader.IsDBNull(3) ? null : reader.GetString(3),
                 reader.GetString(4),

@@ -35,20 +35,22 @@ public static class ControlPlaneHostingExtensions
     {
         AddConfigurationSources(builder, args);
         var options = builder.Configuration.GetSection(ControlPlaneOptions.SectionName).Get<ControlPlaneOptions>() ?? new ControlPlaneOptions();
-        var dataDirectory = Path.GetFullPath(options.DataDir, builder.Environment.ContentRootPath);
-        Directory.CreateDirectory(dataDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        var dataDirectoryLock = DataDirectoryLock.Acquire(dataDirectory);
+        var dataDirectory = new DataDirectory(Path.GetFullPath(options.DataDir, builder.Environment.ContentRootPath));
+        Directory.CreateDirectory(dataDirectory.Path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var dataDirectoryLock = DataDirectoryLock.Acquire(dataDirectory.Path);
+        var databaseOptions = builder.Configuration.GetSection(DatabaseOptions.SectionName).Get<DatabaseOptions>() ?? new DatabaseOptions();
         var clusterConnectionString = options.Mode == ControlPlaneMode.Cluster ? RequireClusterConnectionString(builder.Configuration) : null;
         var database = clusterConnectionString is null
-            ? new ControlPlaneDatabase(dataDirectory)
-            : OpenClusterDatabase(dataDirectory, clusterConnectionString);
+            ? Database.Sqlite(dataDirectory.File(EmbeddedDatabaseFile), databaseOptions)
+            : OpenClusterDatabase(clusterConnectionString, databaseOptions);
 
         var services = builder.Services;
         services.AddSingleton(dataDirectoryLock);
-        services.AddControlPlaneCore(builder.Configuration, database);
+        services.AddControlPlaneCore(builder.Configuration, database, dataDirectory);
         services.AddHostedService<InstanceWakeUpService>();
 
         services.AddMemoryCache();
+        services.AddMigrations([ApiKeyStore.Migration, AuditLog.Migration]);
         services.AddSingleton<ApiKeyStore>();
         services.AddSingleton<AuditLog>();
         services.AddHostedService<AdminApiKeyBootstrapper>();
@@ -62,7 +64,7 @@ public static class ControlPlaneHostingExtensions
         // crosses silos, so in cluster mode each silo keeps its own.
         services.AddDataProtection()
             .SetApplicationName("controlplane")
-            .PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(database.DataDirectory, "data-protection-keys")));
+            .PersistKeysToFileSystem(new DirectoryInfo(dataDirectory.File("data-protection-keys")));
         services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, _ => { });
         services.AddAuthorizationBuilder()
@@ -112,17 +114,20 @@ public static class ControlPlaneHostingExtensions
     /// The domain's services, shared by every host of the silo (the web host, the grain tests' cluster):
     /// options, the provisioning transport (in-process workers, or Dapr) and the route from worker events back to grains.
     /// </summary>
-    public static IServiceCollection AddControlPlaneCore(this IServiceCollection services, IConfiguration configuration, ControlPlaneDatabase database)
+    public static IServiceCollection AddControlPlaneCore(this IServiceCollection services, IConfiguration configuration, Database database, DataDirectory dataDirectory)
     {
+        // First, so every table exists before anything else starts: the migrator is the first hosted service.
         services.AddSingleton(database);
+        services.AddDatabaseMigrator();
+        services.AddMigrations(Migrations.Storage);
+        services.AddSingleton(dataDirectory);
         services.AddSingleton(TimeProvider.System);
         services.AddOptions<PlanOptions>().Bind(configuration.GetSection(PlanOptions.SectionName)).ValidateOnStart();
         services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<PlanOptions>, PlanOptionsValidator>();
         services.Configure<ReconcileOptions>(configuration.GetSection(ReconcileOptions.SectionName));
         services.Configure<InstanceOptions>(configuration.GetSection(InstanceOptions.SectionName));
-        services.AddProvisioningTransport(configuration, database);
-        // Before the silo is registered, so billing's tables exist before any grain is activated.
-        services.AddBilling(configuration, BillingHostingExtensions.DatabaseFor(configuration, database.FilePath));
+        services.AddProvisioningTransport(configuration, dataDirectory);
+        services.AddBilling(configuration);
         services.AddSingleton<ITenantPlans, TenantPlansForBilling>();
         services.AddSingleton<IStripeCustomerSink, TenantStripeCustomerSink>();
         return services;
@@ -134,7 +139,7 @@ public static class ControlPlaneHostingExtensions
     /// </summary>
     public static ISiloBuilder AddControlPlaneStorage(this ISiloBuilder silo, string? clusterConnectionString = null)
     {
-        silo.Services.AddGrainStorage(StorageNames.ControlPlane, (provider, _) => new JsonGrainStorage(provider.GetRequiredService<ControlPlaneDatabase>()));
+        silo.Services.AddGrainStorage(StorageNames.ControlPlane, (provider, _) => new JsonGrainStorage(provider.GetRequiredService<Database>()));
         if (clusterConnectionString is null)
         {
             silo.Services.AddSingleton<IReminderTable, SqliteReminderTable>();
@@ -192,6 +197,9 @@ public static class ControlPlaneHostingExtensions
         silo.UseLocalhostClustering(siloPort, options.GatewayPort, serviceId: options.ServiceId, clusterId: options.ClusterId ?? "embedded");
     }
 
+    /// <summary>The embedded SQLite file in the data directory.</summary>
+    private const string EmbeddedDatabaseFile = "controlplane.db";
+
     /// <summary>The Npgsql ADO.NET invariant name, by which the Orleans ADO.NET providers load PostgreSQL's driver.</summary>
     private const string PostgresInvariant = "Npgsql";
 
@@ -202,12 +210,14 @@ public static class ControlPlaneHostingExtensions
                 $"ControlPlane:Mode is Cluster but ConnectionStrings:{ControlPlaneOptions.ConnectionStringName} is not set. " +
                 $"Give the PostgreSQL connection string, e.g. ConnectionStrings__{ControlPlaneOptions.ConnectionStringName}=\"Host=…;Username=…;Password=…;Database=…\".");
 
-    private static ControlPlaneDatabase OpenClusterDatabase(string dataDirectory, string connectionString)
+    private static Database OpenClusterDatabase(string connectionString, DatabaseOptions options)
     {
         try
         {
             // Before the host is built, so a silo that cannot reach its database never joins the cluster.
-            return ControlPlaneDatabase.OpenPostgresAsync(dataDirectory, connectionString).GetAwaiter().GetResult();
+            var database = Database.Postgres(connectionString, options);
+            database.OpenAsync().GetAwaiter().GetResult().Dispose();
+            return database;
         }
         catch (Exception exception) when (exception is NpgsqlException or ArgumentException or InvalidOperationException)
         {

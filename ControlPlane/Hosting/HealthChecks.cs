@@ -4,7 +4,7 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 namespace ControlPlane.Hosting;
 
 /// <summary>Ready when the control-plane database (SQLite file, or PostgreSQL in cluster mode) answers a query.</summary>
-public sealed class DatabaseHealthCheck(ControlPlaneDatabase database) : IHealthCheck
+public sealed class DatabaseHealthCheck(Database database) : IHealthCheck
 {
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {

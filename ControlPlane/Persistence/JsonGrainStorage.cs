@@ -11,7 +11,7 @@ namespace ControlPlane.Persistence;
 /// turns a lost race (e.g. two activations of one grain while a dead silo is being declared dead) into
 /// <see cref="InconsistentStateException"/> instead of a silent overwrite.
 /// </summary>
-public sealed class JsonGrainStorage(ControlPlaneDatabase database) : IGrainStorage
+public sealed class JsonGrainStorage(Database database) : IGrainStorage
 {
     internal static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.General)
     {
@@ -24,8 +24,8 @@ public sealed class JsonGrainStorage(ControlPlaneDatabase database) : IGrainStor
         await using var connection = await database.OpenAsync();
         await using var command = connection.CreateCommand();
         command.CommandText = "SELECT etag, payload FROM grain_state WHERE state_name = @name AND grain_id = @id;";
-        ControlPlaneDatabase.AddParameter(command, "name", stateName);
-        ControlPlaneDatabase.AddParameter(command, "id", grainId.ToString());
+        Database.AddParameter(command, "name", stateName);
+        Database.AddParameter(command, "id", grainId.ToString());
         await using var reader = await command.ExecuteReaderAsync();
         if (!await reader.ReadAsync())
         {
@@ -45,8 +45,8 @@ public sealed class JsonGrainStorage(ControlPlaneDatabase database) : IGrainStor
         var payload = JsonSerializer.Serialize(grainState.State, JsonOptions);
         await using var connection = await database.OpenAsync();
         await using var command = connection.CreateCommand();
-        ControlPlaneDatabase.AddParameter(command, "name", stateName);
-        ControlPlaneDatabase.AddParameter(command, "id", grainId.ToString());
+        Database.AddParameter(command, "name", stateName);
+        Database.AddParameter(command, "id", grainId.ToString());
         database.AddJson(command, "payload", payload);
         database.AddTimestamp(command, "at", DateTimeOffset.UtcNow);
 
@@ -67,7 +67,7 @@ public sealed class JsonGrainStorage(ControlPlaneDatabase database) : IGrainStor
                 UPDATE grain_state SET etag = etag + 1, payload = @payload, updated_at = @at
                 WHERE state_name = @name AND grain_id = @id AND etag = @etag;
                 """;
-            ControlPlaneDatabase.AddParameter(command, "etag", expected);
+            Database.AddParameter(command, "etag", expected);
             newEtag = expected + 1;
         }
 
@@ -88,9 +88,9 @@ public sealed class JsonGrainStorage(ControlPlaneDatabase database) : IGrainStor
             await using var connection = await database.OpenAsync();
             await using var command = connection.CreateCommand();
             command.CommandText = "DELETE FROM grain_state WHERE state_name = @name AND grain_id = @id AND etag = @etag;";
-            ControlPlaneDatabase.AddParameter(command, "name", stateName);
-            ControlPlaneDatabase.AddParameter(command, "id", grainId.ToString());
-            ControlPlaneDatabase.AddParameter(command, "etag", long.Parse(grainState.ETag, CultureInfo.InvariantCulture));
+            Database.AddParameter(command, "name", stateName);
+            Database.AddParameter(command, "id", grainId.ToString());
+            Database.AddParameter(command, "etag", long.Parse(grainState.ETag, CultureInfo.InvariantCulture));
             if (await command.ExecuteNonQueryAsync() != 1)
             {
                 throw new InconsistentStateException($"State '{stateName}' of {grainId} was changed by another writer.");

@@ -6,12 +6,12 @@ namespace ControlPlane.Persistence;
 /// Orleans reminders in the control plane's SQLite file, so the reconcile loop of every instance comes
 /// back after a restart. Orleans calls this table from the silo; grains never touch it directly.
 /// </summary>
-public sealed class SqliteReminderTable(ControlPlaneDatabase database) : IReminderTable
+public sealed class SqliteReminderTable(Database database) : IReminderTable
 {
     public Task Init() => Task.CompletedTask;
 
     public Task<ReminderTableData> ReadRows(GrainId grainId) =>
-        QueryAsync("WHERE grain_id = $id", command => ControlPlaneDatabase.AddParameter(command, "$id", grainId.ToString()));
+        QueryAsync("WHERE grain_id = $id", command => Database.AddParameter(command, "$id", grainId.ToString()));
 
     public Task<ReminderTableData> ReadRows(uint begin, uint end) =>
         // Orleans asks for the ring range (begin, end]; when begin >= end the range wraps around zero.
@@ -19,8 +19,8 @@ public sealed class SqliteReminderTable(ControlPlaneDatabase database) : IRemind
             begin < end ? "WHERE grain_hash > $begin AND grain_hash <= $end" : "WHERE grain_hash > $begin OR grain_hash <= $end",
             command =>
             {
-                ControlPlaneDatabase.AddParameter(command, "$begin", (long)begin);
-                ControlPlaneDatabase.AddParameter(command, "$end", (long)end);
+                Database.AddParameter(command, "$begin", (long)begin);
+                Database.AddParameter(command, "$end", (long)end);
             });
 
     public async Task<ReminderEntry?> ReadRow(GrainId grainId, string reminderName)
@@ -29,8 +29,8 @@ public sealed class SqliteReminderTable(ControlPlaneDatabase database) : IRemind
             "WHERE grain_id = $id AND reminder_name = $name",
             command =>
             {
-                ControlPlaneDatabase.AddParameter(command, "$id", grainId.ToString());
-                ControlPlaneDatabase.AddParameter(command, "$name", reminderName);
+                Database.AddParameter(command, "$id", grainId.ToString());
+                Database.AddParameter(command, "$name", reminderName);
             });
         return rows.Reminders.FirstOrDefault();
     }
@@ -46,12 +46,12 @@ public sealed class SqliteReminderTable(ControlPlaneDatabase database) : IRemind
             ON CONFLICT (grain_id, reminder_name) DO UPDATE
             SET start_at = excluded.start_at, period_ms = excluded.period_ms, etag = excluded.etag;
             """;
-        ControlPlaneDatabase.AddParameter(command, "$id", entry.GrainId.ToString());
-        ControlPlaneDatabase.AddParameter(command, "$name", entry.ReminderName);
-        ControlPlaneDatabase.AddParameter(command, "$hash", (long)entry.GrainId.GetUniformHashCode());
-        ControlPlaneDatabase.AddParameter(command, "$start", entry.StartAt.ToUniversalTime().ToString("O"));
-        ControlPlaneDatabase.AddParameter(command, "$period", (long)entry.Period.TotalMilliseconds);
-        ControlPlaneDatabase.AddParameter(command, "$etag", etag);
+        Database.AddParameter(command, "$id", entry.GrainId.ToString());
+        Database.AddParameter(command, "$name", entry.ReminderName);
+        Database.AddParameter(command, "$hash", (long)entry.GrainId.GetUniformHashCode());
+        Database.AddParameter(command, "$start", entry.StartAt.ToUniversalTime().ToString("O"));
+        Database.AddParameter(command, "$period", (long)entry.Period.TotalMilliseconds);
+        Database.AddParameter(command, "$etag", etag);
         await command.ExecuteNonQueryAsync();
         return etag;
     }
@@ -61,9 +61,9 @@ public sealed class SqliteReminderTable(ControlPlaneDatabase database) : IRemind
         await using var connection = await database.OpenAsync();
         await using var command = connection.CreateCommand();
         command.CommandText = "DELETE FROM reminders WHERE grain_id = $id AND reminder_name = $name AND etag = $etag;";
-        ControlPlaneDatabase.AddParameter(command, "$id", grainId.ToString());
-        ControlPlaneDatabase.AddParameter(command, "$name", reminderName);
-        ControlPlaneDatabase.AddParameter(command, "$etag", eTag);
+        Database.AddParameter(command, "$id", grainId.ToString());
+        Database.AddParameter(command, "$name", reminderName);
+        Database.AddParameter(command, "$etag", eTag);
         return await command.ExecuteNonQueryAsync() == 1;
     }
 

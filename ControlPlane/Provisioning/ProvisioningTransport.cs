@@ -1,5 +1,4 @@
 using ControlPlane.Hosting;
-using ControlPlane.Persistence;
 using ControlPlane.Provisioning.Dapr;
 using Provisioner;
 using Provisioner.Catalog;
@@ -40,7 +39,7 @@ public static class ProvisioningTransportExtensions
     /// the engine runs here over <c>&lt;dataDir&gt;/instances</c>; over Dapr, only the catalog is needed here
     /// (to validate requests) and the engine runs in the Provisioner app.
     /// </summary>
-    public static IServiceCollection AddProvisioningTransport(this IServiceCollection services, IConfiguration configuration, ControlPlaneDatabase database)
+    public static IServiceCollection AddProvisioningTransport(this IServiceCollection services, IConfiguration configuration, DataDirectory dataDirectory)
     {
         switch (TransportOf(configuration))
         {
@@ -54,7 +53,7 @@ public static class ProvisioningTransportExtensions
                 {
                     if (string.IsNullOrEmpty(local.InstancesDirectory))
                     {
-                        local.InstancesDirectory = Path.Combine(database.DataDirectory, "instances");
+                        local.InstancesDirectory = dataDirectory.File("instances");
                     }
                 });
                 break;

@@ -1,4 +1,5 @@
 using ControlPlane.Auditing;
+using ControlPlane.Hosting;
 using ControlPlane.Persistence;
 
 namespace ControlPlane.Security;
@@ -11,7 +12,8 @@ namespace ControlPlane.Security;
 /// one key and writes it to its own directory; the others find it exists and leave it alone.
 /// </summary>
 public sealed partial class AdminApiKeyBootstrapper(
-    ControlPlaneDatabase database,
+    Database database,
+    DataDirectory dataDirectory,
     ApiKeyStore keys,
     AuditLog audit,
     ILogger<AdminApiKeyBootstrapper> logger) : IHostedService
@@ -20,7 +22,7 @@ public sealed partial class AdminApiKeyBootstrapper(
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        var path = Path.Combine(database.DataDirectory, FileName);
+        var path = dataDirectory.File(FileName);
         if (database.IsShared)
         {
             await CreateFirstSharedKeyAsync(path, cancellationToken);

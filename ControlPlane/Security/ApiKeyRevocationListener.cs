@@ -10,7 +10,7 @@ namespace ControlPlane.Security;
 /// forgotten again on every reconnect.
 /// </summary>
 public sealed partial class ApiKeyRevocationListener(
-    ControlPlaneDatabase database,
+    Database database,
     ApiKeyStore keys,
     ILogger<ApiKeyRevocationListener> logger) : BackgroundService
 {

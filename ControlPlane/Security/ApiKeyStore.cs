@@ -26,9 +26,35 @@ public sealed record ApiKeyRecord(string Id, string Name, string Role, string? T
 /// (<see cref="RevocationChannel"/>, see <see cref="ApiKeyRevocationListener"/>), which forget theirs as soon as the
 /// notification arrives; <see cref="CacheDuration"/> bounds it when a silo is cut off from the notifications.
 /// </summary>
-public sealed class ApiKeyStore(ControlPlaneDatabase database, TimeProvider clock, IMemoryCache cache) : IDisposable
+public sealed class ApiKeyStore(Database database, TimeProvider clock, IMemoryCache cache) : IDisposable
 {
     public static readonly TimeSpan CacheDuration = TimeSpan.FromSeconds(30);
+
+    /// <summary>Only a SHA-256 of each secret is kept.</summary>
+    public static readonly Migration Migration = new(
+        "0010-api-keys",
+        """
+        CREATE TABLE IF NOT EXISTS api_keys (
+            id          TEXT PRIMARY KEY,
+            name        TEXT NOT NULL,
+            secret_hash TEXT NOT NULL UNIQUE,
+            role        TEXT NOT NULL,
+            tenant_id   TEXT NULL,
+            created_at  TEXT NOT NULL,
+            revoked_at  TEXT NULL
+        );
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS api_keys (
+            id          text        PRIMARY KEY,
+            name        text        NOT NULL,
+            secret_hash text        NOT NULL UNIQUE,
+            role        text        NOT NULL,
+            tenant_id   text        NULL,
+            created_at  timestamptz NOT NULL,
+            revoked_at  timestamptz NULL
+        );
+        """);
 
     /// <summary>The PostgreSQL NOTIFY channel on which a revocation is announced to every silo.</summary>
     public const string RevocationChannel = "controlplane_api_key_revoked";
@@ -86,7 +112,7 @@ public sealed class ApiKeyStore(ControlPlaneDatabase database, TimeProvider cloc
         await using var connection = await database.OpenAsync(cancellationToken);
         await using var command = connection.CreateCommand();
         command.CommandText = "SELECT id, name, role, tenant_id, created_at FROM api_keys WHERE secret_hash = @hash AND revoked_at IS NULL;";
-        ControlPlaneDatabase.AddParameter(command, "hash", hash);
+        Database.AddParameter(command, "hash", hash);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         if (!await reader.ReadAsync(cancellationToken))
         {
@@ -98,7 +124,7 @@ public sealed class ApiKeyStore(ControlPlaneDatabase database, TimeProvider cloc
             reader.GetString(1),
             reader.GetString(2),
             reader.IsDBNull(3) ? null : reader.GetString(3),
-            ControlPlaneDatabase.ReadTimestamp(reader, 4));
+            Database.ReadTimestamp(reader, 4));
         using var entry = cache.CreateEntry(cacheKey);
         entry.Value = record;
         entry.AbsoluteExpirationRelativeToNow = CacheDuration;
@@ -136,7 +162,7 @@ public sealed class ApiKeyStore(ControlPlaneDatabase database, TimeProvider cloc
         {
             command.Transaction = transaction;
             command.CommandText = $"UPDATE api_keys SET revoked_at = @at WHERE {condition} AND revoked_at IS NULL;";
-            ControlPlaneDatabase.AddParameter(command, parameter, value);
+            Database.AddParameter(command, parameter, value);
             database.AddTimestamp(command, "at", clock.GetUtcNow());
             await command.ExecuteNonQueryAsync(cancellationToken);
         }
@@ -165,11 +191,11 @@ public sealed class ApiKeyStore(ControlPlaneDatabase database, TimeProvider cloc
             INSERT INTO api_keys (id, name, secret_hash, role, tenant_id, created_at)
             VALUES (@id, @name, @hash, @role, @tenant, @at);
             """;
-        ControlPlaneDatabase.AddParameter(command, "id", record.Id);
-        ControlPlaneDatabase.AddParameter(command, "name", record.Name);
-        ControlPlaneDatabase.AddParameter(command, "hash", Hash(secret));
-        ControlPlaneDatabase.AddParameter(command, "role", record.Role);
-        ControlPlaneDatabase.AddParameter(command, "tenant", record.TenantId);
+        Database.AddParameter(command, "id", record.Id);
+        Database.AddParameter(command, "name", record.Name);
+        Database.AddParameter(command, "hash", Hash(secret));
+        Database.AddParameter(command, "role", record.Role);
+        Database.AddParameter(command, "tenant", record.TenantId);
         database.AddTimestamp(command, "at", record.CreatedAt);
         await command.ExecuteNonQueryAsync(cancellationToken);
         return (record, secret);
@@ -180,7 +206,7 @@ public sealed class ApiKeyStore(ControlPlaneDatabase database, TimeProvider cloc
         await using var command = connection.CreateCommand();
         command.Transaction = transaction;
         command.CommandText = "SELECT COUNT(*) FROM api_keys WHERE role = @role AND revoked_at IS NULL;";
-        ControlPlaneDatabase.AddParameter(command, "role", role);
+        Database.AddParameter(command, "role", role);
         return Convert.ToInt32(await command.ExecuteScalarAsync(cancellationToken), System.Globalization.CultureInfo.InvariantCulture);
     }
 

@@ -3,9 +3,9 @@ using System.Globalization;
 using System.Text;
 using Billing.Ledger;
 using Billing.Reconciliation;
-using Billing.Storage;
 using Billing.Stripe;
 using Billing.Usage;
+using ControlPlane.Persistence;
 using FakeStripe;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -62,9 +62,9 @@ internal static class Benchmark
         Console.WriteLine();
 
         var summary = new StringBuilder();
-        foreach (var provider in options.SkipSqlite ? [BillingDatabaseProvider.Postgres] : new[] { BillingDatabaseProvider.Sqlite, BillingDatabaseProvider.Postgres })
+        foreach (var provider in options.SkipSqlite ? [DatabaseProvider.Postgres] : new[] { DatabaseProvider.Sqlite, DatabaseProvider.Postgres })
         {
-            var writers = provider == BillingDatabaseProvider.Postgres ? options.Writers : 1;
+            var writers = provider == DatabaseProvider.Postgres ? options.Writers : 1;
             var ledger = new List<double>();
             var replay = new List<double>();
             var baseline = new List<double>();
@@ -89,7 +89,7 @@ internal static class Benchmark
                 }
             }
 
-            var name = provider == BillingDatabaseProvider.Postgres ? "PostgreSQL" : "SQLite";
+            var name = provider == DatabaseProvider.Postgres ? "PostgreSQL" : "SQLite";
             Console.WriteLine($"{name} ingestion ({writers} writer(s)), events/s, median of {options.Runs}:");
             Console.WriteLine($"  baseline: plain INSERT, no dedupe, no hourly totals  {Median(baseline),12:N0}");
             Console.WriteLine($"  ledger: new events (dedupe + hourly totals)          {Median(ledger),12:N0}   ratio to baseline {Median(ledger) / Median(baseline):0.00}");
@@ -100,10 +100,10 @@ internal static class Benchmark
 
         if (!options.SkipReconciliation)
         {
-            foreach (var provider in options.ReconcileSqlite ? new[] { BillingDatabaseProvider.Postgres, BillingDatabaseProvider.Sqlite } : [BillingDatabaseProvider.Postgres])
+            foreach (var provider in options.ReconcileSqlite ? new[] { DatabaseProvider.Postgres, DatabaseProvider.Sqlite } : [DatabaseProvider.Postgres])
             {
                 var (reconcile, floor, lines, discrepancies) = await ReconciliationAsync(provider, admin, options, cancellationToken);
-                var name = provider == BillingDatabaseProvider.Postgres ? "PostgreSQL" : "SQLite";
+                var name = provider == DatabaseProvider.Postgres ? "PostgreSQL" : "SQLite";
                 Console.WriteLine($"{name} reconciliation of {s_month:yyyy-MM}: {options.Tenants:N0} tenants x {s_meters.Length} meters x {DaysIn(s_month) * 24} hourly buckets, median of {options.Runs}:");
                 Console.WriteLine($"  baseline: the ledger's GROUP BY alone                {floor.TotalSeconds,10:0.000} s");
                 Console.WriteLine($"  reconciliation (our side + Stripe summaries/invoices){reconcile.TotalSeconds,10:0.000} s   ratio to baseline {reconcile / floor:0.0}   target < 10 s");
@@ -117,7 +117,7 @@ internal static class Benchmark
         return 0;
     }
 
-    private static async Task<(double First, double Replay)> LedgerAsync(BillingDatabaseProvider provider, string admin, UsageEvent[] events, int batch, int writers)
+    private static async Task<(double First, double Replay)> LedgerAsync(DatabaseProvider provider, string admin, UsageEvent[] events, int batch, int writers)
     {
         var database = await FreshDatabaseAsync(provider, admin);
         var ledger = new UsageLedger(database, TimeProvider.System);
@@ -126,7 +126,7 @@ internal static class Benchmark
         return (first, replay);
     }
 
-    private static async Task<double> BaselineAsync(BillingDatabaseProvider provider, string admin, UsageEvent[] events, int batch, int writers)
+    private static async Task<double> BaselineAsync(DatabaseProvider provider, string admin, UsageEvent[] events, int batch, int writers)
     {
         var database = await FreshDatabaseAsync(provider, admin);
         return await TimedAsync(events, batch, writers, chunk => PlainInsert.AppendAsync(database, chunk), expected: events.Length);
@@ -157,7 +157,7 @@ internal static class Benchmark
     }
 
     private static async Task<(TimeSpan Reconcile, TimeSpan Floor, int Lines, int Discrepancies)> ReconciliationAsync(
-        BillingDatabaseProvider provider, string admin, BenchOptions options, CancellationToken cancellationToken)
+        DatabaseProvider provider, string admin, BenchOptions options, CancellationToken cancellationToken)
     {
         var (start, end) = UsageHours.Month(s_month);
         var clock = new FixedClock(UsageHours.ToTime(end).AddDays(2));
@@ -185,7 +185,7 @@ internal static class Benchmark
         var ledger = provided.GetRequiredService<UsageLedger>();
         var tenants = Enumerable.Range(0, options.Tenants).Select(t => $"tnt-r{t:0000}").ToList();
         var buckets = tenants.SelectMany(tenant => s_meters.Select(meter => (tenant, meter))).ToList();
-        await Parallel.ForEachAsync(buckets.Chunk(Math.Max(1, 20_000 / (int)((end - start) / 3600))), new ParallelOptions { MaxDegreeOfParallelism = provider == BillingDatabaseProvider.Postgres ? options.Writers : 1 }, async (chunk, token) =>
+        await Parallel.ForEachAsync(buckets.Chunk(Math.Max(1, 20_000 / (int)((end - start) / 3600))), new ParallelOptions { MaxDegreeOfParallelism = provider == DatabaseProvider.Postgres ? options.Writers : 1 }, async (chunk, token) =>
             await ledger.AppendAsync([.. chunk.SelectMany(b => Hours(start, end).Select(hour => new UsageEvent
             {
                 SourceEventId = $"{b.tenant}:{b.meter}:{hour}",
@@ -243,7 +243,7 @@ internal static class Benchmark
     /// Every hour as if the dispatcher had sent it: set-based, because a million HTTP calls would measure the seeding,
     /// not the reconciliation. One row in 997 is left pending, so the report has discrepancies to classify.
     /// </summary>
-    private static async Task SeedAcknowledgedOutboxAsync(BillingDatabase database)
+    private static async Task SeedAcknowledgedOutboxAsync(Database database)
     {
         await using var connection = await database.OpenAsync();
         await using var command = connection.CreateCommand();
@@ -288,10 +288,10 @@ internal static class Benchmark
         })];
     }
 
-    private static async Task<BillingDatabase> FreshDatabaseAsync(BillingDatabaseProvider provider, string admin)
+    private static async Task<Database> FreshDatabaseAsync(DatabaseProvider provider, string admin)
     {
-        BillingDatabase database;
-        if (provider == BillingDatabaseProvider.Postgres)
+        Database database;
+        if (provider == DatabaseProvider.Postgres)
         {
             var name = $"bench_{Guid.NewGuid():N}";
             await using (var connection = new NpgsqlConnection(admin))
@@ -303,26 +303,17 @@ internal static class Benchmark
 
             s_createdDatabases.Add(name);
 
-            database = new BillingDatabase(provider, new NpgsqlConnectionStringBuilder(admin) { Database = name, MaxPoolSize = 50 }.ConnectionString);
+            database = Database.Postgres(new NpgsqlConnectionStringBuilder(admin) { Database = name, MaxPoolSize = 50 }.ConnectionString);
         }
         else
         {
             var directory = Path.Combine(s_sqliteRoot, Guid.NewGuid().ToString("N"));
             Directory.CreateDirectory(directory);
-            database = new BillingDatabase(provider, $"Data Source={Path.Combine(directory, "billing.db")}");
+            database = Database.Sqlite(Path.Combine(directory, "billing.db"));
         }
 
-        await database.MigrateAsync(StripeBillingSchema.All);
+        await Migrations.ApplyAsync(database, StripeBillingSchema.All);
         await PlainInsert.CreateTableAsync(database);
-        if (provider == BillingDatabaseProvider.Sqlite)
-        {
-            // As the control plane's own file: write-ahead log.
-            await using var connection = await database.OpenAsync();
-            await using var wal = connection.CreateCommand();
-            wal.CommandText = "PRAGMA journal_mode = WAL";
-            await wal.ExecuteNonQueryAsync();
-        }
-
         return database;
     }
 

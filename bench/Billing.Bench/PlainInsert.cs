@@ -1,6 +1,6 @@
 using Billing.Ledger;
-using Billing.Storage;
 using Billing.Usage;
+using ControlPlane.Persistence;
 
 namespace Billing.Bench;
 
@@ -10,7 +10,7 @@ namespace Billing.Bench;
 /// </summary>
 internal static class PlainInsert
 {
-    public static async Task CreateTableAsync(BillingDatabase database)
+    public static async Task CreateTableAsync(Database database)
     {
         await using var connection = await database.OpenAsync();
         await using var command = connection.CreateCommand();
@@ -21,7 +21,7 @@ internal static class PlainInsert
         await command.ExecuteNonQueryAsync();
     }
 
-    public static async Task<int> AppendAsync(BillingDatabase database, UsageEvent[] events)
+    public static async Task<int> AppendAsync(Database database, UsageEvent[] events)
     {
         await using var connection = await database.OpenAsync();
         await using var transaction = await connection.BeginTransactionAsync();
@@ -44,7 +44,7 @@ internal static class PlainInsert
                 command.CommandText = "INSERT INTO plain_usage VALUES " + UsageLedger.BindValues(command, chunk);
             }
 
-            BillingDatabase.AddParameter(command, "now", now);
+            Database.AddParameter(command, "now", now);
             added += await command.ExecuteNonQueryAsync();
         }
 

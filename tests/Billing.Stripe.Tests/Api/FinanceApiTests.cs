@@ -2,8 +2,8 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
-using Billing.Storage;
 using Billing.Usage;
+using ControlPlane.Persistence;
 using ControlPlane.Security;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
@@ -83,10 +83,10 @@ public sealed class FinanceApiTests(FinanceApiTests.Host host) : IClassFixture<F
         Assert.Equal(HttpStatusCode.Created, created.StatusCode);
         var tenantId = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString();
 
-        await using var connection = await host.Services.GetRequiredService<BillingDatabase>().OpenAsync();
+        await using var connection = await host.Services.GetRequiredService<Database>().OpenAsync();
         await using var command = connection.CreateCommand();
         command.CommandText = "SELECT tenant_name FROM stripe_customers WHERE tenant_id = @tenant AND customer_id IS NULL";
-        BillingDatabase.AddParameter(command, "tenant", tenantId);
+        Database.AddParameter(command, "tenant", tenantId);
         Assert.Equal("Billing Onboarding", await command.ExecuteScalarAsync());
     }
 

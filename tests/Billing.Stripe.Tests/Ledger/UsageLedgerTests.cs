@@ -1,7 +1,7 @@
 using Billing.Ledger;
-using Billing.Storage;
 using Billing.Stripe.Tests.Support;
 using Billing.Usage;
+using ControlPlane.Persistence;
 
 namespace Billing.Stripe.Tests.Ledger;
 
@@ -9,11 +9,11 @@ public sealed class UsageLedgerTests
 {
     private static readonly DateTimeOffset s_start = new(2026, 11, 2, 10, 0, 0, TimeSpan.Zero);
 
-    public static TheoryData<BillingDatabaseProvider> Providers => [BillingDatabaseProvider.Sqlite, BillingDatabaseProvider.Postgres];
+    public static TheoryData<DatabaseProvider> Providers => [DatabaseProvider.Sqlite, DatabaseProvider.Postgres];
 
     [Theory]
     [MemberData(nameof(Providers))]
-    public async Task A_replayed_or_repeated_source_event_is_kept_once(BillingDatabaseProvider provider)
+    public async Task A_replayed_or_repeated_source_event_is_kept_once(DatabaseProvider provider)
     {
         var database = await TestDatabases.CreateAsync(provider);
         var ledger = new UsageLedger(database, TestDatabases.Clock(s_start));
@@ -34,7 +34,7 @@ public sealed class UsageLedgerTests
 
     [Theory]
     [MemberData(nameof(Providers))]
-    public async Task A_correction_is_a_compensating_row_and_the_original_stays(BillingDatabaseProvider provider)
+    public async Task A_correction_is_a_compensating_row_and_the_original_stays(DatabaseProvider provider)
     {
         var database = await TestDatabases.CreateAsync(provider);
         var ledger = new UsageLedger(database, TestDatabases.Clock(s_start));
@@ -52,7 +52,7 @@ public sealed class UsageLedgerTests
 
     [Theory]
     [MemberData(nameof(Providers))]
-    public async Task A_batch_with_an_invalid_event_is_refused_whole(BillingDatabaseProvider provider)
+    public async Task A_batch_with_an_invalid_event_is_refused_whole(DatabaseProvider provider)
     {
         var database = await TestDatabases.CreateAsync(provider);
         var ledger = new UsageLedger(database, TestDatabases.Clock(s_start));
@@ -67,7 +67,7 @@ public sealed class UsageLedgerTests
     [Fact]
     public async Task Concurrent_overlapping_batches_on_PostgreSQL_count_each_event_once()
     {
-        var database = await TestDatabases.CreateAsync(BillingDatabaseProvider.Postgres);
+        var database = await TestDatabases.CreateAsync(DatabaseProvider.Postgres);
         var ledger = new UsageLedger(database, TestDatabases.Clock(s_start));
         // Eight writers, each sending ids 0..1999 of a shared set in a different order, all into the same hours.
         var added = await Task.WhenAll(Enumerable.Range(0, 8).Select(writer => Task.Run(() =>
@@ -91,7 +91,7 @@ public sealed class UsageLedgerTests
         OccurredAt = s_start.AddMinutes(minutes),
     };
 
-    private static async Task<long> RowCountAsync(BillingDatabase database, string table)
+    private static async Task<long> RowCountAsync(Database database, string table)
     {
         await using var connection = await database.OpenAsync();
         await using var command = connection.CreateCommand();
@@ -99,7 +99,7 @@ public sealed class UsageLedgerTests
         return Convert.ToInt64(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
     }
 
-    private static async Task<Dictionary<long, long>> HourlyTotalsAsync(BillingDatabase database)
+    private static async Task<Dictionary<long, long>> HourlyTotalsAsync(Database database)
     {
         await using var connection = await database.OpenAsync();
         await using var command = connection.CreateCommand();

@@ -1,7 +1,7 @@
 using Billing.Reconciliation;
-using Billing.Storage;
 using Billing.Stripe.Tests.Support;
 using Billing.Usage;
+using ControlPlane.Persistence;
 using FakeStripe;
 
 namespace Billing.Stripe.Tests.Stripe;
@@ -16,11 +16,11 @@ public sealed class FaultRunTests
     private static readonly DateTimeOffset s_month = new(2026, 10, 1, 0, 0, 0, TimeSpan.Zero);
     private static readonly string[] s_meters = ["instance_seconds_small", "operations"];
 
-    public static TheoryData<BillingDatabaseProvider> Providers => [BillingDatabaseProvider.Sqlite, BillingDatabaseProvider.Postgres];
+    public static TheoryData<DatabaseProvider> Providers => [DatabaseProvider.Sqlite, DatabaseProvider.Postgres];
 
     [Theory]
     [MemberData(nameof(Providers))]
-    public async Task Stripe_receives_exactly_the_ledger_totals_through_failures_and_a_restart(BillingDatabaseProvider provider)
+    public async Task Stripe_receives_exactly_the_ledger_totals_through_failures_and_a_restart(DatabaseProvider provider)
     {
         await using var scenario = await BillingScenario.StartAsync(provider, s_month, options =>
         {

@@ -1,5 +1,5 @@
 using Billing.Stripe;
-using Billing.Storage;
+using ControlPlane.Persistence;
 using FakeStripe;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -24,7 +24,7 @@ public sealed class BillingHost : IAsyncDisposable
 
     public T Get<T>() where T : notnull => _host.Services.GetRequiredService<T>();
 
-    public static async Task<BillingHost> StartAsync(BillingDatabase database, FakeStripeServer stripe, TimeProvider clock, Action<StripeBillingOptions>? configure = null, Action<IServiceCollection>? services = null)
+    public static async Task<BillingHost> StartAsync(Database database, FakeStripeServer stripe, TimeProvider clock, Action<StripeBillingOptions>? configure = null, Action<IServiceCollection>? services = null)
     {
         var builder = Host.CreateApplicationBuilder();
         builder.Logging.ClearProviders();
@@ -67,21 +67,12 @@ public sealed class BillingHost : IAsyncDisposable
 /// <summary>A fresh, empty database of either kind, migrated.</summary>
 public static class TestDatabases
 {
-    public static async Task<BillingDatabase> CreateAsync(BillingDatabaseProvider provider)
+    public static async Task<Database> CreateAsync(DatabaseProvider provider)
     {
-        var database = provider == BillingDatabaseProvider.Postgres
-            ? new BillingDatabase(provider, await PostgresServer.CreateDatabaseAsync("billing"))
-            : new BillingDatabase(provider, $"Data Source={Path.Combine(Directory.CreateTempSubdirectory("billing-test-").FullName, "billing.db")}");
-        await database.MigrateAsync(StripeBillingSchema.All);
-        if (provider == BillingDatabaseProvider.Sqlite)
-        {
-            // As the control plane's file is: WAL, so readers do not wait for the writer.
-            await using var connection = await database.OpenAsync();
-            await using var wal = connection.CreateCommand();
-            wal.CommandText = "PRAGMA journal_mode = WAL";
-            await wal.ExecuteNonQueryAsync();
-        }
-
+        var database = provider == DatabaseProvider.Postgres
+            ? Database.Postgres(await PostgresServer.CreateDatabaseAsync("billing"))
+            : Database.Sqlite(Path.Combine(Directory.CreateTempSubdirectory("billing-test-").FullName, "billing.db"));
+        await Migrations.ApplyAsync(database, StripeBillingSchema.All);
         return database;
     }
 

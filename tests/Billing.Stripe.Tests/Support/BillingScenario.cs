@@ -1,7 +1,7 @@
 using System.Globalization;
 using Billing.Ledger;
-using Billing.Storage;
 using Billing.Usage;
+using ControlPlane.Persistence;
 using FakeStripe;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
@@ -14,7 +14,7 @@ public sealed class BillingScenario : IAsyncDisposable
     private readonly Action<StripeBillingOptions>? _configure;
     private readonly Action<IServiceCollection>? _services;
 
-    private BillingScenario(BillingDatabase database, FakeTimeProvider clock, FakeStripeServer stripe, Action<StripeBillingOptions>? configure, Action<IServiceCollection>? services)
+    private BillingScenario(Database database, FakeTimeProvider clock, FakeStripeServer stripe, Action<StripeBillingOptions>? configure, Action<IServiceCollection>? services)
     {
         _services = services;
         Database = database;
@@ -23,7 +23,7 @@ public sealed class BillingScenario : IAsyncDisposable
         _configure = configure;
     }
 
-    public BillingDatabase Database { get; }
+    public Database Database { get; }
     public FakeTimeProvider Clock { get; }
     public FakeStripeServer Stripe { get; }
     public BillingHost Host { get; private set; } = null!;
@@ -32,7 +32,7 @@ public sealed class BillingScenario : IAsyncDisposable
     public StripeBillingWorker Worker => Host.Get<StripeBillingWorker>();
 
     public static async Task<BillingScenario> StartAsync(
-        BillingDatabaseProvider provider = BillingDatabaseProvider.Sqlite,
+        DatabaseProvider provider = DatabaseProvider.Sqlite,
         DateTimeOffset? start = null,
         Action<StripeBillingOptions>? configure = null,
         Action<IServiceCollection>? services = null)

@@ -1,6 +1,6 @@
 using Billing.Sla;
-using Billing.Storage;
 using Billing.Usage;
+using ControlPlane.Persistence;
 using ControlPlane.Tests.Support;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Configuration;
@@ -12,16 +12,16 @@ namespace Billing.Tests.Sla;
 public sealed class SlaStorageTests : IDisposable
 {
     private static readonly DateTimeOffset Start = new(2026, 11, 1, 0, 0, 0, TimeSpan.Zero);
-    private static readonly BillingMigration[] s_migrations = [LifecycleLog.Migration, ProbeMinutes.Migration, MaintenanceWindows.Migration, SlaAssessments.Migration];
+    private static readonly Migration[] s_migrations = [LifecycleLog.Migration, ProbeMinutes.Migration, MaintenanceWindows.Migration, SlaAssessments.Migration];
 
     private readonly TestDirectory _directory = new();
 
     public void Dispose() => _directory.Dispose();
 
     [Theory]
-    [InlineData(BillingDatabaseProvider.Sqlite)]
-    [InlineData(BillingDatabaseProvider.Postgres)]
-    public async Task An_assessment_is_stored_once_and_never_changed(BillingDatabaseProvider provider)
+    [InlineData(DatabaseProvider.Sqlite)]
+    [InlineData(DatabaseProvider.Postgres)]
+    public async Task An_assessment_is_stored_once_and_never_changed(DatabaseProvider provider)
     {
         var assessments = new SlaAssessments(await DatabaseAsync(provider));
         var first = Assessment(uptime: 99.8866m, credit: 265);
@@ -40,9 +40,9 @@ public sealed class SlaStorageTests : IDisposable
     }
 
     [Theory]
-    [InlineData(BillingDatabaseProvider.Sqlite)]
-    [InlineData(BillingDatabaseProvider.Postgres)]
-    public async Task Lifecycle_minutes_and_windows_round_trip(BillingDatabaseProvider provider)
+    [InlineData(DatabaseProvider.Sqlite)]
+    [InlineData(DatabaseProvider.Postgres)]
+    public async Task Lifecycle_minutes_and_windows_round_trip(DatabaseProvider provider)
     {
         var database = await DatabaseAsync(provider);
         var lifecycle = new LifecycleLog(database);
@@ -75,26 +75,13 @@ public sealed class SlaStorageTests : IDisposable
         Assert.Empty(await windows.ListAsync("tnt-a", "ins-a", Start.AddDays(1), Start.AddDays(2)));
     }
 
-    [Fact]
-    public void Cluster_mode_keeps_billing_in_postgresql_and_embedded_mode_in_the_control_planes_file()
+    private async Task<Database> DatabaseAsync(DatabaseProvider provider)
     {
-        static IConfiguration Settings(params (string Key, string Value)[] values) =>
-            new ConfigurationBuilder().AddInMemoryCollection(values.Select(value => KeyValuePair.Create(value.Key, (string?)value.Value))).Build();
-
-        Assert.Equal(BillingDatabaseProvider.Sqlite, BillingHostingExtensions.DatabaseFor(Settings(), "/tmp/controlplane.db").Provider);
-        Assert.Equal(
-            BillingDatabaseProvider.Postgres,
-            BillingHostingExtensions.DatabaseFor(Settings(("ControlPlane:Mode", "Cluster"), ("ConnectionStrings:ControlPlane", "Host=127.0.0.1")), "/tmp/controlplane.db").Provider);
-        Assert.Throws<InvalidOperationException>(() => BillingHostingExtensions.DatabaseFor(Settings(("ControlPlane:Mode", "Cluster")), "/tmp/controlplane.db"));
-    }
-
-    private async Task<BillingDatabase> DatabaseAsync(BillingDatabaseProvider provider)
-    {
-        var database = provider == BillingDatabaseProvider.Postgres
-            ? new BillingDatabase(provider, await PostgresServer.CreateDatabaseAsync("billing"))
-            : new BillingDatabase(provider, new SqliteConnectionStringBuilder { DataSource = Path.Combine(_directory.Path, "billing.db") }.ToString());
-        await database.MigrateAsync(s_migrations);
-        await database.MigrateAsync(s_migrations);
+        var database = provider == DatabaseProvider.Postgres
+            ? Database.Postgres(await PostgresServer.CreateDatabaseAsync("billing"))
+            : Database.Sqlite(Path.Combine(_directory.Path, "billing.db"));
+        Assert.NotEmpty(await Migrations.ApplyAsync(database, s_migrations));
+        Assert.Empty(await Migrations.ApplyAsync(database, s_migrations));
         return database;
     }
 

@@ -171,7 +171,7 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
     private async Task AssertKeyCreatedAndRevokedByAnyoneHoldsOnEverySiloAsync()
     {
         using var cache = new MemoryCache(new MemoryCacheOptions());
-        var database = await ControlPlaneDatabase.OpenPostgresAsync(_directories[0].Path, _connectionString);
+        var database = Database.Postgres(_connectionString);
         using var keys = new ApiKeyStore(database, TimeProvider.System, cache);
         var (key, secret) = await keys.CreateAsync("ci on another silo", Roles.PlatformAdmin, tenantId: null);
         var apis = _silos.Select(silo => silo.CreateApi(secret, s_requestTimeout)).ToArray();

@@ -23,12 +23,13 @@ public sealed class PostgresSchemaTests : IAsyncLifetime
     private const string ClusterId = "schema-test";
     private readonly TestDirectory _directory = new();
     private string _connectionString = "";
-    private ControlPlaneDatabase _database = null!;
+    private Database _database = null!;
 
     public async Task InitializeAsync()
     {
         _connectionString = await PostgresServer.CreateDatabaseAsync("schema");
-        _database = await ControlPlaneDatabase.OpenPostgresAsync(_directory.Path, _connectionString);
+        _database = Database.Postgres(_connectionString);
+        await Migrations.ApplyAsync(_database, TestSchema.All);
     }
 
     public Task DisposeAsync()
@@ -38,19 +39,20 @@ public sealed class PostgresSchemaTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Scripts_are_applied_once_even_when_several_silos_start_together()
+    public async Task Migrations_are_applied_once_even_when_several_silos_start_together()
     {
-        var fresh = await PostgresServer.CreateDatabaseAsync("schema");
+        var fresh = Database.Postgres(await PostgresServer.CreateDatabaseAsync("schema"));
+        var expected = TestSchema.All.Where(migration => migration.Postgres is not null).Select(migration => migration.Id).Order(StringComparer.Ordinal).ToList();
 
-        var runs = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(() => PostgresSchema.ApplyAsync(fresh))));
+        var runs = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(() => Migrations.ApplyAsync(fresh, TestSchema.All))));
 
-        Assert.Equal(PostgresSchema.Scripts.Select(s => s.Name), runs.Single(applied => applied.Count > 0));
+        Assert.Equal(expected, runs.Single(applied => applied.Count > 0));
         Assert.Equal(3, runs.Count(applied => applied.Count == 0));
-        Assert.Empty(await PostgresSchema.ApplyAsync(fresh));
-        await using var connection = new NpgsqlConnection(fresh);
-        await connection.OpenAsync();
-        await using var count = new NpgsqlCommand("SELECT count(*) FROM controlplane_schema", connection);
-        Assert.Equal((long)PostgresSchema.Scripts.Count, await count.ExecuteScalarAsync());
+        Assert.Empty(await Migrations.ApplyAsync(fresh, TestSchema.All));
+        await using var connection = await fresh.OpenAsync();
+        await using var count = connection.CreateCommand();
+        count.CommandText = "SELECT count(*) FROM applied_migrations";
+        Assert.Equal((long)expected.Count, await count.ExecuteScalarAsync());
     }
 
     [Fact]
@@ -192,7 +194,7 @@ public sealed class PostgresSchemaTests : IAsyncLifetime
         await using (var command = connection.CreateCommand())
         {
             command.CommandText = "SELECT payload->>'Name', (payload->>'Instances')::int FROM grain_state WHERE grain_id = @id";
-            ControlPlaneDatabase.AddParameter(command, "id", grain.ToString());
+            Database.AddParameter(command, "id", grain.ToString());
             await using var row = await command.ExecuteReaderAsync();
             Assert.True(await row.ReadAsync());
             Assert.Equal("Acme", row.GetString(0));

@@ -14,6 +14,7 @@ public sealed class GrainCluster : IAsyncDisposable
 {
     private readonly (int First, int Last) _ports = Ports.InstanceRange();
     private readonly Dictionary<string, string?> _settings;
+    private Database? _database;
 
     private GrainCluster(TestDirectory directory, IDictionary<string, string?>? settings)
     {
@@ -33,6 +34,9 @@ public sealed class GrainCluster : IAsyncDisposable
     }
 
     public TestDirectory DataDirectory { get; }
+
+    /// <summary>The silo's SQLite file, as embedded mode keeps it in the data directory.</summary>
+    public Database Database => _database ??= Database.Sqlite(Path.Combine(DataDirectory.Path, "controlplane.db"));
 
     public InProcessTestCluster Cluster { get; private set; } = null!;
 
@@ -67,7 +71,7 @@ public sealed class GrainCluster : IAsyncDisposable
         builder.ConfigureSiloHost((_, host) =>
         {
             host.Configuration.AddInMemoryCollection(_settings);
-            host.Services.AddControlPlaneCore(host.Configuration, new ControlPlaneDatabase(DataDirectory.Path));
+            host.Services.AddControlPlaneCore(host.Configuration, Database, new DataDirectory(DataDirectory.Path));
         });
         builder.ConfigureSilo((_, silo) => silo.AddControlPlaneStorage());
         Cluster = builder.Build();

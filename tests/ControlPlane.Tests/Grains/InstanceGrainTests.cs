@@ -240,12 +240,12 @@ public sealed class InstanceGrainTests : IAsyncLifetime
 
     private async Task<long> CountRemindersAsync(string instanceId)
     {
-        var database = new ControlPlaneDatabase(_cluster.DataDirectory.Path);
+        var database = _cluster.Database;
         await using var connection = await database.OpenAsync();
         await using var command = connection.CreateCommand();
         command.CommandText = "SELECT COUNT(*) FROM reminders WHERE grain_id LIKE @id;";
         // The instance grain's own reminder ("instance/<id>"), not billing's metering grain's ("instancemetering/<id>").
-        ControlPlaneDatabase.AddParameter(command, "id", $"%instance/{instanceId}");
+        Database.AddParameter(command, "id", $"%instance/{instanceId}");
         return (long)(await command.ExecuteScalarAsync())!;
     }
 }

@@ -11,7 +11,7 @@ public sealed class ApiKeyStoreTests : IDisposable
     private readonly MemoryCache _cache = new(new MemoryCacheOptions());
     private readonly ApiKeyStore _keys;
 
-    public ApiKeyStoreTests() => _keys = new ApiKeyStore(new ControlPlaneDatabase(_directory.Path), TimeProvider.System, _cache);
+    public ApiKeyStoreTests() => _keys = new ApiKeyStore(TestSchema.Sqlite(_directory.Path), TimeProvider.System, _cache);
 
     public void Dispose()
     {

@@ -1,0 +1,32 @@
+using Billing.Sla;
+using Billing.Stripe;
+using Billing.Usage;
+using ControlPlane.Auditing;
+using ControlPlane.Persistence;
+using ControlPlane.Security;
+
+namespace ControlPlane.Tests.Support;
+
+/// <summary>Every migration a control plane registers, for tests that prepare a database without a host.</summary>
+public static class TestSchema
+{
+    public static IReadOnlyList<Migration> All { get; } =
+    [
+        .. Migrations.Storage,
+        ApiKeyStore.Migration,
+        AuditLog.Migration,
+        LifecycleLog.Migration,
+        ProbeMinutes.Migration,
+        MaintenanceWindows.Migration,
+        SlaAssessments.Migration,
+        .. StripeBillingSchema.All,
+    ];
+
+    /// <summary>A migrated SQLite file in <paramref name="directory"/>, as embedded mode keeps it.</summary>
+    public static Database Sqlite(string directory)
+    {
+        var database = Database.Sqlite(Path.Combine(directory, "controlplane.db"));
+        Migrations.ApplyAsync(database, All).GetAwaiter().GetResult();
+        return database;
+    }
+}
