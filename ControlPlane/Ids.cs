@@ -15,14 +15,25 @@ public static class Ids
 
     public static string NewInstanceId() => New("ins");
 
-    public static string NewOperationId() => New("op");
+    /// <summary>
+    /// An operation of <paramref name="instanceId"/>: <c>op-</c>, the instance's 16 characters, then 16 random ones, so
+    /// the tenant finds the instance from the operation id alone and keeps no index of operations.
+    /// </summary>
+    public static string NewOperationId(string instanceId) => $"op-{instanceId[(instanceId.IndexOf('-') + 1)..]}{New("op")[3..]}";
+
+    /// <summary>An operation id of either form: the one that names its instance, or the earlier 16-character one.</summary>
+    public static bool IsOperationId(string? id) => IsWellFormed(id, "op", 32) || IsWellFormed(id, "op");
+
+    /// <summary>The instance an operation id names; null for the earlier form, which names none.</summary>
+    public static string? InstanceOfOperation(string operationId) =>
+        IsWellFormed(operationId, "op", 32) ? $"ins-{operationId.AsSpan(3, 16)}" : null;
 
     public static string NewMaintenanceWindowId() => New("mw");
 
     /// <summary>True when <paramref name="id"/> could have come from <see cref="New"/> with <paramref name="prefix"/>.</summary>
-    public static bool IsWellFormed(string? id, string prefix) =>
+    public static bool IsWellFormed(string? id, string prefix, int length = 16) =>
         id is not null
-        && id.Length == prefix.Length + 17
+        && id.Length == prefix.Length + 1 + length
         && id.StartsWith(prefix + "-", StringComparison.Ordinal)
         && id.AsSpan(prefix.Length + 1).IndexOfAnyExcept(s_alphabet) < 0;
 

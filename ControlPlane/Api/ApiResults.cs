@@ -5,9 +5,6 @@ using ControlPlane.Security;
 
 namespace ControlPlane.Api;
 
-/// <summary>A page of resources; a wrapper so the list can grow paging fields without breaking clients.</summary>
-public sealed record ItemList<T>(IReadOnlyList<T> Items);
-
 public static class ApiResults
 {
     public static string OperationLocation(string tenantId, string operationId) => $"/api/v1/tenants/{tenantId}/operations/{operationId}";
@@ -16,22 +13,26 @@ public static class ApiResults
     public static IResult Accepted(OperationRecord operation) =>
         TypedResults.Accepted(OperationLocation(operation.TenantId, operation.Id), operation);
 
-    /// <summary>Runs a mutation and records it, or its refusal, in the audit log under the caller's identity.</summary>
+    /// <summary>
+    /// Runs a mutation (or a read of a secret) and records it, or its refusal, in the audit log under the caller's
+    /// identity, with <paramref name="outcome"/> when it went through.
+    /// </summary>
     public static async Task<T> AuditedAsync<T>(
+        this AuditLog audit,
         HttpContext context,
         string? tenantId,
         string action,
         string? target,
         Func<Task<T>> mutation,
-        Func<T, (string? Target, string? Details)> describe)
+        Func<T, (string? Target, string? Details)> describe,
+        string outcome = "accepted")
     {
-        var audit = context.RequestServices.GetRequiredService<AuditLog>();
         var actor = context.User.Actor();
         try
         {
             var result = await mutation();
             var (resultTarget, details) = describe(result);
-            await audit.RecordAsync(new AuditEntry(actor, tenantId, action, resultTarget ?? target, "accepted", details), context.RequestAborted);
+            await audit.RecordAsync(new AuditEntry(actor, tenantId, action, resultTarget ?? target, outcome, details), context.RequestAborted);
             return result;
         }
         catch (ControlPlaneException refused)

@@ -124,7 +124,10 @@ public static class ControlPlaneHostingExtensions
         services.AddSingleton(TimeProvider.System);
         services.AddOptions<PlanOptions>().Bind(configuration.GetSection(PlanOptions.SectionName)).ValidateOnStart();
         services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<PlanOptions>, PlanOptionsValidator>();
-        services.Configure<ReconcileOptions>(configuration.GetSection(ReconcileOptions.SectionName));
+        services.AddOptions<ReconcileOptions>().Bind(configuration.GetSection(ReconcileOptions.SectionName)).ValidateOnStart();
+        services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<ReconcileOptions>, ReconcileOptionsValidator>();
+        services.AddOptions<RetentionOptions>().Bind(configuration.GetSection(RetentionOptions.SectionName)).ValidateOnStart();
+        services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<RetentionOptions>, RetentionOptionsValidator>();
         services.Configure<InstanceOptions>(configuration.GetSection(InstanceOptions.SectionName));
         services.AddProvisioningTransport(configuration, dataDirectory);
         services.AddBilling(configuration);

@@ -1,40 +1,37 @@
-using Orleans.Concurrency;
+using ControlPlane.Api;
 using ControlPlane.Operations;
+using ControlPlane.Tenants;
+using Orleans.Concurrency;
 using Provisioner.Messaging;
 
 namespace ControlPlane.Instances;
 
 /// <summary>
 /// One hosted instance: its desired spec, what was last observed, its lifecycle and operations, and the
-/// reconcile loop that keeps the deployment matching the spec. Keyed by instance id. Mutations arrive
-/// through the tenant's grain, which checks quotas and idempotency first.
+/// reconcile loop that keeps the deployment matching the spec. Keyed by instance id. Verbs arrive through the
+/// tenant's grain, which checks quotas and idempotency first.
 /// </summary>
 public interface IInstanceGrain : IGrainWithStringKey
 {
-    Task<OperationRecord> CreateAsync(CreateInstanceCommand command);
-
-    Task<OperationRecord> ChangeSpecAsync(ChangeSpecCommand command);
-
-    Task<OperationRecord> StopAsync(OperationRequest request);
-
-    Task<OperationRecord> StartAsync(OperationRequest request);
-
-    Task<OperationRecord> DeleteAsync(OperationRequest request);
+    /// <summary>Runs a verb (<see cref="InstanceLifecycleTable.Verbs"/>) as an operation; the same command again answers the same operation.</summary>
+    Task<OperationRecord> ExecuteAsync(InstanceCommand command);
 
     Task<OperationRecord> CancelOperationAsync(OperationRequest request);
 
-    /// <summary>The instance, or null when no instance with this id was ever created.</summary>
+    /// <summary>The instance, or null when no instance with this id exists (never created, or pruned after deletion).</summary>
     [ReadOnly]
     Task<InstanceView?> GetAsync();
 
     [ReadOnly]
     Task<OperationRecord?> GetOperationAsync(string operationId);
 
+    /// <summary>Its operations, newest first.</summary>
     [ReadOnly]
-    Task<IReadOnlyList<OperationRecord>> GetOperationsAsync();
+    Task<Page<OperationRecord>> ListOperationsAsync(PageRequest page);
 
+    /// <summary>What happened to it, newest first.</summary>
     [ReadOnly]
-    Task<IReadOnlyList<InstanceEvent>> GetEventsAsync();
+    Task<Page<InstanceEvent>> ListEventsAsync(PageRequest page);
 
     [ReadOnly]
     Task<InstanceCredentials> GetCredentialsAsync();
@@ -47,6 +44,42 @@ public interface IInstanceGrain : IGrainWithStringKey
 
     /// <summary>Activates the grain so its reconcile loop runs (used at start-up to re-adopt instances).</summary>
     Task WakeAsync();
+}
+
+/// <summary>
+/// A verb for one instance, the one shape it has from the API to the instance's grain: the HTTP layer fills in what
+/// was asked and by whom; the tenant's grain adds the ids, the tenant and (for a create) the backend.
+/// </summary>
+[GenerateSerializer, Immutable]
+public sealed record InstanceCommand
+{
+    [Id(0)] public required OperationType Verb { get; init; }
+    [Id(1)] public required string RequestedBy { get; init; }
+    /// <summary>Empty for a create until the tenant's grain assigns one.</summary>
+    [Id(2)] public string InstanceId { get; init; } = "";
+    /// <summary>Assigned by the tenant's grain.</summary>
+    [Id(3)] public string OperationId { get; init; } = "";
+    [Id(4)] public string TenantId { get; init; } = "";
+    /// <summary>Create only: the name, product and backend.</summary>
+    [Id(5)] public string? Name { get; init; }
+    [Id(6)] public string? Product { get; init; }
+    [Id(7)] public string? Backend { get; init; }
+    /// <summary>Create, scale and upgrade: the version and size (catalog-checked).</summary>
+    [Id(8)] public string? Version { get; init; }
+    [Id(9)] public string? Size { get; init; }
+    [Id(10)] public IdempotencyKey? Idempotency { get; init; }
+
+    /// <summary>What the operation records it was asked for: the arguments that were given.</summary>
+    public IEnumerable<KeyValuePair<string, string>> Parameters()
+    {
+        foreach (var (name, value) in new[] { ("name", Name), ("product", Product), ("version", Version), ("size", Size) })
+        {
+            if (value is not null)
+            {
+                yield return KeyValuePair.Create(name, value);
+            }
+        }
+    }
 }
 
 /// <summary>What the control plane could tell of a command the bus gave up on.</summary>
@@ -68,27 +101,4 @@ public sealed record OperationRequest
 {
     [Id(0)] public required string OperationId { get; init; }
     [Id(1)] public required string RequestedBy { get; init; }
-}
-
-[GenerateSerializer, Immutable]
-public sealed record CreateInstanceCommand
-{
-    [Id(0)] public required string OperationId { get; init; }
-    [Id(1)] public required string RequestedBy { get; init; }
-    [Id(2)] public required string TenantId { get; init; }
-    [Id(3)] public required string Name { get; init; }
-    [Id(4)] public required string Product { get; init; }
-    [Id(5)] public required string Version { get; init; }
-    [Id(6)] public required string Size { get; init; }
-    [Id(7)] public required string Backend { get; init; }
-}
-
-/// <summary>A scale (size) and/or upgrade (version); both already checked against the catalog.</summary>
-[GenerateSerializer, Immutable]
-public sealed record ChangeSpecCommand
-{
-    [Id(0)] public required string OperationId { get; init; }
-    [Id(1)] public required string RequestedBy { get; init; }
-    [Id(2)] public required string Version { get; init; }
-    [Id(3)] public required string Size { get; init; }
 }

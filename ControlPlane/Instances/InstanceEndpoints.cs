@@ -1,11 +1,8 @@
 using System.Security.Claims;
 using ControlPlane.Api;
 using ControlPlane.Auditing;
-using ControlPlane.Errors;
 using ControlPlane.Operations;
 using ControlPlane.Security;
-using ControlPlane.Tenants;
-using Microsoft.Extensions.Options;
 using Provisioner.Catalog;
 
 namespace ControlPlane.Instances;
@@ -15,33 +12,39 @@ public sealed record CreateInstanceRequest(string? Name, string? Product, string
 /// <summary>A scale (size), an upgrade (version), or both.</summary>
 public sealed record UpdateInstanceRequest(string? Size, string? Version);
 
+/// <summary>
+/// The instance API. Every verb is declared once in <see cref="InstanceLifecycleTable.Verbs"/>: the ones without a shape
+/// of their own are mapped from it as <c>POST …/{id}:{action}</c>, so a new verb needs no new endpoint.
+/// </summary>
 public static class InstanceEndpoints
 {
     public static IEndpointRouteBuilder MapInstances(this IEndpointRouteBuilder app)
     {
         var instances = app.MapGroup("/api/v1/tenants/{tenantId}/instances").WithTags("Instances");
-        instances.MapPost("", CreateAsync).WithSummary("Create an instance").Produces<OperationRecord>(202);
-        instances.MapGet("", ListAsync).WithSummary("List the tenant's instances");
+        instances.MapPost("", CreateAsync).WithSummary(Summary(OperationType.Create)).Produces<OperationRecord>(202);
+        instances.MapGet("", ListAsync).WithSummary("List the tenant's instances, oldest first (paged)");
         instances.MapGet("/{instanceId}", GetAsync).WithSummary("Get an instance");
-        instances.MapPatch("/{instanceId}", UpdateAsync).WithSummary("Scale (size) or upgrade (version) an instance").Produces<OperationRecord>(202);
-        instances.MapPost("/{instanceId}:stop", Mutation(InstanceMutationKind.Stop, "instance.stop")).WithSummary("Stop an instance").Produces<OperationRecord>(202);
-        instances.MapPost("/{instanceId}:start", Mutation(InstanceMutationKind.Start, "instance.start")).WithSummary("Start a stopped instance").Produces<OperationRecord>(202);
-        instances.MapDelete("/{instanceId}", Mutation(InstanceMutationKind.Delete, "instance.delete")).WithSummary("Delete an instance and its data").Produces<OperationRecord>(202);
+        instances.MapPatch("/{instanceId}", UpdateAsync).WithSummary(Summary(OperationType.Scale)).Produces<OperationRecord>(202);
+        instances.MapDelete("/{instanceId}", (string tenantId, string instanceId, HttpContext context, IGrainFactory grains, AuditLog audit) =>
+            RunAsync(tenantId, instanceId, Verb(OperationType.Delete), body: null, context, grains, audit)).WithSummary(Summary(OperationType.Delete)).Produces<OperationRecord>(202);
+        foreach (var verb in InstanceLifecycleTable.Verbs.Where(verb => verb.Action is not null))
+        {
+            instances.MapPost($"/{{instanceId}}:{verb.Action}", (string tenantId, string instanceId, HttpContext context, IGrainFactory grains, AuditLog audit) =>
+                RunAsync(tenantId, instanceId, new InstanceCommand { Verb = verb.Type, RequestedBy = context.User.Actor() }, body: null, context, grains, audit))
+                .WithSummary(verb.Summary)
+                .Produces<OperationRecord>(202);
+        }
+
         instances.MapGet("/{instanceId}/credentials", GetCredentialsAsync).WithSummary("Connection credentials (every read is audited)");
-        instances.MapGet("/{instanceId}/operations", ListOperationsAsync).WithSummary("The instance's operations, newest first");
-        instances.MapGet("/{instanceId}/events", ListEventsAsync).WithSummary("What happened to the instance, newest first");
+        instances.MapGet("/{instanceId}/operations", ListOperationsAsync).WithSummary("The instance's operations, newest first (paged)");
+        instances.MapGet("/{instanceId}/events", ListEventsAsync).WithSummary("What happened to the instance, newest first (paged)");
         return app;
     }
 
     private static async Task<IResult> CreateAsync(
-        string tenantId,
-        CreateInstanceRequest request,
-        HttpContext context,
-        IGrainFactory grains,
-        ProductCatalog catalog,
-        IOptions<InstanceOptions> options)
+        string tenantId, CreateInstanceRequest request, HttpContext context, IGrainFactory grains, ProductCatalog catalog, AuditLog audit)
     {
-        await grains.RequireTenantAsync(context.User, tenantId);
+        var tenant = await grains.RequireTenantAsync(context.User, tenantId);
         catalog.TryResolve(request.Product, request.Version, request.Size, out var offering, out var errors);
         if (Names.InstanceNameError(request.Name) is { } nameError)
         {
@@ -49,47 +52,41 @@ public static class InstanceEndpoints
         }
 
         RequestValidationException.ThrowIfAny(errors);
-        var command = new NewInstanceCommand
+        var command = new InstanceCommand
         {
+            Verb = OperationType.Create,
+            RequestedBy = context.User.Actor(),
             Name = request.Name!,
             Product = offering.Product,
             Version = offering.Version,
             Size = offering.Size,
-            Backend = options.Value.DefaultBackend,
-            RequestedBy = context.User.Actor(),
             Idempotency = Idempotency.FromRequest(context, request),
         };
-        var operation = await ApiResults.AuditedAsync(
+        var operation = await audit.AuditedAsync(
             context,
             tenantId,
-            "instance.create",
+            Verb(OperationType.Create).AuditAction,
             target: null,
-            () => grains.GetGrain<ITenantGrain>(tenantId).CreateInstanceAsync(command),
+            () => tenant.ExecuteAsync(command),
             created => (created.InstanceId, $"operation {created.Id}: {offering.Product} {offering.Version} {offering.Size}"));
         return ApiResults.Accepted(operation);
     }
 
-    private static async Task<ItemList<InstanceView>> ListAsync(string tenantId, ClaimsPrincipal user, IGrainFactory grains, bool includeDeleted = false)
+    private static async Task<ItemList<InstanceView>> ListAsync(
+        string tenantId, [AsParameters] PageQuery query, ClaimsPrincipal user, IGrainFactory grains, bool includeDeleted = false)
     {
-        await grains.RequireTenantAsync(user, tenantId);
-        return new ItemList<InstanceView>(await grains.GetGrain<ITenantGrain>(tenantId).ListInstancesAsync(includeDeleted));
+        var tenant = await grains.RequireTenantAsync(user, tenantId);
+        var list = $"{tenantId}/instances{(includeDeleted ? "+deleted" : "")}";
+        return query.Answer(list, await tenant.ListInstancesAsync(includeDeleted, query.For(list)));
     }
 
-    private static async Task<InstanceView> GetAsync(string tenantId, string instanceId, ClaimsPrincipal user, IGrainFactory grains)
-    {
-        var (_, view) = await RequireInstanceAsync(grains, user, tenantId, instanceId);
-        return view;
-    }
+    private static async Task<InstanceView> GetAsync(string tenantId, string instanceId, ClaimsPrincipal user, IGrainFactory grains) =>
+        (await grains.RequireInstanceAsync(user, tenantId, instanceId)).View;
 
     private static async Task<IResult> UpdateAsync(
-        string tenantId,
-        string instanceId,
-        UpdateInstanceRequest request,
-        HttpContext context,
-        IGrainFactory grains,
-        ProductCatalog catalog)
+        string tenantId, string instanceId, UpdateInstanceRequest request, HttpContext context, IGrainFactory grains, ProductCatalog catalog, AuditLog audit)
     {
-        var (_, view) = await RequireInstanceAsync(grains, context.User, tenantId, instanceId);
+        var (_, view) = await grains.RequireInstanceAsync(context.User, tenantId, instanceId);
         if (request.Size is null && request.Version is null)
         {
             throw new RequestValidationException(new Dictionary<string, string[]>
@@ -103,104 +100,68 @@ public static class InstanceEndpoints
             throw new RequestValidationException(errors);
         }
 
-        return await MutateAsync(tenantId, instanceId, InstanceMutationKind.ChangeSpec, "instance.update", context, grains, request, offering);
+        var command = new InstanceCommand
+        {
+            Verb = offering.Version != view.Version ? OperationType.Upgrade : OperationType.Scale,
+            RequestedBy = context.User.Actor(),
+            Version = offering.Version != view.Version ? offering.Version : null,
+            Size = offering.Size != view.Size ? offering.Size : null,
+        };
+        return await RunAsync(tenantId, instanceId, command, request, context, grains, audit);
     }
 
-    /// <summary>A body-less mutation (stop, start, delete) as an endpoint.</summary>
-    private static Func<string, string, HttpContext, IGrainFactory, Task<IResult>> Mutation(InstanceMutationKind kind, string action) =>
-        (tenantId, instanceId, context, grains) => MutateAsync(tenantId, instanceId, kind, action, context, grains);
-
-    private static async Task<IResult> MutateAsync(
-        string tenantId,
-        string instanceId,
-        InstanceMutationKind kind,
-        string action,
-        HttpContext context,
-        IGrainFactory grains,
-        UpdateInstanceRequest? body = null,
-        CatalogOffering? offering = null)
+    /// <summary>Runs a verb on an existing instance as an operation: 202 with its Location, audited either way.</summary>
+    private static async Task<IResult> RunAsync(
+        string tenantId, string instanceId, InstanceCommand command, object? body, HttpContext context, IGrainFactory grains, AuditLog audit)
     {
-        if (offering is null)
+        var tenant = await grains.RequireTenantAsync(context.User, tenantId);
+        if (body is null)
         {
-            await RequireInstanceAsync(grains, context.User, tenantId, instanceId);
+            await grains.RequireInstanceAsync(context.User, tenantId, instanceId);
         }
 
-        var command = new InstanceMutationCommand
-        {
-            InstanceId = instanceId,
-            Kind = kind,
-            RequestedBy = context.User.Actor(),
-            Version = offering?.Version,
-            Size = offering?.Size,
-            Idempotency = Idempotency.FromRequest(context, body),
-        };
-        var operation = await ApiResults.AuditedAsync(
+        command = command with { InstanceId = instanceId, Idempotency = Idempotency.FromRequest(context, body) };
+        var operation = await audit.AuditedAsync(
             context,
             tenantId,
-            action,
+            Verb(command.Verb).AuditAction,
             instanceId,
-            () => grains.GetGrain<ITenantGrain>(tenantId).MutateInstanceAsync(command),
+            () => tenant.ExecuteAsync(command),
             accepted => (null, $"operation {accepted.Id}"));
         return ApiResults.Accepted(operation);
     }
 
-    private static async Task<InstanceCredentials> GetCredentialsAsync(
-        string tenantId,
-        string instanceId,
-        HttpContext context,
-        IGrainFactory grains,
-        AuditLog audit)
+    private static Task<IResult> RunAsync(
+        string tenantId, string instanceId, InstanceVerb verb, object? body, HttpContext context, IGrainFactory grains, AuditLog audit) =>
+        RunAsync(tenantId, instanceId, new InstanceCommand { Verb = verb.Type, RequestedBy = context.User.Actor() }, body, context, grains, audit);
+
+    private static async Task<IResult> GetCredentialsAsync(string tenantId, string instanceId, HttpContext context, IGrainFactory grains, AuditLog audit)
     {
-        var (grain, _) = await RequireInstanceAsync(grains, context.User, tenantId, instanceId);
-        try
-        {
-            var credentials = await grain.GetCredentialsAsync();
-            await audit.RecordAsync(new AuditEntry(context.User.Actor(), tenantId, "instance.credentials.read", instanceId, "succeeded"), context.RequestAborted);
-            return credentials;
-        }
-        catch (ControlPlaneException refused)
-        {
-            await audit.RecordAsync(new AuditEntry(context.User.Actor(), tenantId, "instance.credentials.read", instanceId, $"rejected:{refused.Type}"), CancellationToken.None);
-            throw;
-        }
+        var (grain, _) = await grains.RequireInstanceAsync(context.User, tenantId, instanceId);
+        var credentials = await audit.AuditedAsync(
+            context, tenantId, "instance.credentials.read", instanceId, grain.GetCredentialsAsync, _ => (null, null), outcome: "succeeded");
+        // Never kept by a browser, a proxy or a client's HTTP cache.
+        context.Response.Headers.CacheControl = "no-store";
+        return TypedResults.Ok(credentials);
     }
 
-    private static async Task<ItemList<OperationRecord>> ListOperationsAsync(string tenantId, string instanceId, ClaimsPrincipal user, IGrainFactory grains)
+    private static async Task<ItemList<OperationRecord>> ListOperationsAsync(
+        string tenantId, string instanceId, [AsParameters] PageQuery query, ClaimsPrincipal user, IGrainFactory grains)
     {
-        var (grain, _) = await RequireInstanceAsync(grains, user, tenantId, instanceId);
-        return new ItemList<OperationRecord>(await grain.GetOperationsAsync());
+        var (grain, _) = await grains.RequireInstanceAsync(user, tenantId, instanceId);
+        var list = $"{instanceId}/operations";
+        return query.Answer(list, await grain.ListOperationsAsync(query.For(list)));
     }
 
-    private static async Task<ItemList<InstanceEvent>> ListEventsAsync(string tenantId, string instanceId, ClaimsPrincipal user, IGrainFactory grains)
+    private static async Task<ItemList<InstanceEvent>> ListEventsAsync(
+        string tenantId, string instanceId, [AsParameters] PageQuery query, ClaimsPrincipal user, IGrainFactory grains)
     {
-        var (grain, _) = await RequireInstanceAsync(grains, user, tenantId, instanceId);
-        return new ItemList<InstanceEvent>(await grain.GetEventsAsync());
+        var (grain, _) = await grains.RequireInstanceAsync(user, tenantId, instanceId);
+        var list = $"{instanceId}/events";
+        return query.Answer(list, await grain.ListEventsAsync(query.For(list)));
     }
 
-    /// <summary>An instance of this tenant that the caller may see; any other instance id is a 404, whoever owns it.</summary>
-    internal static async Task<(IInstanceGrain Grain, InstanceView View)> RequireInstanceAsync(
-        IGrainFactory grains,
-        ClaimsPrincipal user,
-        string tenantId,
-        string instanceId)
-    {
-        await grains.RequireTenantAsync(user, tenantId);
-        if (!Ids.IsWellFormed(instanceId, "ins"))
-        {
-            throw Problems.NotFound("instance", instanceId);
-        }
+    private static InstanceVerb Verb(OperationType type) => InstanceLifecycleTable.Verb(type);
 
-        var grain = grains.GetGrain<IInstanceGrain>(instanceId);
-        var view = await grain.GetAsync();
-        return view is not null && view.TenantId == tenantId ? (grain, view) : throw Problems.NotFound("instance", instanceId);
-    }
-}
-
-/// <summary>Section <c>Instances</c>.</summary>
-public sealed class InstanceOptions
-{
-    public const string SectionName = "Instances";
-
-    /// <summary>Where new instances are deployed: <c>local</c> (OS processes) unless configured otherwise.</summary>
-    public string DefaultBackend { get; set; } = "local";
+    private static string Summary(OperationType type) => Verb(type).Summary;
 }

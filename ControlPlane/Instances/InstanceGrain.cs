@@ -1,190 +1,120 @@
-using System.Collections.Immutable;
-using System.Security.Cryptography;
 using Billing.Usage;
+using ControlPlane.Api;
 using ControlPlane.Errors;
 using ControlPlane.Operations;
 using ControlPlane.Persistence;
 using Microsoft.Extensions.Options;
-using Provisioner.Deployments;
 using Provisioner.Messaging;
 
 namespace ControlPlane.Instances;
 
 /// <summary>
-/// The truth about one hosted instance. It owns the desired spec, runs one operation at a time, turns
-/// worker events into lifecycle changes, and reconciles the deployment on a timer while it is active
-/// (a reminder brings it back after a restart).
+/// The truth about one hosted instance, and the orchestrator of its life. <see cref="InstanceLifecycleTable"/> says what
+/// a verb or an outcome does, <see cref="InstanceTransitions"/> carries it out on the state, <see cref="OperationProgress"/>
+/// orders the provisioner's events, <see cref="ReconcileSchedule"/> says when to check and when to give up. The grain
+/// stores each change before it sends the command that follows from it (a write that fails changes and sends nothing),
+/// and tells billing what it stored.
 /// </summary>
 public sealed partial class InstanceGrain(
     [PersistentState("instance", StorageNames.ControlPlane)] IPersistentState<InstanceState> state,
     IProvisioningCommandBus commands,
     IOptions<ReconcileOptions> reconcileOptions,
+    IOptions<RetentionOptions> retentionOptions,
     TimeProvider clock,
     ILogger<InstanceGrain> logger) : Grain, IInstanceGrain, IRemindable
 {
     private const string ReminderName = "reconcile";
-    private const int MaxEvents = 200;
-    private const int MaxRetiredExecutions = 16;
-    private static readonly TimeSpan BillingNoticeRefresh = TimeSpan.FromMinutes(1);
 
     private readonly ReconcileOptions _reconcile = reconcileOptions.Value;
-    private IGrainTimer? _reconcileTimer;
-    private DateTimeOffset? _reconcileSentAt;
-    private DateTimeOffset _nextRepairAttempt;
-    private int _consecutiveRepairFailures;
-    private DateTimeOffset? _lastResentAt;
+    private readonly ReconcileSchedule _schedule = new(reconcileOptions.Value);
+    private readonly InstanceTransitions _transitions = new(reconcileOptions.Value, retentionOptions.Value);
+    private readonly BillingNotices _billing = new();
 
-    // What billing was last told, and when; null until it has been told since this activation, so every activation repeats it.
-    private InstanceLifecycleNotice? _billingNotified;
-    private DateTimeOffset _billingNotifiedAt;
-
-    // Commands wait here until the state that explains them is durable, so the worker never sees a
-    // generation the grain could forget in a crash.
+    // Commands wait here until the state that explains them is stored; a write that fails takes back what it added.
     private readonly List<ProvisioningCommand> _outbox = [];
+    private IGrainTimer? _timer;
+
+    // Step progress stays in memory until the next write (an outcome, an observation): a crash loses only progress
+    // notes, which the resumed command reports again. So a create costs two writes, not one per step.
+    private bool _unsavedProgress;
 
     private InstanceState S => state.State;
 
     private DateTimeOffset Now => clock.GetUtcNow();
 
-    private OperationRecord? Active => S.ActiveOperationId is { } id ? FindOperation(id) : null;
+    private bool Live => state.RecordExists && S.Lifecycle != InstanceLifecycle.Deleted;
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        if (!state.RecordExists || S.Lifecycle == InstanceLifecycle.Deleted)
+        if (!Live)
         {
             return;
         }
 
-        StartReconcileTimer();
+        StartTimer();
         await NotifyBillingAsync();
-        if (Active is { } operation)
+        if (S.RunningOperation() is { Status: OperationStatus.Cancelling } cancelling && S.Active!.Phase == ApplyPurpose.Operation)
         {
-            // Commands in flight when the control plane stopped may be gone; resuming is safe because applying a spec is idempotent.
-            await ResumeAsync(operation);
+            // The cancellation was accepted before the restart; honour it rather than redoing the work.
+            await EndPhaseAsync(cancelling.WithLog(Now, "Resumed after a control-plane restart."), new PhaseOutcome(PhaseOutcomeKind.Cancelled, null, Now));
+        }
+        else if (S.Active is { } active)
+        {
+            // Commands in flight when the control plane stopped may be gone; applying a spec again is safe.
+            EnqueueApply(active.Phase, active.OperationId);
+            await SendOutboxAsync();
         }
     }
 
-    public async Task<OperationRecord> CreateAsync(CreateInstanceCommand command)
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
-        if (state.RecordExists)
+        if (_unsavedProgress)
         {
-            return FindOperation(command.OperationId)
-                ?? throw new ControlPlaneException(ProblemKind.Conflict, "instance-exists", "Instance already exists", $"Instance '{S.Id}' already exists.");
+            try
+            {
+                await state.WriteStateAsync(cancellationToken);
+            }
+            catch (Exception exception)
+            {
+                LogWriteFailed(exception, S.Id);
+            }
+        }
+    }
+
+    public async Task<OperationRecord> ExecuteAsync(InstanceCommand command)
+    {
+        if (state.RecordExists && S.FindOperation(command.OperationId) is { } earlier)
+        {
+            return earlier;
         }
 
-        var now = Now;
-        var operation = NewOperation(command.OperationId, OperationType.Create, command.RequestedBy, new Dictionary<string, string>
+        if (command.Verb == OperationType.Create && state.RecordExists)
         {
-            ["name"] = command.Name,
-            ["product"] = command.Product,
-            ["version"] = command.Version,
-            ["size"] = command.Size,
-        }) with { TenantId = command.TenantId };
-        state.State = new InstanceState
+            throw new ControlPlaneException(ProblemKind.Conflict, "instance-exists", "Instance already exists", $"Instance '{S.Id}' already exists.");
+        }
+
+        var before = state.RecordExists ? S.Lifecycle : (InstanceLifecycle?)null;
+        var current = state.RecordExists ? S : InstanceTransitions.NewInstance(this.GetPrimaryKeyString(), command, Now);
+        var change = StateChange.Begin(state);
+        var outboxMark = _outbox.Count;
+        var operation = _transitions.Begin(current, InstanceLifecycleTable.Verb(command.Verb), command, before, Now);
+        state.State = current;
+        if (before is null)
         {
-            Id = this.GetPrimaryKeyString(),
-            TenantId = command.TenantId,
-            Name = command.Name,
-            Product = command.Product,
-            Backend = command.Backend,
-            Version = command.Version,
-            Size = command.Size,
-            Password = NewPassword(),
-            Lifecycle = InstanceLifecycle.Provisioning,
-            Health = InstanceHealth.Unknown,
-            Desired = new DesiredDeployment(command.Version, command.Size, DeploymentGoal.Running),
-            Generation = 1,
-            CreatedAt = now,
-            UpdatedAt = now,
-            ActiveOperationId = operation.Id,
-            ActivePhase = ApplyPurpose.Operation,
-            LastOperationId = operation.Id,
-            Operations = [operation],
-        };
-        RecordEvent("operation-started", $"Create requested by {command.RequestedBy}.", operation.Id);
+            await this.RegisterOrUpdateReminder(ReminderName, _reconcile.ReminderPeriod, _reconcile.ReminderPeriod);
+        }
+
         EnqueueApply(ApplyPurpose.Operation, operation.Id);
-        await this.RegisterOrUpdateReminder(ReminderName, _reconcile.ReminderPeriod, _reconcile.ReminderPeriod);
-        await SaveAndSendAsync();
-        StartReconcileTimer();
-        LogOperationStarted(operation.Id, OperationType.Create, S.Id);
+        _schedule.Reset();
+        await CommitAsync(change, outboxMark);
+        StartTimer();
+        LogOperationStarted(operation.Id, operation.Type, S.Id);
         return operation;
-    }
-
-    public Task<OperationRecord> ChangeSpecAsync(ChangeSpecCommand command)
-    {
-        EnsureExists();
-        EnsureNoActiveOperation();
-        if (S.Lifecycle is not (InstanceLifecycle.Running or InstanceLifecycle.Stopped))
-        {
-            throw Problems.InvalidState(S.Id, S.Lifecycle.ToString(), "scale or upgrade", HintFor(S.Lifecycle));
-        }
-
-        if (command.Version == S.Version && command.Size == S.Size)
-        {
-            throw Problems.NoChange(S.Id, $"already runs version {S.Version} at size {S.Size}.");
-        }
-
-        var type = command.Version != S.Version ? OperationType.Upgrade : OperationType.Scale;
-        var parameters = new Dictionary<string, string>();
-        if (command.Version != S.Version)
-        {
-            parameters["version"] = command.Version;
-        }
-
-        if (command.Size != S.Size)
-        {
-            parameters["size"] = command.Size;
-        }
-
-        var operation = NewOperation(command.OperationId, type, command.RequestedBy, parameters);
-        var lifecycle = S.Lifecycle == InstanceLifecycle.Running ? InstanceLifecycle.Updating : InstanceLifecycle.Stopped;
-        return BeginAsync(operation, S.Desired with { Version = command.Version, Size = command.Size }, lifecycle);
-    }
-
-    public Task<OperationRecord> StopAsync(OperationRequest request)
-    {
-        EnsureExists();
-        EnsureNoActiveOperation();
-        if (S.Lifecycle != InstanceLifecycle.Running)
-        {
-            throw Problems.InvalidState(S.Id, S.Lifecycle.ToString(), "stop", HintFor(S.Lifecycle));
-        }
-
-        var operation = NewOperation(request.OperationId, OperationType.Stop, request.RequestedBy);
-        return BeginAsync(operation, S.Desired with { Goal = DeploymentGoal.Stopped }, InstanceLifecycle.Stopping);
-    }
-
-    public Task<OperationRecord> StartAsync(OperationRequest request)
-    {
-        EnsureExists();
-        EnsureNoActiveOperation();
-        if (S.Lifecycle is not (InstanceLifecycle.Stopped or InstanceLifecycle.Failed))
-        {
-            throw Problems.InvalidState(S.Id, S.Lifecycle.ToString(), "start", HintFor(S.Lifecycle));
-        }
-
-        var operation = NewOperation(request.OperationId, OperationType.Start, request.RequestedBy);
-        return BeginAsync(operation, S.Desired with { Goal = DeploymentGoal.Running }, InstanceLifecycle.Starting);
-    }
-
-    public Task<OperationRecord> DeleteAsync(OperationRequest request)
-    {
-        EnsureExists();
-        EnsureNoActiveOperation();
-        if (S.Lifecycle == InstanceLifecycle.Deleted)
-        {
-            throw Problems.InvalidState(S.Id, S.Lifecycle.ToString(), "delete", "It is already deleted.");
-        }
-
-        // Deleting removes the customer's data; nothing can bring it back, so it is never cancellable.
-        var operation = NewOperation(request.OperationId, OperationType.Delete, request.RequestedBy) with { Cancellable = false };
-        return BeginAsync(operation, S.Desired with { Goal = DeploymentGoal.Absent }, InstanceLifecycle.Deleting);
     }
 
     public async Task<OperationRecord> CancelOperationAsync(OperationRequest request)
     {
-        EnsureExists();
-        var operation = FindOperation(request.OperationId) ?? throw Problems.NotFound("operation", request.OperationId);
+        var operation = (state.RecordExists ? S.FindOperation(request.OperationId) : null) ?? throw Problems.NotFound("operation", request.OperationId);
         if (operation.Status == OperationStatus.Cancelling)
         {
             return operation;
@@ -195,70 +125,71 @@ public sealed partial class InstanceGrain(
             throw Problems.NotCancellable(operation.Id, $"it has already finished ({operation.Status.ToString().ToLowerInvariant()}).");
         }
 
-        if (!operation.Cancellable || S.ActivePhase == ApplyPurpose.Rollback)
-        {
-            throw Problems.NotCancellable(
-                operation.Id,
-                operation.Type == OperationType.Delete
-                    ? "a delete removes the instance's data and cannot be undone."
-                    : "it is already rolling back or past a point of no return.");
-        }
-
-        operation = Replace(operation with { Status = OperationStatus.Cancelling }, $"Cancellation requested by {request.RequestedBy}.");
+        InstanceLifecycleTable.Decide(S.Lifecycle, LifecycleTrigger.Cancel, S.Context(), S.Id);
+        var change = StateChange.Begin(state);
+        var outboxMark = _outbox.Count;
+        operation = S.Replace(operation.WithLog(Now, $"Cancellation requested by {request.RequestedBy}.") with { Status = OperationStatus.Cancelling });
         _outbox.Add(new CancelOperationCommand { InstanceId = S.Id, OperationId = operation.Id, IssuedAt = Now });
-        await SaveAndSendAsync();
+        await CommitAsync(change, outboxMark);
         return operation;
     }
 
-    public Task<InstanceView?> GetAsync() => Task.FromResult(state.RecordExists ? ToView() : null);
+    public Task<InstanceView?> GetAsync() => Task.FromResult(state.RecordExists ? S.ToView() : null);
 
-    public Task<OperationRecord?> GetOperationAsync(string operationId) => Task.FromResult(FindOperation(operationId));
+    public Task<OperationRecord?> GetOperationAsync(string operationId) => Task.FromResult(state.RecordExists ? S.FindOperation(operationId) : null);
 
-    public Task<IReadOnlyList<OperationRecord>> GetOperationsAsync() =>
-        Task.FromResult<IReadOnlyList<OperationRecord>>([.. S.Operations.AsEnumerable().Reverse()]);
+    public Task<Page<OperationRecord>> ListOperationsAsync(PageRequest page) =>
+        Task.FromResult(Paging.Page(S.Operations.AsEnumerable().Reverse(), o => Paging.Key(o.CreatedAt, o.Id), descending: true, page));
 
-    public Task<IReadOnlyList<InstanceEvent>> GetEventsAsync() =>
-        Task.FromResult<IReadOnlyList<InstanceEvent>>([.. S.Events.AsEnumerable().Reverse()]);
+    public Task<Page<InstanceEvent>> ListEventsAsync(PageRequest page) =>
+        Task.FromResult(Paging.Page(S.Events.AsEnumerable().Reverse(), e => Paging.Key(e.Sequence), descending: true, page));
 
     public Task<InstanceCredentials> GetCredentialsAsync()
     {
-        EnsureExists();
-        if (S.Lifecycle == InstanceLifecycle.Deleted)
-        {
-            throw Problems.InvalidState(S.Id, S.Lifecycle.ToString(), "read the credentials of", "A deleted instance has none.");
-        }
-
-        if (S.Endpoint is null)
-        {
-            throw Problems.InvalidState(S.Id, S.Lifecycle.ToString(), "read the credentials of", "It has no endpoint yet; try again when it is Running.");
-        }
-
-        return Task.FromResult(new InstanceCredentials { Username = "default", Password = S.Password, Host = S.Endpoint.Host, Port = S.Endpoint.Port });
+        var refusal = !state.RecordExists ? Problems.NotFound("instance", this.GetPrimaryKeyString())
+            : S.Lifecycle == InstanceLifecycle.Deleted ? Problems.InvalidState(S.Id, S.Lifecycle.ToString(), "read the credentials of", "A deleted instance has none.")
+            : S.Endpoint is null ? Problems.InvalidState(S.Id, S.Lifecycle.ToString(), "read the credentials of", "It has no endpoint yet; try again when it is Running.")
+            : null;
+        return refusal is not null
+            ? throw refusal
+            : Task.FromResult(new InstanceCredentials { Username = "default", Password = S.Password, Host = S.Endpoint!.Host, Port = S.Endpoint.Port });
     }
 
     public Task WakeAsync() => Task.CompletedTask;
 
     public async Task ReceiveReminder(string reminderName, TickStatus status)
     {
-        if (!state.RecordExists || S.Lifecycle == InstanceLifecycle.Deleted)
+        if (Live)
         {
-            // A deleted instance keeps its reminder until billing has heard of the deletion: it would bill it forever otherwise.
-            await NotifyBillingAsync();
-            if (state.RecordExists && _billingNotified?.State != MeteredState.Deleted)
-            {
-                return;
-            }
-
-            var reminder = await this.GetReminder(reminderName);
-            if (reminder is not null)
-            {
-                await this.UnregisterReminder(reminder);
-            }
-
+            StartTimer();
             return;
         }
 
-        StartReconcileTimer();
+        // A deleted instance keeps its reminder until billing has heard of the deletion (it would bill it forever
+        // otherwise), then until its retention ends, when its state goes: the audit log is the permanent record.
+        await NotifyBillingAsync();
+        if (state.RecordExists && !_billing.DeletionHeard)
+        {
+            return;
+        }
+
+        var remaining = state.RecordExists ? S.DeletedAt!.Value + retentionOptions.Value.DeletedInstances - Now : TimeSpan.Zero;
+        if (remaining > TimeSpan.Zero)
+        {
+            await this.RegisterOrUpdateReminder(ReminderName, remaining, TimeSpan.FromDays(1));
+            return;
+        }
+
+        if (state.RecordExists)
+        {
+            await state.ClearStateAsync();
+            LogPruned(this.GetPrimaryKeyString());
+        }
+
+        if (await this.GetReminder(reminderName) is { } reminder)
+        {
+            await this.UnregisterReminder(reminder);
+        }
     }
 
     public async Task ApplyEventAsync(ProvisioningEvent provisioningEvent)
@@ -268,38 +199,48 @@ public sealed partial class InstanceGrain(
             return;
         }
 
-        var active = Active;
-        var forActiveOperation = active is not null
-            && provisioningEvent.OperationId == active.Id
+        var forActivePhase = S.Active is { } active
+            && provisioningEvent.OperationId == active.OperationId
             && provisioningEvent.Generation == S.Generation
-            && provisioningEvent.Purpose == S.ActivePhase;
-        if (forActiveOperation)
+            && provisioningEvent.Purpose == active.Phase;
+        if (forActivePhase && S.RunningOperation() is { } operation)
         {
-            await ApplyOperationEventAsync(active!, provisioningEvent);
+            var update = OperationProgress.Apply(operation, S.Active!, provisioningEvent, Now);
+            if (update.Ignored is { } why)
+            {
+                LogIgnoredEvent(S.Id, provisioningEvent.GetType().Name, why);
+            }
+            else if (update.Outcome is { } outcome)
+            {
+                await EndPhaseAsync(update.Operation, outcome);
+            }
+            else
+            {
+                S.Replace(update.Operation);
+                _unsavedProgress = true;
+            }
+
             return;
         }
 
-        // An observation older than one already applied (events overtake each other on a bus) would show a past health.
-        var currentObservation = provisioningEvent.Purpose == ApplyPurpose.Reconcile
-            && provisioningEvent.OperationId is null
+        // A check's outcome for the current spec, not older than one already applied (events overtake each other on a bus).
+        var currentCheck = provisioningEvent is { IsOutcome: true, Purpose: ApplyPurpose.Reconcile, OperationId: null } and not DeploymentCancelled
             && provisioningEvent.Generation == S.Generation
-            && active is null
+            && S.Active is null
             && !(provisioningEvent.OccurredAt < S.ObservedAt);
-        if (!currentObservation)
+        if (!currentCheck)
         {
             // A late or duplicated event about work the instance has moved past: it must not move the instance backwards.
-            LogStaleEvent(S.Id, provisioningEvent.GetType().Name, provisioningEvent.Generation, S.Generation);
+            LogIgnoredEvent(S.Id, provisioningEvent.GetType().Name, $"it is about generation {provisioningEvent.Generation} (now {S.Generation}) or finished work");
             return;
         }
 
-        switch (provisioningEvent)
+        var change = StateChange.Begin(state);
+        var result = _transitions.Check(S, provisioningEvent, _schedule, Now);
+        if (result.Changed)
         {
-            case DeploymentApplied applied:
-                await ApplyObservationAsync(applied);
-                break;
-            case DeploymentFailed failed:
-                await ApplyRepairFailureAsync(failed);
-                break;
+            LogChecked(S.Id, S.Events[^1].Kind, S.Events[^1].Message);
+            await FollowAsync(change, _outbox.Count, result);
         }
     }
 
@@ -310,459 +251,137 @@ public sealed partial class InstanceGrain(
             return;
         }
 
-        var what = $"A {deadLetter.Kind ?? "provisioning"} command"
-            + (deadLetter.Generation is { } generation ? $" for generation {generation}" : "")
+        var what = $"A {deadLetter.Kind ?? "provisioning"} command" + (deadLetter.Generation is { } generation ? $" for generation {generation}" : "")
             + $" was moved to the dead-letter topic '{deadLetter.Topic}': {deadLetter.Reason}";
         LogDeadLettered(S.Id, what);
-        var operation = deadLetter.OperationId is { } operationId ? FindOperation(operationId) : null;
-        var current = operation is not null
-            && operation.Id == S.ActiveOperationId
-            && deadLetter.Kind != "cancel"
-            && (deadLetter.Generation is null || deadLetter.Generation == S.Generation)
-            && (deadLetter.Purpose is null || deadLetter.Purpose == S.ActivePhase);
-        if (operation is null)
+        var operation = deadLetter.OperationId is { } operationId ? S.FindOperation(operationId) : null;
+        if (operation is not null && operation.Id == S.Active?.OperationId && deadLetter.Kind != "cancel"
+            && (deadLetter.Generation ?? S.Generation) == S.Generation && (deadLetter.Purpose ?? S.Active.Phase) == S.Active.Phase)
         {
-            RecordEvent("command-dead-lettered", what, null);
-        }
-        else if (!current)
-        {
-            Replace(operation, operation.IsActive && deadLetter.Kind == "cancel"
-                ? $"{what} The cancellation did not reach the provisioner; the operation goes on."
-                : $"{what} It changes nothing: the operation has moved past that command.");
-        }
-        else
-        {
-            // Nothing will carry the command out: say so on the operation and end it as a failure, rolling back where that applies.
-            operation = Replace(operation!, what);
-            RecordEvent("command-dead-lettered", what, operation.Id);
-            await FailPhaseAsync(operation, new OperationError
+            // Nothing will carry the command out: say so, and end the phase as a failure (rolling back where that applies).
+            InstanceHistory.Record(S, Now, "command-dead-lettered", what, operation.Id);
+            await EndPhaseAsync(operation.WithLog(Now, what), new PhaseOutcome(PhaseOutcomeKind.Failed, null, Now, new OperationError
             {
                 Code = "command-dead-lettered",
                 Message = $"The provisioner could not carry out this operation's command: {deadLetter.Reason} Fix that, then retry the operation.",
-            });
-        }
-
-        S.UpdatedAt = Now;
-        await SaveAndSendAsync();
-    }
-
-    private async Task ApplyOperationEventAsync(OperationRecord operation, ProvisioningEvent provisioningEvent)
-    {
-        var restarted = false;
-        if (provisioningEvent.ExecutionId is { } execution)
-        {
-            if (execution != S.PhaseExecutionId)
-            {
-                // A run that was given up for a newer one may still speak; only its outcome counts (it converged to the same spec).
-                if (S.RetiredExecutionIds.Contains(execution) && !provisioningEvent.IsOutcome)
-                {
-                    LogStaleEvent(S.Id, provisioningEvent.GetType().Name, provisioningEvent.Generation, S.Generation);
-                    return;
-                }
-
-                if (S.PhaseExecutionId is { } previous && !provisioningEvent.IsOutcome)
-                {
-                    // The same command runs again: delivered again after the provisioner was interrupted, or as a duplicate.
-                    S.RetiredExecutionIds.Add(previous);
-                    if (S.RetiredExecutionIds.Count > MaxRetiredExecutions)
-                    {
-                        S.RetiredExecutionIds.RemoveAt(0);
-                    }
-
-                    operation = MarkRunningStep(operation, StepStatus.Interrupted);
-                    S.PhaseStepOffset = operation.Steps.Length;
-                    operation = Replace(operation, "The provisioner started the command again (it was delivered again, after an interruption or as a duplicate); its steps follow.");
-                    restarted = true;
-                }
-
-                S.PhaseExecutionId = execution;
-                S.PhaseSequence = 0;
-            }
-
-            if (provisioningEvent.Sequence <= S.PhaseSequence)
-            {
-                // Delivered twice, or overtaken by a later event of the same run: what it says is already known or outdated.
-                LogStaleEvent(S.Id, provisioningEvent.GetType().Name, provisioningEvent.Generation, S.Generation);
-                return;
-            }
-
-            S.PhaseSequence = provisioningEvent.Sequence;
-        }
-
-        switch (provisioningEvent)
-        {
-            case DeploymentStepStarted started when S.PhaseStepOffset + started.StepNumber <= operation.Steps.Length:
-            case DeploymentStepCompleted completed when operation.Steps.ElementAtOrDefault(S.PhaseStepOffset + completed.StepNumber - 1) is { Status: not StepStatus.Running }:
-                // Delivered twice: the step is already recorded.
-                if (!restarted)
-                {
-                    return;
-                }
-
-                break;
-
-            case DeploymentStepStarted started:
-                var number = S.PhaseStepOffset + started.StepNumber;
-                operation = AddStep(operation, started.StepNumber, started.StepCount, started.StepName, started.OccurredAt);
-                Replace(operation, $"Step {number}/{operation.TotalSteps} started: {operation.Steps[^1].Name}.");
-                break;
-
-            case DeploymentStepCompleted completed:
-                var index = S.PhaseStepOffset + completed.StepNumber - 1;
-                if (index >= operation.Steps.Length)
-                {
-                    // Its start is still on the way (events overtake each other on a bus): record the step, done now.
-                    operation = AddStep(operation, completed.StepNumber, completed.StepCount, completed.StepName, completed.StartedAt);
-                }
-
-                operation = operation with
-                {
-                    Steps = operation.Steps.SetItem(index, operation.Steps[index] with { Status = StepStatus.Succeeded, CompletedAt = completed.OccurredAt }),
-                };
-                Replace(operation, $"Step {index + 1}/{operation.TotalSteps} done.");
-                break;
-
-            case DeploymentApplied applied:
-                Observe(applied.Observed, applied.OccurredAt);
-                // The phase converged: a step whose completion is still on its way (or was overtaken) is done too.
-                operation = StepsBefore(operation, operation.Steps.Length);
-                await FinishPhaseAsync(operation);
-                break;
-
-            case DeploymentFailed failed:
-                Observe(failed.Observed, failed.OccurredAt);
-                await FailPhaseAsync(operation, new OperationError { Code = failed.ErrorCode, Message = failed.ErrorMessage });
-                break;
-
-            case DeploymentCancelled cancelled:
-                Observe(cancelled.Observed, cancelled.OccurredAt);
-                operation = MarkRunningStep(operation, StepStatus.Cancelled);
-                Replace(operation, "Stopped at a safe point.");
-                await BeginRollbackAsync(operation, cause: null);
-                break;
-        }
-
-        S.UpdatedAt = Now;
-        await SaveAndSendAsync();
-    }
-
-    /// <summary>The worker reached the spec of the current phase: the operation succeeded, or its rollback finished.</summary>
-    private async Task FinishPhaseAsync(OperationRecord operation)
-    {
-        if (S.ActivePhase == ApplyPurpose.Operation)
-        {
-            if (operation.Status == OperationStatus.Cancelling)
-            {
-                operation = Replace(operation, "The operation completed before the cancellation could take effect.");
-            }
-
-            S.Version = S.Desired.Version;
-            S.Size = S.Desired.Size;
-            S.FailureReason = null;
-            await CompleteAsync(operation, OperationStatus.Succeeded, LifecycleFor(S.Desired.Goal), null);
+            }));
             return;
         }
 
-        if (S.RollbackCause is { } cause)
+        var change = StateChange.Begin(state);
+        if (operation is null)
         {
-            var error = cause with { Message = $"{cause.Message} The instance was rolled back to {Describe(S.Desired)}." };
-            await CompleteAsync(operation, OperationStatus.Failed, LifecycleFor(S.Desired.Goal), error);
+            InstanceHistory.Record(S, Now, "command-dead-lettered", what);
         }
         else
         {
-            await CompleteAsync(operation, OperationStatus.Cancelled, LifecycleFor(S.Desired.Goal), null);
-        }
-    }
-
-    /// <summary>A step failed for good. Depending on the operation, roll back or stop in a truthful state.</summary>
-    private async Task FailPhaseAsync(OperationRecord operation, OperationError error)
-    {
-        operation = MarkRunningStep(operation, StepStatus.Failed);
-        if (S.ActivePhase == ApplyPurpose.Rollback)
-        {
-            var combined = new OperationError
-            {
-                Code = S.RollbackCause?.Code ?? error.Code,
-                Message = $"{S.RollbackCause?.Message ?? "The operation was cancelled."} Rolling back also failed: {error.Message}",
-            };
-            S.FailureReason = combined.Message;
-            await CompleteAsync(operation, OperationStatus.Failed, InstanceLifecycle.Failed, combined);
-            return;
-        }
-
-        switch (operation.Type)
-        {
-            case OperationType.Scale or OperationType.Upgrade:
-                Replace(operation, $"Failed: {error.Message}");
-                await BeginRollbackAsync(operation, error);
-                return;
-
-            case OperationType.Stop:
-                // Whatever the worker saw is the truth: still serving, or stopped after all.
-                var stillRunning = S.Health == InstanceHealth.Healthy;
-                S.Desired = S.Desired with { Goal = stillRunning ? DeploymentGoal.Running : DeploymentGoal.Stopped };
-                S.Generation++;
-                await CompleteAsync(operation, OperationStatus.Failed, stillRunning ? InstanceLifecycle.Running : InstanceLifecycle.Stopped, error);
-                return;
-
-            case OperationType.Delete:
-                S.FailureReason = $"Delete failed: {error.Message} Retry the delete.";
-                await CompleteAsync(operation, OperationStatus.Failed, InstanceLifecycle.Failed, error);
-                return;
-
-            default:
-                // Create or start: the instance does not serve. Clean up whatever half-started, keep its data for a retried start.
-                S.FailureReason = error.Message;
-                S.Desired = S.Desired with { Goal = operation.Type == OperationType.Create ? DeploymentGoal.Absent : DeploymentGoal.Stopped };
-                S.Generation++;
-                await CompleteAsync(operation, OperationStatus.Failed, InstanceLifecycle.Failed, error);
-                EnqueueApply(ApplyPurpose.Rollback, operation.Id);
-                return;
-        }
-    }
-
-    private async Task BeginRollbackAsync(OperationRecord operation, OperationError? cause)
-    {
-        S.Desired = operation.Type == OperationType.Create
-            ? S.Desired with { Goal = DeploymentGoal.Absent }
-            : S.RollbackTo ?? S.Desired;
-        S.Generation++;
-        S.ActivePhase = ApplyPurpose.Rollback;
-        S.RollbackCause = cause;
-        S.PhaseStepOffset = operation.Steps.Length;
-        ResetPhaseRuns();
-        Replace(operation with { Cancellable = false }, $"Rolling back to {Describe(S.Desired)}.");
-        EnqueueApply(ApplyPurpose.Rollback, operation.Id);
-    }
-
-    private async Task CompleteAsync(OperationRecord operation, OperationStatus status, InstanceLifecycle lifecycle, OperationError? error)
-    {
-        var now = Now;
-        operation = Replace(operation.Completed(status, now, error), $"Operation {status.ToString().ToLowerInvariant()}.");
-        S.Lifecycle = lifecycle;
-        S.ActiveOperationId = null;
-        S.RollbackTo = null;
-        S.RollbackCause = null;
-        S.ActivePhase = ApplyPurpose.Operation;
-        S.PhaseStepOffset = 0;
-        ResetPhaseRuns();
-        _reconcileSentAt = null;
-        var summary = error is null
-            ? $"{operation.Type} {status.ToString().ToLowerInvariant()}."
-            : $"{operation.Type} {status.ToString().ToLowerInvariant()}: {error.Message}";
-        RecordEvent($"operation-{status.ToString().ToLowerInvariant()}", summary, operation.Id);
-        LogOperationCompleted(operation.Id, operation.Type, S.Id, status, lifecycle);
-
-        if (lifecycle == InstanceLifecycle.Deleted)
-        {
-            S.DeletedAt = now;
-            S.Endpoint = null;
-            S.Health = InstanceHealth.Unknown;
-            S.HealthDetail = null;
-            S.Password = "";
-            _reconcileTimer?.Dispose();
-            _reconcileTimer = null;
-            var reminder = await this.GetReminder(ReminderName);
-            if (reminder is not null)
-            {
-                await this.UnregisterReminder(reminder);
-            }
-        }
-    }
-
-    private async Task ApplyObservationAsync(DeploymentApplied applied)
-    {
-        _reconcileSentAt = null;
-        _consecutiveRepairFailures = 0;
-        var healthBefore = S.Health;
-        Observe(applied.Observed, applied.OccurredAt);
-        if (applied.Repairs.Count > 0)
-        {
-            var message = $"{applied.Drift ?? "The deployment drifted from its spec."} Repaired: {string.Join("; ", applied.Repairs)}.";
-            RecordEvent("repaired", message, null);
-            LogRepaired(S.Id, message);
-        }
-        else if (healthBefore != S.Health)
-        {
-            RecordEvent("health-changed", $"Health is {S.Health.ToString().ToLowerInvariant()}: {S.HealthDetail}", null);
-        }
-        else
-        {
-            // Nothing a person would notice changed; the fresh detail is served from memory without a write.
-            return;
+            S.Replace(operation.WithLog(Now, operation.IsActive && deadLetter.Kind == "cancel"
+                ? $"{what} The cancellation did not reach the provisioner; the operation goes on."
+                : $"{what} It changes nothing: the operation has moved past that command."));
         }
 
         S.UpdatedAt = Now;
-        await SaveAndSendAsync();
+        await CommitAsync(change, _outbox.Count);
     }
 
-    private async Task ApplyRepairFailureAsync(DeploymentFailed failed)
+    /// <summary>The current phase of the active operation ended: the table says what follows; store it, then send it.</summary>
+    private async Task EndPhaseAsync(OperationRecord operation, PhaseOutcome outcome)
     {
-        _reconcileSentAt = null;
-        _consecutiveRepairFailures++;
-        var backoff = TimeSpan.FromTicks(Math.Min(
-            _reconcile.MaxRepairBackoff.Ticks,
-            _reconcile.Interval.Ticks * (1L << Math.Min(_consecutiveRepairFailures, 16))));
-        _nextRepairAttempt = Now + backoff;
-        Observe(failed.Observed, failed.OccurredAt);
-        S.Health = InstanceHealth.Unhealthy;
-        S.HealthDetail = failed.ErrorMessage;
-        RecordEvent("repair-failed", $"{failed.ErrorMessage} Next attempt in {backoff.TotalSeconds:0} s.", null);
-        LogRepairFailed(S.Id, failed.ErrorCode, failed.ErrorMessage);
-        S.UpdatedAt = Now;
-        await SaveAndSendAsync();
-    }
-
-    private void Observe(ObservedDeployment observed, DateTimeOffset observedAt)
-    {
-        S.ObservedAt = observedAt;
-        if (observed.Endpoint is not null)
+        var change = StateChange.Begin(state);
+        var outboxMark = _outbox.Count;
+        var result = _transitions.EndPhase(S, operation, outcome, Now);
+        await FollowAsync(change, outboxMark, result);
+        if (!Live)
         {
-            S.Endpoint = observed.Endpoint;
+            StopTimer();
+        }
+    }
+
+    /// <summary>Stores what a transition changed and sends the command it calls for.</summary>
+    private async Task FollowAsync(StateChange<InstanceState> change, int outboxMark, ChangeResult result)
+    {
+        if (result.Apply is { } purpose)
+        {
+            EnqueueApply(purpose, result.OperationId);
         }
 
-        (S.Health, S.HealthDetail) = observed.Status switch
+        if (result.OperationEnded)
         {
-            DeploymentStatus.Running when observed.Health == DeploymentHealth.Healthy && observed.ProbeLatency > _reconcile.DegradedLatency =>
-                (InstanceHealth.Degraded, $"{observed.Detail} That is slower than {_reconcile.DegradedLatency.TotalMilliseconds:0} ms."),
-            DeploymentStatus.Running when observed.Health == DeploymentHealth.Healthy => (InstanceHealth.Healthy, observed.Detail),
-            DeploymentStatus.Running or DeploymentStatus.Starting => (InstanceHealth.Unhealthy, observed.Detail),
-            _ when S.Desired.Goal == DeploymentGoal.Running => (InstanceHealth.Unhealthy, observed.Detail ?? "The instance's process is not running."),
-            _ => (InstanceHealth.Unknown, observed.Detail),
-        };
-    }
-
-    private void StartReconcileTimer()
-    {
-        if (_reconcileTimer is not null)
-        {
-            return;
+            _schedule.Reset();
+            LogOperationCompleted(S.LastOperationId!, S.Id, S.Lifecycle);
         }
 
-        // A random first tick spreads the checks of many instances that wake up together after a restart.
-        var firstTick = TimeSpan.FromMilliseconds(Random.Shared.Next(50, Math.Max(51, (int)_reconcile.Interval.TotalMilliseconds)));
-        _reconcileTimer = this.RegisterGrainTimer(
-            ReconcileAsync,
-            new GrainTimerCreationOptions { DueTime = firstTick, Period = _reconcile.Interval, Interleave = false, KeepAlive = true });
+        if (result.Apply == ApplyPurpose.Reconcile)
+        {
+            _schedule.CheckSent(Now);
+        }
+
+        await CommitAsync(change, outboxMark);
     }
 
     private async Task ReconcileAsync(CancellationToken cancellationToken)
     {
-        if (!state.RecordExists || S.Lifecycle == InstanceLifecycle.Deleted)
+        if (!Live)
         {
-            _reconcileTimer?.Dispose();
-            _reconcileTimer = null;
+            StopTimer();
             return;
         }
 
-        if (_outbox.Count > 0)
-        {
-            await SendOutboxAsync();
-        }
-
-        // A notice that failed earlier is repeated here; an unchanged one costs nothing.
+        await SendOutboxAsync();
         await NotifyBillingAsync();
-        var now = Now;
-        if (Active is { } operation)
+        switch (_schedule.OnTick(Now, S))
         {
-            var quietSince = _lastResentAt is { } resent && resent > operation.UpdatedAt ? resent : operation.UpdatedAt;
-            if (now - quietSince >= _reconcile.StallTimeout)
+            case ReconcileAction.ResendOperation:
+                var change = StateChange.Begin(state);
+                var outboxMark = _outbox.Count;
+                var operation = S.RunningOperation()!;
+                S.Replace(operation.WithLog(Now, $"No progress for {_reconcile.StallTimeout.TotalSeconds:0} s; sent the command again."));
+                EnqueueApply(S.Active!.Phase, operation.Id);
+                try
+                {
+                    await CommitAsync(change, outboxMark);
+                }
+                catch (StoreUnavailableException)
+                {
+                    // Logged; the next tick tries again.
+                }
+
+                break;
+            case ReconcileAction.Check:
+                EnqueueApply(ApplyPurpose.Reconcile, null);
+                await SendOutboxAsync();
+                break;
+        }
+    }
+
+    /// <summary>Stores the change, then tells billing and sends the commands it explains; a failed write changes and sends nothing.</summary>
+    private async Task CommitAsync(StateChange<InstanceState> change, int outboxMark)
+    {
+        try
+        {
+            await change.WriteAsync(() => _outbox.RemoveRange(outboxMark, _outbox.Count - outboxMark));
+        }
+        catch (StoreUnavailableException unavailable)
+        {
+            LogWriteFailed(unavailable.InnerException!, this.GetPrimaryKeyString());
+            if (unavailable.StaleActivation)
             {
-                _lastResentAt = now;
-                Replace(operation, $"No progress for {_reconcile.StallTimeout.TotalSeconds:0} s; sent the command again.");
-                EnqueueApply(S.ActivePhase, operation.Id);
-                await SaveAndSendAsync();
+                DeactivateOnIdle();
             }
 
-            return;
+            throw;
         }
 
-        if (S.Lifecycle is not (InstanceLifecycle.Running or InstanceLifecycle.Stopped))
-        {
-            return;
-        }
-
-        if (_reconcileSentAt is { } sent && now - sent < _reconcile.StallTimeout)
-        {
-            return;
-        }
-
-        if (now < _nextRepairAttempt)
-        {
-            return;
-        }
-
-        _reconcileSentAt = now;
-        EnqueueApply(ApplyPurpose.Reconcile, null);
-        await SendOutboxAsync();
-    }
-
-    private async Task ResumeAsync(OperationRecord operation)
-    {
-        if (operation.Status == OperationStatus.Cancelling && S.ActivePhase == ApplyPurpose.Operation)
-        {
-            // The cancellation was accepted before the restart; honour it rather than redoing the work.
-            Replace(operation, "Resumed after a control-plane restart.");
-            await BeginRollbackAsync(operation, cause: null);
-            await SaveAndSendAsync();
-            return;
-        }
-
-        EnqueueApply(S.ActivePhase, operation.Id);
-        await SendOutboxAsync();
-    }
-
-    private async Task<OperationRecord> BeginAsync(OperationRecord operation, DesiredDeployment desired, InstanceLifecycle lifecycle)
-    {
-        S.RollbackTo = S.Desired;
-        S.Desired = desired;
-        S.Generation++;
-        S.Lifecycle = lifecycle;
-        S.ActiveOperationId = operation.Id;
-        S.ActivePhase = ApplyPurpose.Operation;
-        S.RollbackCause = null;
-        S.PhaseStepOffset = 0;
-        ResetPhaseRuns();
-        S.LastOperationId = operation.Id;
-        S.Operations.Add(operation);
-        S.UpdatedAt = Now;
-        RecordEvent("operation-started", $"{operation.Type} requested by {operation.RequestedBy}.", operation.Id);
-        _reconcileSentAt = null;
-        EnqueueApply(ApplyPurpose.Operation, operation.Id);
-        await SaveAndSendAsync();
-        LogOperationStarted(operation.Id, operation.Type, S.Id);
-        return operation;
-    }
-
-    private async Task SaveAndSendAsync()
-    {
-        await state.WriteStateAsync();
+        _unsavedProgress = false;
         await NotifyBillingAsync();
         await SendOutboxAsync();
     }
 
-    /// <summary>
-    /// Tells billing the lifecycle and size just stored when they change, and again every minute: the metering grain
-    /// keeps the probe's credentials only in memory, so one activated anew (moved to another silo) learns them again.
-    /// A failure is retried on the next reconcile tick.
-    /// </summary>
+    /// <summary>Tells billing the lifecycle and size just stored when they change, and again every minute; a failure is retried on the next tick.</summary>
     private async Task NotifyBillingAsync()
     {
-        if (!state.RecordExists)
-        {
-            return;
-        }
-
-        var notice = new InstanceLifecycleNotice
-        {
-            TenantId = S.TenantId,
-            State = MeteredStateOf(S.Lifecycle),
-            Size = S.Size,
-            Probe = S.Endpoint is { } endpoint && S.Lifecycle != InstanceLifecycle.Deleted
-                ? new ProbeTarget { Host = endpoint.Host, Port = endpoint.Port, Password = Secret.Of(S.Password) }
-                : null,
-        };
-        if (notice == _billingNotified && Now - _billingNotifiedAt < BillingNoticeRefresh)
+        var notice = state.RecordExists ? BillingNotices.For(S) : null;
+        if (notice is null || !_billing.IsDue(notice, Now))
         {
             return;
         }
@@ -770,43 +389,14 @@ public sealed partial class InstanceGrain(
         try
         {
             await GrainFactory.GetGrain<IInstanceMeteringGrain>(S.Id).ObserveLifecycleAsync(notice);
-            _billingNotified = notice;
-            _billingNotifiedAt = Now;
+            _billing.Told(notice, Now);
         }
         catch (Exception exception)
         {
-            // Billing must never hold up the instance: the change stays recorded here and billing is told on the next
-            // tick; a deleted instance has no ticks left, so its reminder comes back to retry.
-            LogBillingNoticeFailed(exception, S.Id);
-            if (S.Lifecycle == InstanceLifecycle.Deleted)
-            {
-                await RetryBillingNoticeLaterAsync();
-            }
-        }
-    }
-
-    private async Task RetryBillingNoticeLaterAsync()
-    {
-        try
-        {
-            await this.RegisterOrUpdateReminder(ReminderName, _reconcile.ReminderPeriod, _reconcile.ReminderPeriod);
-        }
-        catch (Exception exception)
-        {
+            // Billing must never hold up the instance: the change stays stored here, and a deleted instance's reminder retries.
             LogBillingNoticeFailed(exception, S.Id);
         }
     }
-
-    /// <summary>Stopping, Stopped and Starting are all the customer's stop; Deleting is already the customer's deletion.</summary>
-    private static MeteredState MeteredStateOf(InstanceLifecycle lifecycle) => lifecycle switch
-    {
-        InstanceLifecycle.Provisioning => MeteredState.Provisioning,
-        InstanceLifecycle.Running => MeteredState.Running,
-        InstanceLifecycle.Updating => MeteredState.Updating,
-        InstanceLifecycle.Stopping or InstanceLifecycle.Stopped or InstanceLifecycle.Starting => MeteredState.Stopped,
-        InstanceLifecycle.Failed => MeteredState.Failed,
-        _ => MeteredState.Deleted,
-    };
 
     private async Task SendOutboxAsync()
     {
@@ -819,8 +409,7 @@ public sealed partial class InstanceGrain(
             }
             catch (Exception exception)
             {
-                // The bus is unreachable (a sidecar restarting): the state is saved, so keep the commands and let the
-                // reconcile timer send them; the caller's request has succeeded either way.
+                // The bus is unreachable (a sidecar restarting): the state is stored, so keep the commands for the next tick.
                 LogSendFailed(exception, S.Id, _outbox.Count);
                 return;
             }
@@ -830,205 +419,21 @@ public sealed partial class InstanceGrain(
     }
 
     private void EnqueueApply(ApplyPurpose purpose, string? operationId) =>
-        _outbox.Add(new ApplyDeploymentCommand
+        _outbox.Add(new ApplyDeploymentCommand { InstanceId = S.Id, OperationId = operationId, IssuedAt = Now, Purpose = purpose, Spec = S.Spec() });
+
+    private void StartTimer() =>
+        // A random first tick spreads the checks of many instances that wake up together after a restart.
+        _timer ??= this.RegisterGrainTimer(ReconcileAsync, new GrainTimerCreationOptions
         {
-            InstanceId = S.Id,
-            OperationId = operationId,
-            IssuedAt = Now,
-            Purpose = purpose,
-            Spec = new DeploymentSpec
-            {
-                InstanceId = S.Id,
-                TenantId = S.TenantId,
-                Backend = S.Backend,
-                Product = S.Product,
-                Version = S.Desired.Version,
-                Size = S.Desired.Size,
-                Goal = S.Desired.Goal,
-                Password = Secret.Of(S.Password),
-                Generation = S.Generation,
-            },
+            DueTime = TimeSpan.FromMilliseconds(Random.Shared.Next(50, Math.Max(51, (int)_reconcile.Interval.TotalMilliseconds))),
+            Period = _reconcile.Interval,
+            Interleave = false,
+            KeepAlive = true,
         });
 
-    private OperationRecord NewOperation(string id, OperationType type, string requestedBy, IDictionary<string, string>? parameters = null)
+    private void StopTimer()
     {
-        var now = Now;
-        return new OperationRecord
-        {
-            Id = id,
-            TenantId = S.TenantId,
-            InstanceId = this.GetPrimaryKeyString(),
-            Type = type,
-            Status = OperationStatus.Pending,
-            RequestedBy = requestedBy,
-            CreatedAt = now,
-            UpdatedAt = now,
-            Parameters = parameters?.ToImmutableSortedDictionary(StringComparer.Ordinal) ?? ImmutableSortedDictionary<string, string>.Empty,
-            Log = [new OperationLogEntry { At = now, Message = $"{type} requested by {requestedBy}." }],
-        };
+        _timer?.Dispose();
+        _timer = null;
     }
-
-    private OperationRecord? FindOperation(string operationId) => S.Operations.Find(o => o.Id == operationId);
-
-    /// <summary>Stores a new version of an operation, with a line in its log.</summary>
-    private OperationRecord Replace(OperationRecord operation, string logMessage)
-    {
-        operation = operation.WithLog(Now, logMessage);
-        var index = S.Operations.FindIndex(o => o.Id == operation.Id);
-        S.Operations[index] = operation;
-        return operation;
-    }
-
-    private OperationRecord MarkRunningStep(OperationRecord operation, StepStatus status)
-    {
-        var index = operation.Steps.Length - 1;
-        return index >= 0 && operation.Steps[index].Status == StepStatus.Running
-            ? operation with { Steps = operation.Steps.SetItem(index, operation.Steps[index] with { Status = status, CompletedAt = Now }) }
-            : operation;
-    }
-
-    /// <summary>
-    /// Records step <paramref name="stepNumber"/> of the current phase as running. Every earlier step of the phase
-    /// has finished by then (a later one started), and one whose events never came is listed under its number.
-    /// </summary>
-    private OperationRecord AddStep(OperationRecord operation, int stepNumber, int stepCount, string stepName, DateTimeOffset? startedAt)
-    {
-        operation = StepsBefore(operation, S.PhaseStepOffset + stepNumber - 1);
-        return operation with
-        {
-            Status = operation.Status == OperationStatus.Pending ? OperationStatus.Running : operation.Status,
-            TotalSteps = S.PhaseStepOffset + stepCount,
-            Steps = operation.Steps.Add(new OperationStep { Name = PhaseStepName(stepName), Status = StepStatus.Running, StartedAt = startedAt }),
-        };
-    }
-
-    /// <summary>
-    /// Before step <paramref name="count"/>+1 is recorded: every earlier step of the phase has finished (a later one
-    /// started), and one whose events never came is listed under its number rather than left out.
-    /// </summary>
-    private OperationRecord StepsBefore(OperationRecord operation, int count)
-    {
-        var steps = operation.Steps.ToBuilder();
-        for (var index = S.PhaseStepOffset; index < steps.Count; index++)
-        {
-            if (steps[index].Status == StepStatus.Running)
-            {
-                steps[index] = steps[index] with { Status = StepStatus.Succeeded, CompletedAt = Now };
-            }
-        }
-
-        while (steps.Count < count)
-        {
-            steps.Add(new OperationStep { Name = PhaseStepName($"Step {steps.Count - S.PhaseStepOffset + 1}"), Status = StepStatus.Succeeded });
-        }
-
-        return operation with { Steps = steps.ToImmutable() };
-    }
-
-    private string PhaseStepName(string stepName) => S.ActivePhase == ApplyPurpose.Rollback ? $"Roll back: {stepName}" : stepName;
-
-    /// <summary>A new phase (operation, rollback, none) starts with no run of its command seen yet.</summary>
-    private void ResetPhaseRuns()
-    {
-        S.PhaseExecutionId = null;
-        S.PhaseSequence = 0;
-        S.RetiredExecutionIds.Clear();
-    }
-
-    private void RecordEvent(string kind, string message, string? operationId)
-    {
-        S.Events.Add(new InstanceEvent { At = Now, Kind = kind, Message = message, OperationId = operationId });
-        if (S.Events.Count > MaxEvents)
-        {
-            S.Events.RemoveRange(0, S.Events.Count - MaxEvents);
-        }
-    }
-
-    private InstanceView ToView() => new()
-    {
-        Id = S.Id,
-        TenantId = S.TenantId,
-        Name = S.Name,
-        Product = S.Product,
-        Version = S.Version,
-        Size = S.Size,
-        Backend = S.Backend,
-        State = S.Lifecycle,
-        Health = S.Health,
-        HealthDetail = S.HealthDetail,
-        FailureReason = S.FailureReason,
-        Endpoint = S.Endpoint,
-        CreatedAt = S.CreatedAt,
-        UpdatedAt = S.UpdatedAt,
-        LastOperationId = S.LastOperationId,
-        ActiveOperationId = S.ActiveOperationId,
-        DeletedAt = S.DeletedAt,
-    };
-
-    private void EnsureExists()
-    {
-        if (!state.RecordExists)
-        {
-            throw Problems.NotFound("instance", this.GetPrimaryKeyString());
-        }
-    }
-
-    private void EnsureNoActiveOperation()
-    {
-        if (Active is { } active)
-        {
-            throw Problems.OperationInProgress(S.Id, active.Id, active.Type.ToString().ToLowerInvariant());
-        }
-    }
-
-    private static InstanceLifecycle LifecycleFor(DeploymentGoal goal) => goal switch
-    {
-        DeploymentGoal.Running => InstanceLifecycle.Running,
-        DeploymentGoal.Stopped => InstanceLifecycle.Stopped,
-        _ => InstanceLifecycle.Deleted,
-    };
-
-    private static string HintFor(InstanceLifecycle lifecycle) => lifecycle switch
-    {
-        InstanceLifecycle.Stopped => "Start it first.",
-        InstanceLifecycle.Failed => "Start it again or delete it.",
-        InstanceLifecycle.Running => "It is already running.",
-        InstanceLifecycle.Deleted => "It was deleted.",
-        _ => "Wait for the current change to finish.",
-    };
-
-    private static string Describe(DesiredDeployment desired) => desired.Goal switch
-    {
-        DeploymentGoal.Absent => "nothing deployed",
-        DeploymentGoal.Stopped => $"version {desired.Version}, size {desired.Size}, stopped",
-        _ => $"version {desired.Version}, size {desired.Size}, running",
-    };
-
-    private static string NewPassword() => Base64UrlEncode(RandomNumberGenerator.GetBytes(24));
-
-    private static string Base64UrlEncode(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Operation {OperationId} ({OperationType}) started on instance {InstanceId}")]
-    private partial void LogOperationStarted(string operationId, OperationType operationType, string instanceId);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Operation {OperationId} ({OperationType}) on instance {InstanceId} ended {Status}; instance is {Lifecycle}")]
-    private partial void LogOperationCompleted(string operationId, OperationType operationType, string instanceId, OperationStatus status, InstanceLifecycle lifecycle);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Instance {InstanceId} drifted and was repaired: {Repair}")]
-    private partial void LogRepaired(string instanceId, string repair);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Instance {InstanceId} could not be repaired ({ErrorCode}): {Error}")]
-    private partial void LogRepairFailed(string instanceId, string errorCode, string error);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not send provisioning commands of instance {InstanceId} ({Count} waiting); retrying with the reconcile timer")]
-    private partial void LogSendFailed(Exception exception, string instanceId, int count);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Instance {InstanceId}: {Message}")]
-    private partial void LogDeadLettered(string instanceId, string message);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not tell billing about instance {InstanceId}; retrying on the next reconcile")]
-    private partial void LogBillingNoticeFailed(Exception exception, string instanceId);
-
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Instance {InstanceId} ignored a stale {EventType} for generation {EventGeneration} (now {Generation})")]
-    private partial void LogStaleEvent(string instanceId, string eventType, long eventGeneration, long generation);
 }

@@ -1,23 +1,9 @@
 using ControlPlane.Operations;
 using Provisioner.Deployments;
-using Endpoint = Provisioner.Deployments.Endpoint;
 using Provisioner.Messaging;
+using Endpoint = Provisioner.Deployments.Endpoint;
 
 namespace ControlPlane.Instances;
-
-/// <summary>The lifecycle of DESIGN.md. <c>Degraded</c> is a health condition of a Running instance, not a state.</summary>
-public enum InstanceLifecycle
-{
-    Provisioning,
-    Running,
-    Updating,
-    Stopping,
-    Stopped,
-    Starting,
-    Deleting,
-    Deleted,
-    Failed,
-}
 
 public enum InstanceHealth
 {
@@ -32,10 +18,12 @@ public enum InstanceHealth
 public sealed record InstanceEvent
 {
     [Id(0)] public required DateTimeOffset At { get; init; }
-    /// <summary>Stable, e.g. <c>process-restarted</c>, <c>health-changed</c>, <c>operation-failed</c>.</summary>
+    /// <summary>Stable, e.g. <c>repaired</c>, <c>health-changed</c>, <c>liveness-restart</c>, <c>crash-loop</c>, <c>operation-failed</c>.</summary>
     [Id(1)] public required string Kind { get; init; }
     [Id(2)] public required string Message { get; init; }
     [Id(3)] public string? OperationId { get; init; }
+    /// <summary>1, 2, 3… per instance: a stable order and page position even when two events share a time.</summary>
+    [Id(4)] public long Sequence { get; init; }
 }
 
 /// <summary>An instance as every reader sees it. Never carries credentials.</summary>
@@ -59,6 +47,8 @@ public sealed record InstanceView
     [Id(14)] public string? LastOperationId { get; init; }
     [Id(15)] public string? ActiveOperationId { get; init; }
     [Id(16)] public DateTimeOffset? DeletedAt { get; init; }
+    /// <summary>Why it is Failed, for programs: e.g. <c>crash-loop</c>, <c>process-exited</c>, <c>startup-timeout</c>.</summary>
+    [Id(17)] public string? FailureCode { get; init; }
 }
 
 [GenerateSerializer, Immutable]
@@ -73,8 +63,33 @@ public sealed record InstanceCredentials
     public string Uri => $"redis://{Username}:{System.Uri.EscapeDataString(Password)}@{Host}:{Port}";
 }
 
-/// <summary>The version, size and goal a deployment should have; kept to roll back to.</summary>
-public sealed record DesiredDeployment(string Version, string Size, DeploymentGoal Goal);
+/// <summary>The version, size, goal and restart count a deployment should have; kept to roll back to.</summary>
+public sealed record DesiredDeployment(string Version, string Size, DeploymentGoal Goal, long Restarts = 0);
+
+/// <summary>The operation in progress and how far the provisioner's run of its current phase has got.</summary>
+public sealed class ActiveOperation
+{
+    public string OperationId { get; set; } = "";
+    public OperationType Verb { get; set; }
+    /// <summary>Going forward (<see cref="ApplyPurpose.Operation"/>) or rolling back (<see cref="ApplyPurpose.Rollback"/>).</summary>
+    public ApplyPurpose Phase { get; set; }
+    /// <summary>The state it started from (null for a create): where a rollback returns.</summary>
+    public InstanceLifecycle? StateBefore { get; set; }
+    /// <summary>What the deployment was before, to roll back to.</summary>
+    public DesiredDeployment? RollbackTo { get; set; }
+    /// <summary>Why it rolls back: its failure; null while going forward or when a person cancelled it.</summary>
+    public OperationError? RollbackCause { get; set; }
+    /// <summary>How many of the operation's steps came before the current phase, to number steps across phases.</summary>
+    public int StepOffset { get; set; }
+    /// <summary>The provisioner's run of the current phase's command whose events are being applied, and the last one applied.</summary>
+    public string? ExecutionId { get; set; }
+    public int Sequence { get; set; }
+    /// <summary>Earlier runs of the current phase's command, replaced by a redelivery; their late step events are ignored.</summary>
+    public List<string> RetiredExecutionIds { get; set; } = [];
+}
+
+/// <summary>A restart the provisioner made without being asked by an operation, kept for crash-loop detection.</summary>
+public sealed record UnplannedRestart(DateTimeOffset At, string Detail);
 
 /// <summary>The durable state of one instance's grain (stored as JSON).</summary>
 public sealed class InstanceState
@@ -87,38 +102,116 @@ public sealed class InstanceState
     public string Password { get; set; } = "";
     public InstanceLifecycle Lifecycle { get; set; }
     public string? FailureReason { get; set; }
+    public string? FailureCode { get; set; }
     public InstanceHealth Health { get; set; }
     public string? HealthDetail { get; set; }
+    /// <summary>Where customers connect (what the backend advertises).</summary>
     public Endpoint? Endpoint { get; set; }
+    /// <summary>Where the platform's probes connect, when not <see cref="Endpoint"/>.</summary>
+    public Endpoint? ProbeEndpoint { get; set; }
 
-    /// <summary>What the deployment should be now. Version and size shown to users are this, once an operation reached it.</summary>
+    /// <summary>What the deployment should be now. Version and size shown to users are the last ones an operation reached.</summary>
     public DesiredDeployment Desired { get; set; } = new("", "", DeploymentGoal.Running);
-    /// <summary>What to go back to if the active operation is cancelled or fails.</summary>
-    public DesiredDeployment? RollbackTo { get; set; }
     /// <summary>Grows with every change of <see cref="Desired"/>; events for older generations are stale.</summary>
     public long Generation { get; set; }
-    /// <summary>What the last completed change left deployed; the version and size users see.</summary>
     public string Version { get; set; } = "";
     public string Size { get; set; } = "";
 
     public DateTimeOffset CreatedAt { get; set; }
     public DateTimeOffset UpdatedAt { get; set; }
     public DateTimeOffset? DeletedAt { get; set; }
-    public string? ActiveOperationId { get; set; }
-    /// <summary>Whether the active operation is still going forward or rolling back.</summary>
-    public ApplyPurpose ActivePhase { get; set; }
-    /// <summary>Why the active operation rolls back: its failure, or null when it was cancelled.</summary>
-    public OperationError? RollbackCause { get; set; }
-    /// <summary>How many of the active operation's steps came before the current phase, to number steps across phases.</summary>
-    public int PhaseStepOffset { get; set; }
-    /// <summary>The worker's run of the current phase's command whose events are being applied, and the last one applied.</summary>
-    public string? PhaseExecutionId { get; set; }
-    public int PhaseSequence { get; set; }
-    /// <summary>Earlier runs of the current phase's command, replaced by a redelivery; their late step events are ignored.</summary>
-    public List<string> RetiredExecutionIds { get; set; } = [];
+    public ActiveOperation? Active { get; set; }
+    public string? LastOperationId { get; set; }
     /// <summary>When the deployment was last observed by a worker; an older observation arriving later is ignored.</summary>
     public DateTimeOffset? ObservedAt { get; set; }
-    public string? LastOperationId { get; set; }
+    /// <summary>How many process starts the backend had reported; a rise outside an operation is an unplanned restart.</summary>
+    public long? ProcessStarts { get; set; }
+    public List<UnplannedRestart> RecentRestarts { get; set; } = [];
     public List<OperationRecord> Operations { get; set; } = [];
     public List<InstanceEvent> Events { get; set; } = [];
+    public long EventSequence { get; set; }
+
+    public OperationRecord? FindOperation(string operationId) => Operations.Find(operation => operation.Id == operationId);
+
+    /// <summary>The record of the operation in progress, if any.</summary>
+    public OperationRecord? RunningOperation() => Active is { } active ? FindOperation(active.OperationId) : null;
+
+    /// <summary>Stores a new version of an operation in place of the old one.</summary>
+    public OperationRecord Replace(OperationRecord operation)
+    {
+        Operations[Operations.FindIndex(o => o.Id == operation.Id)] = operation;
+        return operation;
+    }
+
+    /// <summary>Where the platform probes the instance: its probe address, or the endpoint customers use.</summary>
+    public Endpoint? ProbeTarget() => ProbeEndpoint ?? Endpoint;
+
+    /// <summary>What the table needs to know about the operation running, and what was last seen.</summary>
+    public LifecycleContext Context() => Active is not { } active
+        ? LifecycleContext.Idle
+        : new LifecycleContext(
+            active.OperationId,
+            active.Verb,
+            RollingBack: active.Phase == ApplyPurpose.Rollback,
+            Cancelled: active.Phase == ApplyPurpose.Rollback && active.RollbackCause is null,
+            Cancellable: RunningOperation()?.Cancellable ?? false,
+            active.StateBefore,
+            Serving: Health is InstanceHealth.Healthy or InstanceHealth.Degraded);
+
+    public DeploymentSpec Spec() => new()
+    {
+        InstanceId = Id,
+        TenantId = TenantId,
+        Backend = Backend,
+        Product = Product,
+        Version = Desired.Version,
+        Size = Desired.Size,
+        Goal = Desired.Goal,
+        Password = Secret.Of(Password),
+        Generation = Generation,
+        Restarts = Desired.Restarts,
+    };
+
+    public InstanceView ToView() => new()
+    {
+        Id = Id,
+        TenantId = TenantId,
+        Name = Name,
+        Product = Product,
+        Version = Version,
+        Size = Size,
+        Backend = Backend,
+        State = Lifecycle,
+        Health = Health,
+        HealthDetail = HealthDetail,
+        FailureReason = FailureReason,
+        FailureCode = FailureCode,
+        Endpoint = Endpoint,
+        CreatedAt = CreatedAt,
+        UpdatedAt = UpdatedAt,
+        LastOperationId = LastOperationId,
+        ActiveOperationId = Active?.OperationId,
+        DeletedAt = DeletedAt,
+    };
+
+    /// <summary>Takes in what a worker observed: endpoint, health and its detail.</summary>
+    public void Observe(ObservedDeployment observed, DateTimeOffset observedAt, TimeSpan degradedLatency)
+    {
+        ObservedAt = observedAt;
+        if (observed.Endpoint is not null)
+        {
+            Endpoint = observed.Endpoint;
+            ProbeEndpoint = observed.ProbeEndpoint;
+        }
+
+        (Health, HealthDetail) = observed.Status switch
+        {
+            DeploymentStatus.Running when observed.Health == DeploymentHealth.Healthy && observed.ProbeLatency > degradedLatency =>
+                (InstanceHealth.Degraded, $"{observed.Detail} That is slower than {degradedLatency.TotalMilliseconds:0} ms."),
+            DeploymentStatus.Running when observed.Health == DeploymentHealth.Healthy => (InstanceHealth.Healthy, observed.Detail),
+            DeploymentStatus.Running or DeploymentStatus.Starting => (InstanceHealth.Unhealthy, observed.Detail),
+            _ when Desired.Goal == DeploymentGoal.Running => (InstanceHealth.Unhealthy, observed.Detail ?? "The instance's process is not running."),
+            _ => (InstanceHealth.Unknown, observed.Detail),
+        };
+    }
 }

@@ -1,5 +1,6 @@
 using System.Security.Claims;
 using ControlPlane.Api;
+using ControlPlane.Auditing;
 using ControlPlane.Errors;
 using ControlPlane.Tenants;
 using ControlPlane.Security;
@@ -16,27 +17,34 @@ public static class OperationEndpoints
         return app;
     }
 
-    private static async Task<OperationRecord> GetAsync(string tenantId, string operationId, ClaimsPrincipal user, IGrainFactory grains)
+    /// <summary>An operation; while it runs, <c>Retry-After</c> says when polling again is worth it.</summary>
+    private static async Task<OperationRecord> GetAsync(string tenantId, string operationId, ClaimsPrincipal user, IGrainFactory grains, HttpResponse response)
     {
-        await grains.RequireTenantAsync(user, tenantId);
-        return (Ids.IsWellFormed(operationId, "op") ? await grains.GetGrain<ITenantGrain>(tenantId).GetOperationAsync(operationId) : null)
+        var tenant = await grains.RequireTenantAsync(user, tenantId);
+        var operation = (Ids.IsOperationId(operationId) ? await tenant.GetOperationAsync(operationId) : null)
             ?? throw Problems.NotFound("operation", operationId);
+        if (operation.IsActive)
+        {
+            response.Headers.RetryAfter = "1";
+        }
+
+        return operation;
     }
 
-    private static async Task<IResult> CancelAsync(string tenantId, string operationId, HttpContext context, IGrainFactory grains)
+    private static async Task<IResult> CancelAsync(string tenantId, string operationId, HttpContext context, IGrainFactory grains, AuditLog audit)
     {
-        await grains.RequireTenantAsync(context.User, tenantId);
-        if (!Ids.IsWellFormed(operationId, "op"))
+        var tenant = await grains.RequireTenantAsync(context.User, tenantId);
+        if (!Ids.IsOperationId(operationId))
         {
             throw Problems.NotFound("operation", operationId);
         }
 
-        var operation = await ApiResults.AuditedAsync(
+        var operation = await audit.AuditedAsync(
             context,
             tenantId,
             "operation.cancel",
             operationId,
-            () => grains.GetGrain<ITenantGrain>(tenantId).CancelOperationAsync(operationId, context.User.Actor()),
+            () => tenant.CancelOperationAsync(operationId, context.User.Actor()),
             cancelled => (null, $"instance {cancelled.InstanceId}"));
         return ApiResults.Accepted(operation);
     }

@@ -10,6 +10,7 @@ public enum OperationType
     Stop,
     Start,
     Delete,
+    Restart,
 }
 
 public enum OperationStatus
@@ -82,11 +83,27 @@ public sealed record OperationRecord
     [Id(13)] public bool Cancellable { get; init; } = true;
     /// <summary>How many steps the backend planned, once it has said; 0 before the first step starts.</summary>
     [Id(14)] public int TotalSteps { get; init; }
+    /// <summary>Lines left out of the middle of a long log (an operation stalled for hours); the first and the latest are kept.</summary>
+    [Id(15)] public int OmittedLogEntries { get; init; }
+
+    /// <summary>The most log lines an operation keeps: its first <see cref="KeptFirstLogEntries"/> and the latest.</summary>
+    public const int MaxLogEntries = 100;
+    private const int KeptFirstLogEntries = 10;
 
     public bool IsActive => Status is OperationStatus.Pending or OperationStatus.Running or OperationStatus.Cancelling;
 
-    public OperationRecord WithLog(DateTimeOffset at, string message) =>
-        this with { Log = Log.Add(new OperationLogEntry { At = at, Message = message }), UpdatedAt = at };
+    public OperationRecord WithLog(DateTimeOffset at, string message)
+    {
+        var log = Log.Add(new OperationLogEntry { At = at, Message = message });
+        var omitted = OmittedLogEntries;
+        if (log.Length > MaxLogEntries)
+        {
+            log = log.RemoveAt(KeptFirstLogEntries);
+            omitted++;
+        }
+
+        return this with { Log = log, OmittedLogEntries = omitted, UpdatedAt = at };
+    }
 
     public OperationRecord Completed(OperationStatus status, DateTimeOffset at, OperationError? error = null) =>
         this with { Status = status, CompletedAt = at, UpdatedAt = at, Error = error ?? Error, Cancellable = false };

@@ -2,6 +2,7 @@ using System.Security.Claims;
 using Billing;
 using Billing.Sla;
 using ControlPlane.Api;
+using ControlPlane.Auditing;
 using ControlPlane.Errors;
 using ControlPlane.Instances;
 using ControlPlane.Security;
@@ -40,7 +41,7 @@ public static class SlaEndpoints
     private static async Task<InstanceSlaReport> GetInstanceSlaAsync(
         string tenantId, string instanceId, string? month, ClaimsPrincipal user, IGrainFactory grains, SlaReports reports, [FromKeyedServices(BillingClock.Key)] TimeProvider clock)
     {
-        await InstanceEndpoints.RequireInstanceAsync(grains, user, tenantId, instanceId);
+        await grains.RequireInstanceAsync(user, tenantId, instanceId);
         return await reports.ForInstanceAsync(tenantId, instanceId, MonthOrCurrent(month, clock))
             ?? throw Problems.NotFound("SLA record of instance", instanceId);
     }
@@ -53,21 +54,32 @@ public static class SlaEndpoints
     }
 
     private static async Task<ItemList<SlaAssessment>> ListTenantAssessmentsAsync(
-        string tenantId, string? month, ClaimsPrincipal user, IGrainFactory grains, SlaAssessments assessments, [FromKeyedServices(BillingClock.Key)] TimeProvider clock)
+        string tenantId, string? month, [AsParameters] PageQuery query, ClaimsPrincipal user, IGrainFactory grains, SlaAssessments assessments,
+        [FromKeyedServices(BillingClock.Key)] TimeProvider clock)
     {
         await grains.RequireTenantAsync(user, tenantId);
-        return new ItemList<SlaAssessment>(await assessments.ListAsync(MonthOrLast(month, clock), tenantId));
+        var period = MonthOrLast(month, clock);
+        var list = $"{tenantId}/sla/assessments/{period}";
+        return query.Answer(list, Paging.Page(await assessments.ListAsync(period, tenantId), a => a.Id, descending: false, query.For(list)));
     }
 
-    private static async Task<ItemList<SlaAssessment>> ListAssessmentsAsync(string? month, SlaAssessments assessments, [FromKeyedServices(BillingClock.Key)] TimeProvider clock) =>
-        new(await assessments.ListAsync(MonthOrLast(month, clock), tenantId: null));
+    private static async Task<ItemList<SlaAssessment>> ListAssessmentsAsync(
+        string? month, [AsParameters] PageQuery query, SlaAssessments assessments, [FromKeyedServices(BillingClock.Key)] TimeProvider clock)
+    {
+        var period = MonthOrLast(month, clock);
+        var list = $"sla/assessments/{period}";
+        return query.Answer(list, Paging.Page(await assessments.ListAsync(period, tenantId: null), a => a.Id, descending: false, query.For(list)));
+    }
 
     private static async Task<ItemList<MaintenanceWindow>> ListMaintenanceAsync(
-        string tenantId, string? month, ClaimsPrincipal user, IGrainFactory grains, MaintenanceWindows windows, [FromKeyedServices(BillingClock.Key)] TimeProvider clock)
+        string tenantId, string? month, [AsParameters] PageQuery query, ClaimsPrincipal user, IGrainFactory grains, MaintenanceWindows windows,
+        [FromKeyedServices(BillingClock.Key)] TimeProvider clock)
     {
         await grains.RequireTenantAsync(user, tenantId);
         var period = MonthOrCurrent(month, clock);
-        return new ItemList<MaintenanceWindow>(await windows.ListAsync(tenantId, instanceId: null, period.Start, period.End));
+        var list = $"{tenantId}/maintenance-windows/{period}";
+        var windowsOfMonth = (await windows.ListAsync(tenantId, instanceId: null, period.Start, period.End)).OrderBy(w => w.StartsAt).ThenBy(w => w.Id, StringComparer.Ordinal);
+        return query.Answer(list, Paging.Page(windowsOfMonth, w => Paging.Key(w.StartsAt, w.Id), descending: false, query.For(list)));
     }
 
     private static async Task<IResult> AnnounceMaintenanceAsync(
@@ -75,6 +87,7 @@ public static class SlaEndpoints
         AnnounceMaintenanceRequest request,
         HttpContext context,
         IGrainFactory grains,
+        AuditLog audit,
         MaintenanceWindows windows,
         IOptions<SlaOptions> options,
         [FromKeyedServices(BillingClock.Key)] TimeProvider clock)
@@ -100,7 +113,7 @@ public static class SlaEndpoints
             AnnouncedBy = context.User.Actor(),
             AnnouncedAt = now,
         };
-        await ApiResults.AuditedAsync(
+        await audit.AuditedAsync(
             context,
             tenantId,
             "maintenance.announce",
@@ -114,7 +127,7 @@ public static class SlaEndpoints
         return TypedResults.Created($"/api/v1/tenants/{tenantId}/maintenance-windows?month={SlaMonth.Of(window.StartsAt)}", window);
     }
 
-    private static async Task<ItemList<SlaAssessment>> CloseMonthAsync(string month, HttpContext context, SlaMonthClose close)
+    private static async Task<ItemList<SlaAssessment>> CloseMonthAsync(string month, HttpContext context, SlaMonthClose close, AuditLog audit)
     {
         var period = ParseMonth(month);
         if (!close.HasEnded(period))
@@ -126,7 +139,7 @@ public static class SlaEndpoints
                 $"Month {period} ends at {period.End:O}; close it after that.");
         }
 
-        var closed = await ApiResults.AuditedAsync(
+        var closed = await audit.AuditedAsync(
             context,
             tenantId: null,
             "sla.month.close",

@@ -1,4 +1,5 @@
 using Orleans.Concurrency;
+using ControlPlane.Api;
 using ControlPlane.Persistence;
 
 namespace ControlPlane.Tenants;
@@ -11,8 +12,13 @@ public interface ITenantDirectoryGrain : IGrainWithIntegerKey
 {
     Task<TenantView> CreateTenantAsync(CreateTenantCommand command);
 
+    /// <summary>Every tenant's id, oldest first.</summary>
     [ReadOnly]
     Task<IReadOnlyList<string>> ListTenantIdsAsync();
+
+    /// <summary>A page of tenant ids, oldest first.</summary>
+    [ReadOnly]
+    Task<Page<string>> ListTenantIdsAsync(PageRequest page);
 }
 
 public sealed class TenantDirectoryState
@@ -58,6 +64,12 @@ public sealed class TenantDirectoryGrain(
         });
     }
 
-    public Task<IReadOnlyList<string>> ListTenantIdsAsync() =>
-        Task.FromResult<IReadOnlyList<string>>([.. state.State.Tenants.OrderBy(entry => entry.Value.CreatedAt).Select(entry => entry.Key)]);
+    public Task<IReadOnlyList<string>> ListTenantIdsAsync() => Task.FromResult<IReadOnlyList<string>>([.. Ordered().Select(entry => entry.Key)]);
+
+    public Task<Page<string>> ListTenantIdsAsync(PageRequest page) =>
+        Task.FromResult(Paging.Page(Ordered(), entry => Paging.Key(entry.Value.CreatedAt, entry.Key), descending: false, page)
+            .Select(entry => entry.Key));
+
+    private IOrderedEnumerable<KeyValuePair<string, TenantDirectoryEntry>> Ordered() =>
+        state.State.Tenants.OrderBy(entry => entry.Value.CreatedAt).ThenBy(entry => entry.Key, StringComparer.Ordinal);
 }

@@ -1,6 +1,7 @@
 using System.Security.Claims;
 using Billing.Stripe;
 using ControlPlane.Api;
+using ControlPlane.Auditing;
 using ControlPlane.Errors;
 using ControlPlane.Security;
 using Microsoft.Extensions.Options;
@@ -24,17 +25,8 @@ public static class TenantEndpoints
         return app;
     }
 
-    /// <summary>Checks that the tenant exists and the caller may see it; a missing tenant and another tenant's alike answer 404.</summary>
-    public static async Task RequireTenantAsync(this IGrainFactory grains, ClaimsPrincipal user, string tenantId)
-    {
-        user.EnsureCanAccessTenant(tenantId);
-        if (!Ids.IsWellFormed(tenantId, "tnt") || !await grains.GetGrain<ITenantGrain>(tenantId).ExistsAsync())
-        {
-            throw Problems.NotFound("tenant", tenantId);
-        }
-    }
-
-    private static async Task<IResult> CreateTenantAsync(CreateTenantRequest request, HttpContext context, IGrainFactory grains, IOptions<PlanOptions> plans)
+    private static async Task<IResult> CreateTenantAsync(
+        CreateTenantRequest request, HttpContext context, IGrainFactory grains, IOptions<PlanOptions> plans, AuditLog audit, StripeCustomers stripeCustomers)
     {
         var errors = new Dictionary<string, string[]>();
         if (Names.TenantNameError(request.Name) is { } nameError)
@@ -56,7 +48,7 @@ public static class TenantEndpoints
             RequestedBy = context.User.Actor(),
             Idempotency = Idempotency.FromRequest(context, request),
         };
-        var tenant = await ApiResults.AuditedAsync(
+        var tenant = await audit.AuditedAsync(
             context,
             tenantId: null,
             "tenant.create",
@@ -64,20 +56,18 @@ public static class TenantEndpoints
             () => grains.GetGrain<ITenantDirectoryGrain>(0).CreateTenantAsync(command),
             created => (created.Id, $"plan {created.Plan}"));
         // Onboarding asks billing for the tenant's Stripe customer; a replayed create asks again, which is harmless.
-        await context.RequestServices.GetRequiredService<StripeCustomers>().RequestAsync(tenant.Id, tenant.Name, context.RequestAborted);
+        await stripeCustomers.RequestAsync(tenant.Id, tenant.Name, context.RequestAborted);
         return TypedResults.Created($"/api/v1/tenants/{tenant.Id}", tenant);
     }
 
-    private static async Task<ItemList<TenantView>> ListTenantsAsync(IGrainFactory grains)
+    private static async Task<ItemList<TenantView>> ListTenantsAsync([AsParameters] PageQuery query, IGrainFactory grains)
     {
-        var ids = await grains.GetGrain<ITenantDirectoryGrain>(0).ListTenantIdsAsync();
-        var views = await Task.WhenAll(ids.Select(id => grains.GetGrain<ITenantGrain>(id).GetAsync()));
-        return new ItemList<TenantView>([.. views.OfType<TenantView>()]);
+        const string list = "tenants";
+        var ids = await grains.GetGrain<ITenantDirectoryGrain>(0).ListTenantIdsAsync(query.For(list));
+        var views = await Task.WhenAll(ids.Items.Select(id => grains.GetGrain<ITenantGrain>(id).GetAsync()));
+        return query.Answer(list, new Page<TenantView> { Items = [.. views.OfType<TenantView>()], NextAfter = ids.NextAfter });
     }
 
-    private static async Task<TenantView> GetTenantAsync(string tenantId, ClaimsPrincipal user, IGrainFactory grains)
-    {
-        await grains.RequireTenantAsync(user, tenantId);
-        return await grains.GetGrain<ITenantGrain>(tenantId).GetAsync() ?? throw Problems.NotFound("tenant", tenantId);
-    }
+    private static async Task<TenantView> GetTenantAsync(string tenantId, ClaimsPrincipal user, IGrainFactory grains) =>
+        await (await grains.RequireTenantAsync(user, tenantId)).GetAsync() ?? throw Problems.NotFound("tenant", tenantId);
 }

@@ -1,16 +1,17 @@
-using Orleans.Concurrency;
+using ControlPlane.Api;
 using ControlPlane.Errors;
 using ControlPlane.Instances;
 using ControlPlane.Operations;
 using ControlPlane.Persistence;
 using Microsoft.Extensions.Options;
+using Orleans.Concurrency;
 
 namespace ControlPlane.Tenants;
 
 /// <summary>
-/// One customer tenant: plan, quota, its instances and the idempotency keys of its requests. Every
-/// mutation of an instance passes through here, so quota, name uniqueness and idempotency are decided
-/// in one place, one request at a time. It calls instance grains; they never call it.
+/// One customer tenant: plan, quota, its instances and the idempotency keys of its requests. Every verb on an instance
+/// passes through here, so quota, name uniqueness, idempotency and placement (the backend) are decided in one place,
+/// one request at a time. It calls instance grains; they never call it.
 /// </summary>
 public interface ITenantGrain : IGrainWithStringKey
 {
@@ -24,17 +25,17 @@ public interface ITenantGrain : IGrainWithStringKey
     [ReadOnly]
     Task<bool> ExistsAsync();
 
-    Task<OperationRecord> CreateInstanceAsync(NewInstanceCommand command);
-
-    Task<OperationRecord> MutateInstanceAsync(InstanceMutationCommand command);
+    /// <summary>Runs a verb on one of the tenant's instances; a create makes a new one.</summary>
+    Task<OperationRecord> ExecuteAsync(InstanceCommand command);
 
     Task<OperationRecord> CancelOperationAsync(string operationId, string requestedBy);
 
     [ReadOnly]
     Task<OperationRecord?> GetOperationAsync(string operationId);
 
+    /// <summary>Its instances, oldest first; only the page's instance grains are asked.</summary>
     [ReadOnly]
-    Task<IReadOnlyList<InstanceView>> ListInstancesAsync(bool includeDeleted);
+    Task<Page<InstanceView>> ListInstancesAsync(bool includeDeleted, PageRequest page);
 
     /// <summary>Keeps the tenant's Stripe customer id, as billing created (or found) it; the first one stays.</summary>
     Task SetStripeCustomerAsync(string customerId);
@@ -47,24 +48,29 @@ public sealed class TenantGrain(
     [PersistentState("tenant", StorageNames.ControlPlane)] IPersistentState<TenantState> state,
     IGrainFactory grains,
     IOptions<PlanOptions> plans,
+    IOptions<InstanceOptions> instances,
+    IOptions<RetentionOptions> retention,
     TimeProvider clock) : Grain, ITenantGrain
 {
     private TenantState S => state.State;
+
+    private DateTimeOffset Now => clock.GetUtcNow();
 
     public async Task<TenantView> InitializeAsync(InitializeTenantCommand command)
     {
         if (!state.RecordExists)
         {
+            var change = StateChange.Begin(state);
             state.State = new TenantState
             {
                 Id = this.GetPrimaryKeyString(),
                 Name = command.Name,
                 Plan = command.Plan,
                 Status = TenantStatus.Active,
-                CreatedAt = clock.GetUtcNow(),
+                CreatedAt = Now,
                 CreatedBy = command.RequestedBy,
             };
-            await state.WriteStateAsync();
+            await change.WriteAsync();
         }
 
         return ToView(S.Instances.Count(entry => !entry.Value.Deleted));
@@ -83,88 +89,50 @@ public sealed class TenantGrain(
         return ToView(views.Count(view => view is not null && view.State != InstanceLifecycle.Deleted));
     }
 
-    public async Task<OperationRecord> CreateInstanceAsync(NewInstanceCommand command)
+    public async Task<OperationRecord> ExecuteAsync(InstanceCommand command)
     {
         EnsureExists();
-        if (S.IdempotencyKeys.Replay(command.Idempotency, clock.GetUtcNow()) is { } earlier)
+        command = command with { TenantId = S.Id };
+        if (S.IdempotencyKeys.Replay(command.Idempotency, Now) is { } earlier)
         {
-            // The first attempt may have stopped before the instance existed (and a refresh then set it aside as
-            // gone): ask its grain again from now on; the next refresh sets the flag from the grain's truth.
-            S.Instances[earlier.InstanceId] = S.Instances[earlier.InstanceId] with { Deleted = false };
-            return await Instance(earlier.InstanceId).CreateAsync(ToCreateCommand(command, earlier.OperationId));
-        }
-
-        var live = await RefreshLiveInstancesAsync();
-        if (live.Any(entry => entry.Value.Name == command.Name))
-        {
-            throw Problems.NameTaken(command.Name);
-        }
-
-        var limit = MaxInstances();
-        if (live.Count >= limit)
-        {
-            throw Problems.QuotaExceeded(S.Plan, limit);
-        }
-
-        var instanceId = Ids.NewInstanceId();
-        var operationId = Ids.NewOperationId();
-        S.Instances[instanceId] = new TenantInstanceEntry(command.Name, clock.GetUtcNow(), Deleted: false);
-        S.OperationInstances[operationId] = instanceId;
-        Remember(command.Idempotency, instanceId, operationId);
-        // Written before the instance exists: a retry with the same key then finds the ids and finishes the job.
-        await state.WriteStateAsync();
-        return await Instance(instanceId).CreateAsync(ToCreateCommand(command, operationId));
-
-        CreateInstanceCommand ToCreateCommand(NewInstanceCommand c, string opId) => new()
-        {
-            OperationId = opId,
-            RequestedBy = c.RequestedBy,
-            TenantId = S.Id,
-            Name = c.Name,
-            Product = c.Product,
-            Version = c.Version,
-            Size = c.Size,
-            Backend = c.Backend,
-        };
-    }
-
-    public async Task<OperationRecord> MutateInstanceAsync(InstanceMutationCommand command)
-    {
-        EnsureExists();
-        if (!S.Instances.ContainsKey(command.InstanceId))
-        {
-            throw Problems.NotFound("instance", command.InstanceId);
-        }
-
-        if (S.IdempotencyKeys.Replay(command.Idempotency, clock.GetUtcNow()) is { } earlier)
-        {
-            if (earlier.InstanceId != command.InstanceId)
+            if (command.Verb != OperationType.Create && earlier.InstanceId != command.InstanceId)
             {
                 throw Problems.IdempotencyKeyReused(command.Idempotency!.Key);
             }
 
+            // The first attempt may have stopped before the instance existed: ask its grain again, which finishes the job.
+            S.Instances[earlier.InstanceId] = S.Instances.GetValueOrDefault(earlier.InstanceId, new(command.Name ?? "", Now, false)) with { Deleted = false };
             return await Instance(earlier.InstanceId).GetOperationAsync(earlier.OperationId)
-                ?? await ApplyMutationAsync(command, earlier.OperationId);
+                ?? await Instance(earlier.InstanceId).ExecuteAsync(Placed(command, earlier.InstanceId, earlier.OperationId));
         }
 
-        var operationId = Ids.NewOperationId();
-        S.OperationInstances[operationId] = command.InstanceId;
-        Remember(command.Idempotency, command.InstanceId, operationId);
-        await state.WriteStateAsync();
+        var change = StateChange.Begin(state);
+        string instanceId;
+        if (command.Verb == OperationType.Create)
+        {
+            await CheckNameAndQuotaAsync(command.Name!);
+            instanceId = Ids.NewInstanceId();
+            S.Instances[instanceId] = new TenantInstanceEntry(command.Name!, Now, Deleted: false);
+        }
+        else
+        {
+            instanceId = S.Instances.ContainsKey(command.InstanceId) ? command.InstanceId : throw Problems.NotFound("instance", command.InstanceId);
+        }
+
+        var operationId = Ids.NewOperationId(instanceId);
+        Remember(command.Idempotency, instanceId, operationId);
+        // Written before the instance acts: a retry with the same key then finds the ids and finishes the job.
+        await change.WriteAsync();
         try
         {
-            return await ApplyMutationAsync(command, operationId);
+            return await Instance(instanceId).ExecuteAsync(Placed(command, instanceId, operationId));
         }
-        catch (ControlPlaneException)
+        catch (ControlPlaneException) when (command.Idempotency is { } key)
         {
             // Refused (conflict, wrong state): nothing happened, so the key stays free for a later retry.
-            S.OperationInstances.Remove(operationId);
-            if (command.Idempotency is { } key)
-            {
-                S.IdempotencyKeys.Remove(key.Key);
-            }
-
-            await state.WriteStateAsync();
+            var release = StateChange.Begin(state);
+            S.IdempotencyKeys.Remove(key.Key);
+            await release.WriteAsync();
             throw;
         }
     }
@@ -172,28 +140,31 @@ public sealed class TenantGrain(
     public async Task<OperationRecord> CancelOperationAsync(string operationId, string requestedBy)
     {
         EnsureExists();
-        var instanceId = S.OperationInstances.GetValueOrDefault(operationId) ?? throw Problems.NotFound("operation", operationId);
+        var instanceId = InstanceOf(operationId) ?? throw Problems.NotFound("operation", operationId);
         return await Instance(instanceId).CancelOperationAsync(new OperationRequest { OperationId = operationId, RequestedBy = requestedBy });
     }
 
     public async Task<OperationRecord?> GetOperationAsync(string operationId)
     {
         EnsureExists();
-        return S.OperationInstances.TryGetValue(operationId, out var instanceId)
-            ? await Instance(instanceId).GetOperationAsync(operationId)
-            : null;
+        return InstanceOf(operationId) is { } instanceId ? await Instance(instanceId).GetOperationAsync(operationId) : null;
     }
 
-    public async Task<IReadOnlyList<InstanceView>> ListInstancesAsync(bool includeDeleted)
+    public async Task<Page<InstanceView>> ListInstancesAsync(bool includeDeleted, PageRequest page)
     {
         EnsureExists();
-        var views = await Task.WhenAll(S.Instances
-            .Where(entry => includeDeleted || !entry.Value.Deleted)
-            .Select(entry => Instance(entry.Key).GetAsync()));
-        return [.. views
-            .OfType<InstanceView>()
-            .Where(view => includeDeleted || view.State != InstanceLifecycle.Deleted)
-            .OrderBy(view => view.CreatedAt)];
+        var entries = Paging.Page(
+            S.Instances.Where(entry => includeDeleted || !entry.Value.Deleted).OrderBy(entry => entry.Value.CreatedAt).ThenBy(entry => entry.Key, StringComparer.Ordinal),
+            entry => Paging.Key(entry.Value.CreatedAt, entry.Key),
+            descending: false,
+            page);
+        var views = await Task.WhenAll(entries.Items.Select(entry => Instance(entry.Key).GetAsync()));
+        return new Page<InstanceView>
+        {
+            // A page may hold fewer than its size: an instance found deleted (or pruned) since the tenant last looked is left out.
+            Items = [.. views.OfType<InstanceView>().Where(view => includeDeleted || view.State != InstanceLifecycle.Deleted)],
+            NextAfter = entries.NextAfter,
+        };
     }
 
     public async Task SetStripeCustomerAsync(string customerId)
@@ -201,73 +172,88 @@ public sealed class TenantGrain(
         EnsureExists();
         if (S.StripeCustomerId is null)
         {
+            var change = StateChange.Begin(state);
             S.StripeCustomerId = customerId;
-            await state.WriteStateAsync();
+            await change.WriteAsync();
         }
     }
 
     public async Task WakeInstancesAsync()
     {
-        if (!state.RecordExists)
+        if (state.RecordExists)
         {
-            return;
+            await Task.WhenAll(S.Instances.Where(entry => !entry.Value.Deleted).Select(entry => Instance(entry.Key).WakeAsync()));
         }
-
-        await Task.WhenAll(S.Instances.Where(entry => !entry.Value.Deleted).Select(entry => Instance(entry.Key).WakeAsync()));
     }
 
-    private Task<OperationRecord> ApplyMutationAsync(InstanceMutationCommand command, string operationId)
+    /// <summary>The verb as the instance receives it: with its ids and, for a create, where it is placed.</summary>
+    private InstanceCommand Placed(InstanceCommand command, string instanceId, string operationId) => command with
     {
-        var instance = Instance(command.InstanceId);
-        var request = new OperationRequest { OperationId = operationId, RequestedBy = command.RequestedBy };
-        return command.Kind switch
-        {
-            InstanceMutationKind.ChangeSpec => instance.ChangeSpecAsync(new ChangeSpecCommand
-            {
-                OperationId = operationId,
-                RequestedBy = command.RequestedBy,
-                Version = command.Version!,
-                Size = command.Size!,
-            }),
-            InstanceMutationKind.Stop => instance.StopAsync(request),
-            InstanceMutationKind.Start => instance.StartAsync(request),
-            InstanceMutationKind.Delete => instance.DeleteAsync(request),
-            _ => throw new ArgumentOutOfRangeException(nameof(command), command.Kind, "Unknown mutation."),
-        };
-    }
+        InstanceId = instanceId,
+        OperationId = operationId,
+        Backend = command.Verb == OperationType.Create ? instances.Value.DefaultBackend : null,
+    };
 
     /// <summary>
-    /// The instances that still count against the quota, asking each instance's grain (the truth) and
-    /// remembering the ones that are gone so they are not asked again.
+    /// Refuses a name in use or a full quota, asking each instance's grain (the truth). Instances found deleted stop
+    /// counting, and their entries go once their retention has ended (the instance's grain forgets them then too).
     /// </summary>
-    private async Task<Dictionary<string, TenantInstanceEntry>> RefreshLiveInstancesAsync()
+    private async Task CheckNameAndQuotaAsync(string name)
     {
         var candidates = S.Instances.Where(entry => !entry.Value.Deleted).Select(entry => entry.Key).ToList();
         var views = await Task.WhenAll(candidates.Select(id => Instance(id).GetAsync()));
-        var live = new Dictionary<string, TenantInstanceEntry>(StringComparer.Ordinal);
+        var live = 0;
         for (var i = 0; i < candidates.Count; i++)
         {
-            var id = candidates[i];
-            if (views[i] is null || views[i]!.State == InstanceLifecycle.Deleted)
+            if (views[i] is not { State: not InstanceLifecycle.Deleted } view)
             {
-                S.Instances[id] = S.Instances[id] with { Deleted = true };
+                S.Instances[candidates[i]] = S.Instances[candidates[i]] with { Deleted = true, DeletedAt = views[i]?.DeletedAt ?? Now };
+                continue;
             }
-            else
+
+            live++;
+            if (view.Name == name)
             {
-                live[id] = S.Instances[id];
+                throw Problems.NameTaken(name);
             }
         }
 
-        return live;
+        foreach (var gone in S.Instances.Where(entry => entry.Value.DeletedAt + retention.Value.DeletedInstances < Now).Select(entry => entry.Key).ToList())
+        {
+            S.Instances.Remove(gone);
+            foreach (var operation in S.OperationInstances.Where(entry => entry.Value == gone).Select(entry => entry.Key).ToList())
+            {
+                S.OperationInstances.Remove(operation);
+            }
+        }
+
+        var limit = MaxInstances();
+        if (live >= limit)
+        {
+            throw Problems.QuotaExceeded(S.Plan, limit);
+        }
     }
 
     private void Remember(IdempotencyKey? key, string instanceId, string operationId)
     {
-        if (key is not null)
+        if (key is null)
         {
-            S.IdempotencyKeys[key.Key] = new IdempotencyRecord(key.Fingerprint, instanceId, operationId, clock.GetUtcNow());
+            return;
+        }
+
+        S.IdempotencyKeys[key.Key] = new IdempotencyRecord(key.Fingerprint, instanceId, operationId, Now);
+        var excess = S.IdempotencyKeys.Count - retention.Value.IdempotencyKeysPerTenant;
+        foreach (var oldest in S.IdempotencyKeys.OrderBy(entry => entry.Value.CreatedAt).Take(Math.Max(0, excess)).Select(entry => entry.Key).ToList())
+        {
+            S.IdempotencyKeys.Remove(oldest);
         }
     }
+
+    /// <summary>The tenant's instance an operation belongs to, or null when it is none of this tenant's.</summary>
+    private string? InstanceOf(string operationId) =>
+        (Ids.InstanceOfOperation(operationId) ?? S.OperationInstances.GetValueOrDefault(operationId)) is { } instanceId && S.Instances.ContainsKey(instanceId)
+            ? instanceId
+            : null;
 
     private int MaxInstances() => plans.Value.Definitions.TryGetValue(S.Plan, out var plan) ? plan.MaxInstances : 0;
 

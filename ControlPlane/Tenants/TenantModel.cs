@@ -46,39 +46,6 @@ public sealed record CreateTenantCommand
     [Id(3)] public IdempotencyKey? Idempotency { get; init; }
 }
 
-/// <summary>A validated request to create an instance; product, version and size exist in the catalog.</summary>
-[GenerateSerializer, Immutable]
-public sealed record NewInstanceCommand
-{
-    [Id(0)] public required string Name { get; init; }
-    [Id(1)] public required string Product { get; init; }
-    [Id(2)] public required string Version { get; init; }
-    [Id(3)] public required string Size { get; init; }
-    [Id(4)] public required string Backend { get; init; }
-    [Id(5)] public required string RequestedBy { get; init; }
-    [Id(6)] public IdempotencyKey? Idempotency { get; init; }
-}
-
-public enum InstanceMutationKind
-{
-    ChangeSpec,
-    Stop,
-    Start,
-    Delete,
-}
-
-[GenerateSerializer, Immutable]
-public sealed record InstanceMutationCommand
-{
-    [Id(0)] public required string InstanceId { get; init; }
-    [Id(1)] public required InstanceMutationKind Kind { get; init; }
-    [Id(2)] public required string RequestedBy { get; init; }
-    /// <summary>For <see cref="InstanceMutationKind.ChangeSpec"/>: the version and size to move to (catalog-checked).</summary>
-    [Id(3)] public string? Version { get; init; }
-    [Id(4)] public string? Size { get; init; }
-    [Id(5)] public IdempotencyKey? Idempotency { get; init; }
-}
-
 /// <summary>The durable state of a tenant's grain (stored as JSON).</summary>
 public sealed class TenantState
 {
@@ -90,9 +57,15 @@ public sealed class TenantState
     public string CreatedBy { get; set; } = "";
     public string? StripeCustomerId { get; set; }
     public Dictionary<string, TenantInstanceEntry> Instances { get; set; } = new(StringComparer.Ordinal);
-    /// <summary>Which instance each operation belongs to, so an operation can be found by its id alone.</summary>
+    /// <summary>
+    /// Which instance each operation of the earlier id form belongs to. New operation ids name their instance
+    /// (<see cref="Ids.InstanceOfOperation"/>); this only shrinks, as those instances are pruned.
+    /// </summary>
     public Dictionary<string, string> OperationInstances { get; set; } = new(StringComparer.Ordinal);
     public Dictionary<string, IdempotencyRecord> IdempotencyKeys { get; set; } = new(StringComparer.Ordinal);
 }
 
-public sealed record TenantInstanceEntry(string Name, DateTimeOffset CreatedAt, bool Deleted);
+/// <summary>One of the tenant's instances as the tenant remembers it: enough to list it in order and count its quota.</summary>
+/// <param name="Deleted">It was found deleted (or never came to exist); it no longer counts against the quota.</param>
+/// <param name="DeletedAt">When it was deleted; the entry goes when the instance's retention ends.</param>
+public sealed record TenantInstanceEntry(string Name, DateTimeOffset CreatedAt, bool Deleted, DateTimeOffset? DeletedAt = null);

@@ -29,7 +29,7 @@ public sealed class InstanceLogTests(ITestOutputHelper output)
 
         // With O_APPEND the writer continues at the new end; without it the file would jump back to its old size.
         var lengthAfterCut = new FileInfo(paths.Log).Length;
-        Assert.InRange(new FileInfo(paths.PreviousLog).Length, 1, maxBytes);
+        Assert.InRange(new FileInfo(paths.PreviousLog()).Length, 1, maxBytes);
         Assert.True(lengthAfterCut < maxBytes, $"The log is {lengthAfterCut} bytes after being cut at {maxBytes}.");
         // A writer without O_APPEND would leave a hole of NULs where the cut-away text was.
         Assert.DoesNotContain((byte)0, File.ReadAllBytes(paths.Log));

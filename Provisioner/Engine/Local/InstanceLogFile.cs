@@ -6,19 +6,31 @@ namespace Provisioner.Local;
 /// <summary>
 /// Keeps an instance's process log bounded. The process appends to it directly (O_APPEND, no pipe
 /// through the control plane), so it is cut the way logrotate's copytruncate does: the tail is copied
-/// to <c>.1</c> and the file truncated in place; the process's next write lands at the new start.
+/// to <c>.1</c> and the file truncated in place; the process's next write lands at the new start. Each start
+/// shifts the logs of earlier runs (<c>.1</c> → <c>.2</c> …), so a crash loop keeps the last words of several crashes.
 /// </summary>
 [SupportedOSPlatform("linux")]
 internal static class InstanceLogFile
 {
-    /// <summary>At each start: the previous run's log becomes <c>.1</c>, so a crash's last words survive one restart.</summary>
-    public static void Rotate(LocalInstancePaths paths, long maxBytes)
+    /// <summary>At each start: the previous run's log becomes <c>.1</c> and older ones shift up, keeping <paramref name="keptRuns"/> of them.</summary>
+    public static void Rotate(LocalInstancePaths paths, long maxBytes, int keptRuns)
     {
-        if (File.Exists(paths.Log) && new FileInfo(paths.Log).Length > 0)
+        if (!File.Exists(paths.Log) || new FileInfo(paths.Log).Length == 0)
         {
-            CopyTail(paths.Log, paths.PreviousLog, maxBytes);
-            File.WriteAllBytes(paths.Log, []);
+            return;
         }
+
+        File.Delete(paths.PreviousLog(keptRuns));
+        for (var runsAgo = keptRuns - 1; runsAgo >= 1; runsAgo--)
+        {
+            if (File.Exists(paths.PreviousLog(runsAgo)))
+            {
+                File.Move(paths.PreviousLog(runsAgo), paths.PreviousLog(runsAgo + 1));
+            }
+        }
+
+        CopyTail(paths.Log, paths.PreviousLog(), maxBytes);
+        File.WriteAllBytes(paths.Log, []);
     }
 
     /// <summary>Cuts the log when it has grown past <paramref name="maxBytes"/> while the process runs.</summary>
@@ -28,7 +40,7 @@ internal static class InstanceLogFile
         {
             if (File.Exists(paths.Log) && new FileInfo(paths.Log).Length > maxBytes)
             {
-                CopyTail(paths.Log, paths.PreviousLog, maxBytes);
+                CopyTail(paths.Log, paths.PreviousLog(), maxBytes);
                 using var log = new FileStream(paths.Log, FileMode.Open, FileAccess.Write, FileShare.ReadWrite);
                 log.SetLength(0);
             }
@@ -40,11 +52,14 @@ internal static class InstanceLogFile
     }
 
     /// <summary>The last lines of the log, for an error a person reads; <paramref name="secret"/> is masked should the process have printed it.</summary>
-    public static string Tail(LocalInstancePaths paths, int lines, string secret)
+    public static string Tail(LocalInstancePaths paths, int lines, string secret) => Tail(paths.Log, lines, secret);
+
+    /// <summary>The last lines of <paramref name="logFile"/>, masked and without stack frames or terminal codes.</summary>
+    public static string Tail(string logFile, int lines, string secret)
     {
         try
         {
-            using var log = new FileStream(paths.Log, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            using var log = new FileStream(logFile, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
             var length = Math.Min(log.Length, 16 * 1024);
             log.Seek(-length, SeekOrigin.End);
             var buffer = new byte[length];

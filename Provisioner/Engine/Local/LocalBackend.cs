@@ -1,7 +1,5 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Net;
-using System.Runtime.InteropServices;
 using System.Runtime.Versioning;
 using System.Text.Json;
 using System.Text.RegularExpressions;
@@ -16,7 +14,8 @@ namespace Provisioner.Local;
 /// <summary>
 /// Runs each hosted instance as an OS process on this machine: its own session, port, data directory,
 /// password and memory cap. Everything it knows lives in each instance's <c>deployment.json</c>, so a new
-/// backend (a restarted control plane) adopts running instances instead of starting them twice.
+/// backend (a restarted control plane) adopts running instances instead of starting them twice. This file plans
+/// and observes; <c>LocalBackend.Steps.cs</c> carries the steps out.
 /// </summary>
 /// <remarks>
 /// The memory cap is Garnet's own memory options per size plus <c>DOTNET_GCHeapHardLimit</c> from the
@@ -32,8 +31,6 @@ public sealed partial class LocalBackend(
 {
     public const string BackendName = "local";
 
-    // The benchmark compares Create→Running with a bare process start: poll often so the wait adds little.
-    private static readonly TimeSpan StartupPollInterval = TimeSpan.FromMilliseconds(10);
     private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(2);
 
     private readonly LocalPortAllocator _ports = new(options);
@@ -48,7 +45,7 @@ public sealed partial class LocalBackend(
 
     public async Task<DeploymentPlan> PlanAsync(DeploymentSpec desired, CancellationToken cancellationToken)
     {
-        var now = Inspect(desired.InstanceId);
+        var now = Inspect(desired);
         var recordedGeneration = Math.Max(now.Record?.Generation ?? long.MinValue, now.Paths.ReadTombstone() ?? long.MinValue);
         if (recordedGeneration > desired.Generation)
         {
@@ -69,52 +66,22 @@ public sealed partial class LocalBackend(
 
     public async Task<ObservedDeployment> ObserveAsync(DeploymentSpec desired, CancellationToken cancellationToken)
     {
-        var now = Inspect(desired.InstanceId);
+        var now = Inspect(desired);
         if (now.Record is not { } record)
         {
             return ObservedDeployment.Absent;
         }
 
         InstanceLogFile.Bound(now.Paths, Settings.MaxLogBytes);
-        var observed = new ObservedDeployment
-        {
-            Status = DeploymentStatus.Stopped,
-            Endpoint = new Endpoint { Host = Settings.BindAddress, Port = record.Port },
-            Version = record.Version,
-            Size = record.Size,
-            Generation = record.Generation,
-        };
-        if (now.Process is not { } process)
-        {
-            return observed with
-            {
-                Detail = record switch
-                {
-                    { Goal: DeploymentGoal.Running, ProcessId: { } processId } => DescribeExit(record, processId),
-                    { Goal: DeploymentGoal.Running } => "Not started yet.",
-                    _ => "Stopped: the data and the port are kept.",
-                },
-            };
-        }
-
-        var ping = await RespPingProbe.PingAsync(Settings.BindAddress, record.Port, desired.Password.Value, ProbeTimeout, cancellationToken);
-        return observed with
-        {
-            Status = ping.Answered ? DeploymentStatus.Running : DeploymentStatus.Starting,
-            Health = ping.Answered ? DeploymentHealth.Healthy : DeploymentHealth.Unhealthy,
-            ProbeLatency = ping.Answered ? ping.Latency : null,
-            ProcessId = process.ProcessId,
-            Detail = process.Recorded
-                ? ping.Detail
-                : $"{ping.Detail} Process {process.ProcessId} is not in deployment.json (a start was interrupted); the next apply restarts it.",
-        };
+        var ping = now.Process is null ? null : await PingAsync(record, desired, cancellationToken);
+        return Observation(now, ping);
     }
 
     /// <summary>Stops every instance's process, keeping data, ports and goals: the next reconcile starts them again.</summary>
     public async Task StopAllAsync(CancellationToken cancellationToken)
     {
         var running = LocalInstancePaths.ReadAllRecords(Settings.InstancesDirectory)
-            .Select(record => Inspect(record.InstanceId))
+            .Select(record => Inspect(record.InstanceId, record.Executable))
             .Where(now => now.Process is not null)
             .ToList();
         logger.LogInformation("Stopping {Count} local instances because the control plane shuts down", running.Count);
@@ -145,7 +112,7 @@ public sealed partial class LocalBackend(
             process = null;
         }
 
-        if (now.Record is null || !Directory.Exists(now.Paths.Data))
+        if (now.Record is not { } record || !Directory.Exists(now.Paths.Data))
         {
             if (now.Record is not null)
             {
@@ -153,50 +120,46 @@ public sealed partial class LocalBackend(
             }
 
             EnsureInstalled(offering);
-            steps.Add(PrepareStep(desired));
-            steps.Add(StartStep(desired, offering));
+            steps.AddRange([PrepareStep(desired), StartStep(desired, offering), WaitStep(desired, offering)]);
+            return new DeploymentPlan(steps, drift);
+        }
+
+        if (process is null)
+        {
+            if (record is { Goal: DeploymentGoal.Running, ProcessId: { } processId })
+            {
+                // The log is still the crashed run's: its last lines say why, before the next start rotates it away.
+                drift ??= $"{DescribeExit(record, processId)}{LogExcerpt(now.Paths, desired)}";
+            }
+
+            EnsureInstalled(offering);
+            steps.AddRange([StartStep(desired, offering), WaitStep(desired, offering)]);
+            return new DeploymentPlan(steps, drift);
+        }
+
+        if (!IsDeployed(record, desired) || desired.Restarts > record.Restarts)
+        {
+            drift ??= IsDeployed(record, desired) ? null : $"Deployed {record.Version} ({record.Size}); the spec asks for {desired.Version} ({desired.Size}).";
+            EnsureInstalled(offering);
+            steps.AddRange([StopStep(desired), StartStep(desired, offering), WaitStep(desired, offering)]);
+            return new DeploymentPlan(steps, drift);
+        }
+
+        if (record.Goal != desired.Goal || record.Generation != desired.Generation)
+        {
+            steps.Add(RecordStep(desired));
+        }
+
+        var ping = await PingAsync(record, desired, cancellationToken);
+        if (!ping.Answered && record.LaunchedAt is { } launched && time.GetUtcNow() - launched < StartupTimeout(offering))
+        {
+            // A start whose wait was interrupted (a cancel, a control plane restart) is finished here, so applying the
+            // spec again ends with an instance that answers. One that has run longer than its startup and stopped
+            // answering is hung: that is for the control plane's liveness check to judge, not a step.
             steps.Add(WaitStep(desired, offering));
-            return new DeploymentPlan(steps, drift);
         }
 
-        var record = now.Record;
-        if (process is not null)
-        {
-            if (record.Product != desired.Product || record.Version != desired.Version || record.Size != desired.Size)
-            {
-                EnsureInstalled(offering);
-                steps.Add(StopStep(desired));
-                steps.Add(StartStep(desired, offering));
-                steps.Add(WaitStep(desired, offering));
-            }
-            else
-            {
-                if (record.Goal != desired.Goal || record.Generation != desired.Generation)
-                {
-                    steps.Add(RecordStep(desired));
-                }
-
-                // A start whose wait was interrupted (a cancel, a control plane restart) is finished here, so
-                // applying the spec again ends with an instance that answers, not one that merely runs.
-                var ping = await RespPingProbe.PingAsync(Settings.BindAddress, record.Port, desired.Password.Value, ProbeTimeout, cancellationToken);
-                if (!ping.Answered)
-                {
-                    steps.Add(WaitStep(desired, offering));
-                }
-            }
-
-            return new DeploymentPlan(steps, drift);
-        }
-
-        if (record is { Goal: DeploymentGoal.Running, ProcessId: { } processId })
-        {
-            drift ??= DescribeExit(record, processId);
-        }
-
-        EnsureInstalled(offering);
-        steps.Add(StartStep(desired, offering));
-        steps.Add(WaitStep(desired, offering));
-        return new DeploymentPlan(steps, drift);
+        return new DeploymentPlan(steps, drift, steps.Count == 0 ? Observation(now, ping) : null);
     }
 
     private DeploymentPlan PlanStopped(DeploymentSpec desired, Inspection now)
@@ -227,14 +190,14 @@ public sealed partial class LocalBackend(
             steps.Add(RecordStep(desired));
         }
 
-        return new DeploymentPlan(steps, drift);
+        return new DeploymentPlan(steps, drift, steps.Count == 0 ? Observation(now, ping: null) : null);
     }
 
     private DeploymentPlan PlanAbsent(DeploymentSpec desired, Inspection now)
     {
         if (now.Record is null && now.Process is null && !Directory.Exists(now.Paths.Root))
         {
-            return DeploymentPlan.UpToDate;
+            return DeploymentPlan.UpToDate with { Observed = ObservedDeployment.Absent };
         }
 
         var steps = new List<DeploymentStep>();
@@ -251,248 +214,85 @@ public sealed partial class LocalBackend(
         return new DeploymentPlan(steps, Drift: null);
     }
 
-    private DeploymentStep PrepareStep(DeploymentSpec desired) => new(
-        "Reserve port and prepare data directory",
-        _ =>
-        {
-            Prepare(desired);
-            return Task.CompletedTask;
-        },
-        TimeSpan.FromSeconds(15));
-
-    private DeploymentStep StartStep(DeploymentSpec desired, CatalogOffering offering) => new(
-        $"Start {offering.Definition.DisplayName} {offering.Version} ({offering.Size})",
-        cancellationToken => StartAsync(desired, offering, cancellationToken),
-        Settings.StopTimeout + TimeSpan.FromSeconds(30));
-
-    private DeploymentStep WaitStep(DeploymentSpec desired, CatalogOffering offering) => new(
-        "Wait for authenticated PING",
-        cancellationToken => WaitUntilAnsweringAsync(desired, offering, cancellationToken),
-        // Longer than the template's own startup timeout, so a slow start fails with the actionable message below.
-        TimeSpan.FromSeconds(offering.Definition.Local!.StartupTimeoutSeconds + 15));
-
-    private DeploymentStep StopStep(DeploymentSpec desired) => new(
-        "Stop process",
-        cancellationToken => StopAsync(desired, cancellationToken),
-        Settings.StopTimeout + TimeSpan.FromSeconds(15));
-
-    private DeploymentStep RecordStep(DeploymentSpec desired) => new(
-        $"Record generation {desired.Generation}",
-        _ =>
-        {
-            var paths = PathsFor(desired.InstanceId);
-            if (ReadRecord(paths) is { } record)
-            {
-                paths.WriteRecord(record with { Goal = desired.Goal, Generation = desired.Generation, UpdatedAt = time.GetUtcNow() });
-            }
-
-            return Task.CompletedTask;
-        },
-        TimeSpan.FromSeconds(15));
-
-    private LocalInstanceRecord Prepare(DeploymentSpec desired)
+    /// <summary>What exists, as the control plane sees it: where customers connect, where the platform probes, and how it answered.</summary>
+    private ObservedDeployment Observation(Inspection now, PingResult? ping)
     {
-        var paths = PathsFor(desired.InstanceId);
-        paths.CreateDirectories();
-        if (ReadRecord(paths) is { } existing)
+        if (now.Record is not { } record)
         {
-            var updated = existing with { Goal = desired.Goal, Generation = desired.Generation, UpdatedAt = time.GetUtcNow() };
-            paths.WriteRecord(updated);
-            return updated;
+            return ObservedDeployment.Absent;
         }
 
-        var reserved = _ports.Reserve(
-            desired.InstanceId,
-            paths,
-            port => new LocalInstanceRecord
+        var observed = new ObservedDeployment
+        {
+            Status = DeploymentStatus.Stopped,
+            Endpoint = new Endpoint { Host = Settings.AdvertisedHost ?? Settings.BindAddress, Port = record.Port },
+            ProbeEndpoint = Settings.AdvertisedHost is null ? null : new Endpoint { Host = Settings.BindAddress, Port = record.Port },
+            Version = record.Version,
+            Size = record.Size,
+            Generation = record.Generation,
+            Restarts = record.Restarts,
+            ProcessStarts = record.ProcessStarts,
+        };
+        if (now.Process is not { } process || ping is null)
+        {
+            return observed with
             {
-                InstanceId = desired.InstanceId,
-                Product = desired.Product,
-                Version = desired.Version,
-                Size = desired.Size,
-                Port = port,
-                Goal = desired.Goal,
-                Generation = desired.Generation,
-                UpdatedAt = time.GetUtcNow(),
-            },
-            avoid: null);
-        logger.LogInformation("Reserved port {Port} and data directory {DataDirectory} for instance {InstanceId}", reserved.Port, paths.Data, desired.InstanceId);
-        return reserved;
+                Detail = record switch
+                {
+                    { Goal: DeploymentGoal.Running, ProcessId: { } processId } => DescribeExit(record, processId),
+                    { Goal: DeploymentGoal.Running } => "Not started yet.",
+                    _ => "Stopped: the data and the port are kept.",
+                },
+            };
+        }
+
+        return observed with
+        {
+            Status = ping.Answered ? DeploymentStatus.Running : DeploymentStatus.Starting,
+            Health = ping.Answered ? DeploymentHealth.Healthy : DeploymentHealth.Unhealthy,
+            ProbeLatency = ping.Answered ? ping.Latency : null,
+            ProcessId = process.ProcessId,
+            Detail = process.Recorded
+                ? ping.Detail
+                : $"{ping.Detail} Process {process.ProcessId} is not in deployment.json (a start was interrupted); the next apply restarts it.",
+        };
     }
 
-    private async Task StartAsync(DeploymentSpec desired, CatalogOffering offering, CancellationToken cancellationToken)
-    {
-        var paths = PathsFor(desired.InstanceId);
-        var record = Directory.Exists(paths.Data) && ReadRecord(paths) is { } existing ? existing : Prepare(desired);
-        var now = Inspect(desired.InstanceId);
-        if (now.Process is { Recorded: true } && IsDeployed(record, desired))
-        {
-            return;
-        }
+    private Task<PingResult> PingAsync(LocalInstanceRecord record, DeploymentSpec desired, CancellationToken cancellationToken) =>
+        RespPingProbe.PingAsync(Settings.BindAddress, record.Port, desired.Password.Value, ProbeTimeout, cancellationToken);
 
-        if (now.Process is { } stale)
-        {
-            await LocalProcesses.TerminateAsync(stale, paths.Data, Settings.StopTimeout, cancellationToken);
-        }
+    private Inspection Inspect(DeploymentSpec desired) =>
+        Inspect(desired.InstanceId, catalog.TryResolve(desired.Product, desired.Version, desired.Size, out var offering, out _) && offering.Definition.Local is { } local
+            ? ResolveExecutable(local.Executable)
+            : null);
 
-        var home = EnsureInstalled(offering);
-        if (!LocalPortAllocator.IsFree(IPAddress.Parse(Settings.BindAddress), record.Port))
-        {
-            var moved = _ports.Reserve(
-                desired.InstanceId,
-                paths,
-                port => record with { Port = port, ProcessId = null, ProcessStartTime = null, UpdatedAt = time.GetUtcNow() },
-                avoid: record.Port);
-            logger.LogWarning(
-                "Port {Port} of instance {InstanceId} is in use by another program; the instance moves to port {NewPort}",
-                record.Port, desired.InstanceId, moved.Port);
-            throw new TransientDeploymentException(
-                $"Port {record.Port} of instance {desired.InstanceId} is in use by another program; the instance moves to port {moved.Port}.");
-        }
-
-        var placeholders = LaunchCommand.Placeholders(home, record.Port, Settings.BindAddress, paths.Data, offering.SizeDefinition);
-        var launch = LaunchCommand.Render(offering.Definition.Local!, placeholders, desired.Password);
-        launch = launch with { Executable = ResolveExecutable(launch.Executable) ?? throw ExecutableMissing(offering, launch.Executable) };
-
-        InstanceLogFile.Rotate(paths, Settings.MaxLogBytes);
-        var process = LocalProcesses.Start(launch, paths.Root, paths.Log);
-        if (_children.TryRemove(desired.InstanceId, out var previous))
-        {
-            previous.Dispose();
-        }
-
-        _children[desired.InstanceId] = process;
-        paths.WriteRecord(record with
-        {
-            Product = desired.Product,
-            Version = desired.Version,
-            Size = desired.Size,
-            Goal = DeploymentGoal.Running,
-            Generation = desired.Generation,
-            ProcessId = process.Id,
-            // Zero when the process is already gone; the wait step then reports how it exited.
-            ProcessStartTime = LocalProcesses.ReadStartTime(process.Id) ?? 0,
-            UpdatedAt = time.GetUtcNow(),
-        });
-        logger.LogInformation(
-            "Started {Product} {Version} ({Size}) for instance {InstanceId} as process {ProcessId} on {Address}:{Port}",
-            desired.Product, desired.Version, desired.Size, desired.InstanceId, process.Id, Settings.BindAddress, record.Port);
-    }
-
-    private async Task WaitUntilAnsweringAsync(DeploymentSpec desired, CatalogOffering offering, CancellationToken cancellationToken)
-    {
-        var paths = PathsFor(desired.InstanceId);
-        var timeout = TimeSpan.FromSeconds(offering.Definition.Local!.StartupTimeoutSeconds);
-        var started = time.GetTimestamp();
-        while (true)
-        {
-            var record = ReadRecord(paths);
-            if (record is not { ProcessId: { } processId, ProcessStartTime: { } startTime }
-                || !LocalProcesses.IsSameProcess(processId, startTime, paths.Data))
-            {
-                throw ExitedDuringStartup(desired, offering, record, paths);
-            }
-
-            var ping = await RespPingProbe.PingAsync(Settings.BindAddress, record.Port, desired.Password.Value, ProbeTimeout, cancellationToken);
-            var elapsed = time.GetElapsedTime(started);
-            if (ping.Answered)
-            {
-                logger.LogInformation(
-                    "Instance {InstanceId} answers on {Address}:{Port} {ElapsedMs:0} ms after the start step",
-                    desired.InstanceId, Settings.BindAddress, record.Port, elapsed.TotalMilliseconds);
-                return;
-            }
-
-            if (elapsed > timeout)
-            {
-                throw new DeploymentFailedException(
-                    "startup-timeout",
-                    $"{Describe(offering)} (process {processId}) did not answer an authenticated PING on {Settings.BindAddress}:{record.Port} " +
-                    $"within {timeout.TotalSeconds:0} s. Last attempt: {ping.Detail}{LogExcerpt(paths, desired)}");
-            }
-
-            await Task.Delay(StartupPollInterval, time, cancellationToken);
-        }
-    }
-
-    private async Task StopAsync(DeploymentSpec desired, CancellationToken cancellationToken)
-    {
-        var now = Inspect(desired.InstanceId);
-        if (now.Process is { } process)
-        {
-            logger.LogInformation("Stopping process {ProcessId} of instance {InstanceId}", process.ProcessId, desired.InstanceId);
-            await LocalProcesses.TerminateAsync(process, now.Paths.Data, Settings.StopTimeout, cancellationToken);
-        }
-
-        if (now.Record is { } record)
-        {
-            now.Paths.WriteRecord(record with
-            {
-                ProcessId = null,
-                ProcessStartTime = null,
-                Goal = desired.Goal,
-                Generation = desired.Generation,
-                UpdatedAt = time.GetUtcNow(),
-            });
-        }
-
-        ForgetChild(desired.InstanceId);
-    }
-
-    private async Task RemoveAsync(DeploymentSpec desired, CancellationToken cancellationToken)
-    {
-        var now = Inspect(desired.InstanceId);
-        if (now.Process is { } process)
-        {
-            await LocalProcesses.TerminateAsync(process, now.Paths.Data, Settings.StopTimeout, cancellationToken);
-        }
-
-        // The tombstone goes first: once the record is gone it is what keeps a late command from recreating the instance.
-        now.Paths.WriteTombstone(desired.Generation);
-        try
-        {
-            if (Directory.Exists(now.Paths.Root))
-            {
-                Directory.Delete(now.Paths.Root, recursive: true);
-            }
-        }
-        catch (IOException exception)
-        {
-            throw new TransientDeploymentException($"Could not remove {now.Paths.Root} yet.", exception);
-        }
-
-        ForgetChild(desired.InstanceId);
-        logger.LogInformation(
-            "Removed instance {InstanceId}: data deleted, port {Port} released", desired.InstanceId, now.Record?.Port);
-    }
-
-    private Inspection Inspect(string instanceId)
+    /// <summary>
+    /// What exists for the instance. The process deployment.json names is checked by PID, start time, data directory and
+    /// program. Only when a launch was interrupted before its PID was recorded (or the record is gone) is /proc searched
+    /// for a process of <paramref name="productExecutable"/> serving the data: never on a steady reconcile.
+    /// </summary>
+    private Inspection Inspect(string instanceId, string? productExecutable)
     {
         var paths = PathsFor(instanceId);
         var record = ReadRecord(paths);
         if (record is { ProcessId: { } processId, ProcessStartTime: { } startTime }
-            && LocalProcesses.IsSameProcess(processId, startTime, paths.Data))
+            && LocalProcesses.IsSameProcess(processId, startTime, paths.Data, record.Executable))
         {
-            return new Inspection(paths, record, new LocalProcess(processId, startTime, Recorded: true));
+            return new Inspection(paths, record, new LocalProcess(processId, startTime, Recorded: true, record.Executable));
         }
 
-        // A process may serve the data without being recorded when a start was interrupted between
-        // launching it and writing deployment.json; finding it is what prevents a duplicate or an orphan.
-        var unrecorded = Directory.Exists(paths.Data) ? LocalProcesses.FindServing(paths.Data) : null;
+        var unrecorded = (record is null || record.LaunchPending) && productExecutable is not null && Directory.Exists(paths.Data)
+            ? LocalProcesses.FindServing(paths.Data, productExecutable)
+            : null;
         return new Inspection(paths, record, unrecorded);
     }
 
-    private LocalInstancePaths PathsFor(string instanceId)
-    {
-        if (!InstanceIdPattern().IsMatch(instanceId))
-        {
-            throw new DeploymentFailedException(
+    private LocalInstancePaths PathsFor(string instanceId) =>
+        InstanceIdPattern().IsMatch(instanceId)
+            ? new LocalInstancePaths(Path.GetFullPath(Settings.InstancesDirectory), instanceId)
+            : throw new DeploymentFailedException(
                 "invalid-instance-id",
                 $"Instance id '{instanceId}' cannot name a directory: use up to 128 letters, digits, '-', '_' or '.', not starting with '.'.");
-        }
-
-        return new LocalInstancePaths(Path.GetFullPath(Settings.InstancesDirectory), instanceId);
-    }
 
     private static LocalInstanceRecord? ReadRecord(LocalInstancePaths paths)
     {
@@ -516,88 +316,17 @@ public sealed partial class LocalBackend(
     {
         if (!catalog.TryResolve(desired.Product, desired.Version, desired.Size, out var offering, out var errors))
         {
-            throw new DeploymentFailedException(
-                "unknown-offering",
-                string.Join(" ", errors.Values.SelectMany(messages => messages)));
+            throw new DeploymentFailedException("unknown-offering", string.Join(" ", errors.Values.SelectMany(messages => messages)));
         }
 
-        if (offering.Definition.Local is null)
-        {
-            throw new DeploymentFailedException(
+        return offering.Definition.Local is null
+            ? throw new DeploymentFailedException(
                 "backend-unsupported",
-                $"{offering.Definition.DisplayName} cannot run on the local backend: the catalog has no Local launch template for it.");
-        }
-
-        return offering;
+                $"{offering.Definition.DisplayName} cannot run on the local backend: the catalog has no Local launch template for it.")
+            : offering;
     }
 
-    /// <summary>Checks that the version's program is where the catalog says; returns its absolute home.</summary>
-    private string EnsureInstalled(CatalogOffering offering)
-    {
-        var home = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, offering.VersionDefinition.Home));
-        var template = offering.Definition.Local!;
-        var placeholders = LaunchCommand.Placeholders(home, 0, Settings.BindAddress, "", offering.SizeDefinition);
-        var missing = Directory.Exists(home)
-            ? template.Arguments
-                .Where(argument => argument.StartsWith("{home}", StringComparison.Ordinal))
-                .Select(argument => LaunchCommand.Fill(argument, placeholders))
-                .FirstOrDefault(path => !File.Exists(path))
-            : home;
-        if (missing is not null)
-        {
-            throw new DeploymentFailedException(
-                "product-not-installed",
-                $"{offering.Definition.DisplayName} {offering.Version} is not installed at {home} ({missing} is missing): " +
-                $"run `dotnet build` on the control plane, which puts it in {offering.VersionDefinition.Home} beside the application, " +
-                $"or point Catalog:Products:{offering.Product}:Versions:{offering.Version}:Home at an installation.");
-        }
-
-        if (ResolveExecutable(template.Executable) is null)
-        {
-            throw ExecutableMissing(offering, template.Executable);
-        }
-
-        return home;
-    }
-
-    private static DeploymentFailedException ExecutableMissing(CatalogOffering offering, string executable) => new(
-        "executable-missing",
-        $"Cannot start {offering.Definition.DisplayName} {offering.Version}: the program '{executable}' was not found. " +
-        $"Install it, or set Catalog:Products:{offering.Product}:Local:Executable to its full path.");
-
-    /// <summary>An absolute path for <paramref name="executable"/>: as given, the .NET host running us for <c>dotnet</c>, or from PATH.</summary>
-    private static string? ResolveExecutable(string executable)
-    {
-        if (Path.IsPathRooted(executable))
-        {
-            return File.Exists(executable) ? executable : null;
-        }
-
-        if (executable == "dotnet")
-        {
-            var runtimeHost = Path.GetFullPath(Path.Combine(RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", "..", "dotnet"));
-            if (File.Exists(runtimeHost))
-            {
-                return runtimeHost;
-            }
-        }
-
-        return (Environment.GetEnvironmentVariable("PATH") ?? "")
-            .Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
-            .Select(directory => Path.Combine(directory, executable))
-            .FirstOrDefault(File.Exists);
-    }
-
-    private DeploymentFailedException ExitedDuringStartup(
-        DeploymentSpec desired, CatalogOffering offering, LocalInstanceRecord? record, LocalInstancePaths paths)
-    {
-        var how = record?.ProcessId is { } processId && ExitCodeOf(desired.InstanceId, processId) is { } exitCode
-            ? $"exited with code {exitCode}"
-            : "stopped running";
-        return new DeploymentFailedException(
-            "process-exited",
-            $"{Describe(offering)} {how} during startup.{LogExcerpt(paths, desired)}");
-    }
+    private static TimeSpan StartupTimeout(CatalogOffering offering) => TimeSpan.FromSeconds(offering.Definition.Local!.StartupTimeoutSeconds);
 
     private static string LogExcerpt(LocalInstancePaths paths, DeploymentSpec desired)
     {
@@ -616,29 +345,13 @@ public sealed partial class LocalBackend(
     private static string DescribeUnrecorded(string displayName, LocalProcess process) =>
         $"{displayName} process {process.ProcessId} serves the instance's data but is not in deployment.json (an earlier start was interrupted).";
 
-    private int? ExitCodeOf(string instanceId, int processId)
-    {
-        if (_children.TryGetValue(instanceId, out var child) && child.Id == processId && child.WaitForExit(TimeSpan.FromSeconds(1)))
-        {
-            return child.ExitCode;
-        }
-
-        return null;
-    }
-
-    private void ForgetChild(string instanceId)
-    {
-        if (_children.TryRemove(instanceId, out var child))
-        {
-            child.Dispose();
-        }
-    }
+    private int? ExitCodeOf(string instanceId, int processId) =>
+        _children.TryGetValue(instanceId, out var child) && child.Id == processId && child.WaitForExit(TimeSpan.FromSeconds(1)) ? child.ExitCode : null;
 
     private string DisplayNameOf(string product) =>
         catalog.Products.TryGetValue(product, out var definition) && definition.DisplayName.Length > 0 ? definition.DisplayName : product;
 
-    private static string Describe(CatalogOffering offering) =>
-        $"{offering.Definition.DisplayName} {offering.Version} ({offering.Size})";
+    private static string Describe(CatalogOffering offering) => $"{offering.Definition.DisplayName} {offering.Version} ({offering.Size})";
 
     [GeneratedRegex("^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")]
     private static partial Regex InstanceIdPattern();

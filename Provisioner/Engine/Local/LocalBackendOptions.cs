@@ -30,6 +30,15 @@ public sealed class LocalBackendOptions
 
     /// <summary>The size at which an instance's process log is cut; the previous part is kept beside it.</summary>
     public long MaxLogBytes { get; set; } = 8 * 1024 * 1024;
+
+    /// <summary>How many earlier runs' logs are kept beside the current one (<c>process.log.1</c> … <c>.N</c>), so a crash loop keeps its evidence.</summary>
+    public int KeptLogs { get; set; } = 5;
+
+    /// <summary>
+    /// The host name or address customers connect to, when it is not <see cref="BindAddress"/> (e.g. the machine's DNS
+    /// name when instances bind to a routable address). The platform's own probes always use <see cref="BindAddress"/>.
+    /// </summary>
+    public string? AdvertisedHost { get; set; }
 }
 
 public sealed class LocalBackendOptionsValidator : IValidateOptions<LocalBackendOptions>
@@ -60,6 +69,16 @@ public sealed class LocalBackendOptionsValidator : IValidateOptions<LocalBackend
         if (options.MaxLogBytes < 64 * 1024)
         {
             failures.Add($"{LocalBackendOptions.SectionName}:MaxLogBytes must be at least 64 KiB.");
+        }
+
+        if (options.KeptLogs is < 1 or > 100)
+        {
+            failures.Add($"{LocalBackendOptions.SectionName}:KeptLogs must be between 1 and 100 (it is {options.KeptLogs}).");
+        }
+
+        if (options.AdvertisedHost is { } host && Uri.CheckHostName(host) == UriHostNameType.Unknown)
+        {
+            failures.Add($"{LocalBackendOptions.SectionName}:AdvertisedHost '{host}' is not a host name or an IP address.");
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);

@@ -23,6 +23,24 @@ internal sealed record LocalInstanceRecord
     /// <summary>Field 22 of /proc/&lt;pid&gt;/stat: tells our process from a later one that reuses its PID.</summary>
     public long? ProcessStartTime { get; init; }
 
+    /// <summary>The program the process runs (its /proc/&lt;pid&gt;/exe); a process running anything else is never taken for it.</summary>
+    public string? Executable { get; init; }
+
+    /// <summary>
+    /// Set just before a process is launched and cleared once its PID is recorded: a control plane that died in between
+    /// finds it here, and only then looks through /proc for a process serving the data that nobody recorded.
+    /// </summary>
+    public bool LaunchPending { get; init; }
+
+    /// <summary>When the current process was launched; a process that has not answered since its startup timeout is hung, not starting.</summary>
+    public DateTimeOffset? LaunchedAt { get; init; }
+
+    /// <summary>How many processes were launched for the instance over its life (any reason): a rise nobody asked for is a crash.</summary>
+    public long ProcessStarts { get; init; }
+
+    /// <summary>The restart count (<see cref="DeploymentSpec.Restarts"/>) last carried out.</summary>
+    public long Restarts { get; init; }
+
     public DateTimeOffset UpdatedAt { get; init; }
 }
 
@@ -43,7 +61,9 @@ internal sealed class LocalInstancePaths(string instancesDirectory, string insta
     public string Data => Path.Combine(Root, "data");
     public string Record => Path.Combine(Root, "deployment.json");
     public string Log => Path.Combine(Root, "process.log");
-    public string PreviousLog => Log + ".1";
+
+    /// <summary>The log of the <paramref name="runsAgo"/>-th run before the current one (1: the previous run).</summary>
+    public string PreviousLog(int runsAgo = 1) => $"{Log}.{runsAgo}";
 
     /// <summary>Marks a deleted instance with its last generation, so a late, older command cannot bring it back.</summary>
     public string Tombstone => Path.Combine(instancesDirectory, ".removed", instanceId);

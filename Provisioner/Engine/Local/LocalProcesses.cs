@@ -7,7 +7,8 @@ namespace Provisioner.Local;
 
 /// <summary>A process found serving an instance's data directory.</summary>
 /// <param name="Recorded">False for a process deployment.json does not name (a start interrupted before it was recorded).</param>
-internal sealed record LocalProcess(int ProcessId, long StartTime, bool Recorded);
+/// <param name="Executable">The program it runs, when known: what keeps it from being mistaken for another.</param>
+internal sealed record LocalProcess(int ProcessId, long StartTime, bool Recorded, string? Executable = null);
 
 /// <summary>
 /// The Linux process operations the Local backend needs: start a detached process, tell whether a PID
@@ -19,7 +20,9 @@ internal static partial class LocalProcesses
 {
     private const int SigKill = 9;
     private const int SigTerm = 15;
+    private const int SigCont = 18;
     private const string SetsidPath = "/usr/bin/setsid";
+    private const string ShellPath = "/bin/sh";
 
     /// <summary>The control plane's own environment may hold its secrets; an instance only inherits these.</summary>
     private static readonly string[] InheritedVariables = ["PATH", "HOME", "TMPDIR", "LANG", "DOTNET_ROOT"];
@@ -74,11 +77,46 @@ internal static partial class LocalProcesses
     }
 
     /// <summary>
-    /// The process <paramref name="processId"/> if it is still the one that started at <paramref name="startTime"/>
-    /// and serves <paramref name="dataDirectory"/>; false for an exited process, a zombie, or a reused PID.
+    /// The process <paramref name="processId"/> if it is still the one that started at <paramref name="startTime"/>,
+    /// serves <paramref name="dataDirectory"/> and runs <paramref name="executable"/> (or is still on its way there
+    /// through setsid and sh); false for an exited process, a zombie, a reused PID, or another program.
     /// </summary>
-    public static bool IsSameProcess(int processId, long startTime, string dataDirectory) =>
-        ReadStartTime(processId) == startTime && ServesDirectory(processId, dataDirectory) != false;
+    public static bool IsSameProcess(int processId, long startTime, string dataDirectory, string? executable = null) =>
+        ReadStartTime(processId) == startTime
+        && ServesDirectory(processId, dataDirectory) != false
+        && (executable is null || ReadExecutable(processId) is not { } running || running == Canonical(executable) || IsLaunchChain(running));
+
+    /// <summary>The real path of the program a process runs (its /proc/&lt;pid&gt;/exe); null when it cannot be read.</summary>
+    public static string? ReadExecutable(int processId)
+    {
+        try
+        {
+            return new FileInfo($"/proc/{processId}/exe").LinkTarget;
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>The path with every symbolic link resolved (realpath(3)), as /proc/&lt;pid&gt;/exe shows a program.</summary>
+    public static string Canonical(string path)
+    {
+        var resolved = RealPath(path, IntPtr.Zero);
+        if (resolved == IntPtr.Zero)
+        {
+            return Path.GetFullPath(path);
+        }
+
+        try
+        {
+            return Marshal.PtrToStringUTF8(resolved) ?? path;
+        }
+        finally
+        {
+            Free(resolved);
+        }
+    }
 
     /// <summary>Field 22 (starttime) of /proc/&lt;pid&gt;/stat; null when the process is gone or a zombie.</summary>
     public static long? ReadStartTime(int processId)
@@ -103,20 +141,27 @@ internal static partial class LocalProcesses
         return long.Parse(fields[19], CultureInfo.InvariantCulture);
     }
 
-    /// <summary>Finds a live process whose command line names <paramref name="dataDirectory"/>, whether recorded or not.</summary>
-    public static LocalProcess? FindServing(string dataDirectory)
+    /// <summary>
+    /// Finds a live process that runs <paramref name="executable"/> with <paramref name="dataDirectory"/> as an argument:
+    /// a process nobody recorded because its start was interrupted. Anything else naming the directory (a backup's
+    /// <c>tar</c>, a person's <c>tail</c>) is never taken for the instance. Scans all of /proc: only called when a
+    /// launch was pending.
+    /// </summary>
+    public static LocalProcess? FindServing(string dataDirectory, string executable)
     {
+        var product = Canonical(executable);
         foreach (var directory in Directory.EnumerateDirectories("/proc"))
         {
             if (!int.TryParse(Path.GetFileName(directory), NumberStyles.None, CultureInfo.InvariantCulture, out var processId)
                 || processId == Environment.ProcessId
                 || ServesDirectory(processId, dataDirectory) != true
+                || ReadExecutable(processId) != product
                 || ReadStartTime(processId) is not { } startTime)
             {
                 continue;
             }
 
-            return new LocalProcess(processId, startTime, Recorded: false);
+            return new LocalProcess(processId, startTime, Recorded: false, product);
         }
 
         return null;
@@ -125,12 +170,14 @@ internal static partial class LocalProcesses
     /// <summary>SIGTERM, then SIGKILL after <paramref name="gracePeriod"/>. Works for processes that are not our children.</summary>
     public static async Task TerminateAsync(LocalProcess process, string dataDirectory, TimeSpan gracePeriod, CancellationToken cancellationToken)
     {
-        if (!IsSameProcess(process.ProcessId, process.StartTime, dataDirectory))
+        if (!IsSameProcess(process.ProcessId, process.StartTime, dataDirectory, process.Executable))
         {
             return;
         }
 
+        // A stopped process (SIGSTOP, a debugger) only acts on SIGTERM once it runs again.
         _ = Kill(process.ProcessId, SigTerm);
+        _ = Kill(process.ProcessId, SigCont);
         if (await WaitForExitAsync(process, dataDirectory, gracePeriod, cancellationToken))
         {
             return;
@@ -146,7 +193,7 @@ internal static partial class LocalProcesses
     private static async Task<bool> WaitForExitAsync(LocalProcess process, string dataDirectory, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
-        while (IsSameProcess(process.ProcessId, process.StartTime, dataDirectory))
+        while (IsSameProcess(process.ProcessId, process.StartTime, dataDirectory, process.Executable))
         {
             if (Stopwatch.GetTimestamp() > deadline)
             {
@@ -184,6 +231,14 @@ internal static partial class LocalProcesses
         // own) keeps /x/data2, or a person's `tail /x/data/AOF/…`, from passing for the instance.
         return System.Text.Encoding.UTF8.GetString(commandLine).Split('\0').Contains(dataDirectory, StringComparer.Ordinal);
     }
+
+    private static bool IsLaunchChain(string running) => running == Canonical(SetsidPath) || running == Canonical(ShellPath);
+
+    [LibraryImport("libc", EntryPoint = "realpath", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial IntPtr RealPath(string path, IntPtr resolved);
+
+    [LibraryImport("libc", EntryPoint = "free")]
+    private static partial void Free(IntPtr pointer);
 
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static partial int Kill(int processId, int signal);

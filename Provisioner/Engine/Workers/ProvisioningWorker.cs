@@ -140,7 +140,8 @@ public sealed class ProvisioningWorker(
             }
 
             current = null;
-            var observed = await backend.ObserveAsync(spec, stoppingToken);
+            // A plan with nothing to do already looked as closely as an observation would: one health check, not two.
+            var observed = plan.IsUpToDate && plan.Observed is { } seen ? seen : await backend.ObserveAsync(spec, stoppingToken);
             return await ReportOutcomeAsync(execution, command, new DeploymentApplied
             {
                 InstanceId = command.InstanceId,

@@ -1,3 +1,4 @@
+using ControlPlane.Api;
 using ControlPlane.Errors;
 using ControlPlane.Instances;
 using ControlPlane.Operations;
@@ -23,7 +24,7 @@ public sealed class InstanceGrainTests : IAsyncLifetime
     {
         var tenant = await CreateTenantAsync();
 
-        var operation = await tenant.CreateInstanceAsync(NewInstance("alpha"));
+        var operation = await tenant.ExecuteAsync(NewInstance("alpha"));
         var finished = await WaitForOperationAsync(operation);
 
         Assert.Equal(OperationStatus.Succeeded, finished.Status);
@@ -38,12 +39,12 @@ public sealed class InstanceGrainTests : IAsyncLifetime
     public async Task A_second_mutation_during_an_operation_is_refused_with_the_running_operation_named()
     {
         var tenant = await CreateTenantAsync();
-        var create = await tenant.CreateInstanceAsync(NewInstance("busy"));
+        var create = await tenant.ExecuteAsync(NewInstance("busy"));
 
-        var refusal = await Assert.ThrowsAsync<ControlPlaneException>(() => tenant.MutateInstanceAsync(new InstanceMutationCommand
+        var refusal = await Assert.ThrowsAsync<ControlPlaneException>(() => tenant.ExecuteAsync(new InstanceCommand
         {
             InstanceId = create.InstanceId,
-            Kind = InstanceMutationKind.Stop,
+            Verb = OperationType.Stop,
             RequestedBy = "test",
         }));
 
@@ -59,16 +60,16 @@ public sealed class InstanceGrainTests : IAsyncLifetime
         var tenant = await CreateTenantAsync();
         var key = new IdempotencyKey { Key = "retry-1", Fingerprint = "request-a" };
 
-        var first = await tenant.CreateInstanceAsync(NewInstance("once") with { Idempotency = key });
-        var second = await tenant.CreateInstanceAsync(NewInstance("once") with { Idempotency = key });
+        var first = await tenant.ExecuteAsync(NewInstance("once") with { Idempotency = key });
+        var second = await tenant.ExecuteAsync(NewInstance("once") with { Idempotency = key });
         var refusal = await Assert.ThrowsAsync<ControlPlaneException>(() =>
-            tenant.CreateInstanceAsync(NewInstance("other") with { Idempotency = key with { Fingerprint = "request-b" } }));
+            tenant.ExecuteAsync(NewInstance("other") with { Idempotency = key with { Fingerprint = "request-b" } }));
 
         Assert.Equal(first.Id, second.Id);
         Assert.Equal(first.InstanceId, second.InstanceId);
         Assert.Equal("idempotency-key-reused", refusal.Type);
         await WaitForOperationAsync(first);
-        Assert.Single(await tenant.ListInstancesAsync(includeDeleted: true));
+        Assert.Single((await tenant.ListInstancesAsync(includeDeleted: true, PageRequest.First())).Items);
     }
 
     [Fact]
@@ -77,7 +78,7 @@ public sealed class InstanceGrainTests : IAsyncLifetime
         var tenant = _cluster.Grains.GetGrain<ITenantGrain>(Ids.NewTenantId());
         await tenant.InitializeAsync(new InitializeTenantCommand { Name = "Tiny", Plan = "none", RequestedBy = "test" });
 
-        var refusal = await Assert.ThrowsAsync<ControlPlaneException>(() => tenant.CreateInstanceAsync(NewInstance("over")));
+        var refusal = await Assert.ThrowsAsync<ControlPlaneException>(() => tenant.ExecuteAsync(NewInstance("over")));
 
         Assert.Equal(ProblemKind.Forbidden, refusal.Kind);
         Assert.Equal("quota-exceeded", refusal.Type);
@@ -87,7 +88,7 @@ public sealed class InstanceGrainTests : IAsyncLifetime
     public async Task Late_duplicated_and_stale_events_never_move_an_instance_backwards()
     {
         var tenant = await CreateTenantAsync();
-        var create = await WaitForOperationAsync(await tenant.CreateInstanceAsync(NewInstance("steady")));
+        var create = await WaitForOperationAsync(await tenant.ExecuteAsync(NewInstance("steady")));
         var instance = Instance(create.InstanceId);
         var before = await instance.GetAsync();
 
@@ -134,7 +135,7 @@ public sealed class InstanceGrainTests : IAsyncLifetime
     public async Task Step_events_delivered_twice_are_recorded_once()
     {
         var tenant = await CreateTenantAsync();
-        var create = await tenant.CreateInstanceAsync(NewInstance("twice"));
+        var create = await tenant.ExecuteAsync(NewInstance("twice"));
         var duplicate = new DeploymentStepStarted
         {
             InstanceId = create.InstanceId,
@@ -163,7 +164,7 @@ public sealed class InstanceGrainTests : IAsyncLifetime
     {
         var tenant = await CreateTenantAsync();
         var tenantId = tenant.GetPrimaryKeyString();
-        var create = await WaitForOperationAsync(await tenant.CreateInstanceAsync(NewInstance("durable")));
+        var create = await WaitForOperationAsync(await tenant.ExecuteAsync(NewInstance("durable")));
         var processBefore = Assert.Single(HostedProcesses.Under(_cluster.InstanceDirectory(create.InstanceId)));
 
         await _cluster.RestartAsync();
@@ -180,22 +181,19 @@ public sealed class InstanceGrainTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Reconcile_reminder_exists_while_the_instance_lives_and_goes_with_it()
+    public async Task Reconcile_reminder_exists_while_the_instance_lives_and_after_its_deletion_until_its_retention_ends()
     {
+        // Behaviour changed with retention (issue 8): the reminder used to go with the deletion; it now stays, on a
+        // long period, to remove the deleted instance's state when its retention ends.
         var tenant = await CreateTenantAsync();
-        var create = await WaitForOperationAsync(await tenant.CreateInstanceAsync(NewInstance("reminded")));
+        var create = await WaitForOperationAsync(await tenant.ExecuteAsync(NewInstance("reminded")));
         Assert.Equal(1, await CountRemindersAsync(create.InstanceId));
 
-        var delete = await tenant.MutateInstanceAsync(new InstanceMutationCommand
-        {
-            InstanceId = create.InstanceId,
-            Kind = InstanceMutationKind.Delete,
-            RequestedBy = "test",
-        });
+        var delete = await tenant.ExecuteAsync(new InstanceCommand { InstanceId = create.InstanceId, Verb = OperationType.Delete, RequestedBy = "test" });
         await WaitForOperationAsync(delete);
 
         Assert.Equal(InstanceLifecycle.Deleted, (await Instance(create.InstanceId).GetAsync())!.State);
-        Assert.Equal(0, await CountRemindersAsync(create.InstanceId));
+        Assert.Equal(1, await CountRemindersAsync(create.InstanceId));
         Assert.Empty(HostedProcesses.Under(_cluster.InstanceDirectory(create.InstanceId)));
     }
 
@@ -210,13 +208,13 @@ public sealed class InstanceGrainTests : IAsyncLifetime
         return _cluster.Grains.GetGrain<ITenantGrain>(view.Id);
     }
 
-    private static NewInstanceCommand NewInstance(string name) => new()
+    private static InstanceCommand NewInstance(string name) => new()
     {
+        Verb = OperationType.Create,
         Name = name,
         Product = "garnet",
         Version = "2.2.8",
         Size = "small",
-        Backend = "local",
         RequestedBy = "test",
     };
 

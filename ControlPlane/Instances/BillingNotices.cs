@@ -1,0 +1,33 @@
+using Billing.Usage;
+
+namespace ControlPlane.Instances;
+
+/// <summary>
+/// What billing was last told about an instance, and when. A notice is due when the stored lifecycle changed, and
+/// again every <see cref="Refresh"/>: the metering grain keeps the probe's credentials only in memory, so one activated
+/// anew (moved to another silo) learns them again. Per activation: every activation tells billing once.
+/// </summary>
+public sealed class BillingNotices
+{
+    public static readonly TimeSpan Refresh = TimeSpan.FromMinutes(1);
+
+    private InstanceLifecycleNotice? _told;
+    private DateTimeOffset _toldAt;
+
+    /// <summary>Billing has heard that the instance is deleted: its reminder may go.</summary>
+    public bool DeletionHeard => _told?.State == MeteredState.Deleted;
+
+    public bool IsDue(InstanceLifecycleNotice notice, DateTimeOffset now) => notice != _told || now - _toldAt >= Refresh;
+
+    public void Told(InstanceLifecycleNotice notice, DateTimeOffset now) => (_told, _toldAt) = (notice, now);
+
+    public static InstanceLifecycleNotice For(InstanceState state) => new()
+    {
+        TenantId = state.TenantId,
+        State = InstanceLifecycleTable.Metered(state.Lifecycle),
+        Size = state.Size,
+        Probe = state.ProbeTarget() is { } target && state.Lifecycle != InstanceLifecycle.Deleted
+            ? new ProbeTarget { Host = target.Host, Port = target.Port, Password = Provisioner.Deployments.Secret.Of(state.Password) }
+            : null,
+    };
+}
