@@ -1,5 +1,7 @@
+using System.Data.Common;
 using System.Text.Json;
 using ControlPlane.Errors;
+using ControlPlane.Persistence;
 using Microsoft.AspNetCore.Diagnostics;
 
 namespace ControlPlane.Api;
@@ -18,6 +20,7 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
             RequestValidationException invalid => ProblemResponses.Context(
                 httpContext, StatusCodes.Status400BadRequest, "validation-failed", "The request is not valid", "See 'errors' for each field.", invalid.Errors),
             BadHttpRequestException badRequest => FromBadRequest(httpContext, badRequest),
+            StoreUnavailableException or DbException => StoreUnavailable(httpContext, exception),
             TimeoutException or Orleans.Runtime.OrleansException => Unavailable(httpContext, exception),
             _ => Unexpected(httpContext, exception),
         };
@@ -72,6 +75,18 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
             httpContext, 503, "temporarily-unavailable", "Temporarily unavailable", "The control plane could not complete the request in time. Retry shortly.");
     }
 
+    private ProblemDetailsContext StoreUnavailable(HttpContext httpContext, Exception exception)
+    {
+        LogStoreUnavailable(exception, httpContext.TraceIdentifier);
+        httpContext.Response.Headers.RetryAfter = "2";
+        return ProblemResponses.Context(
+            httpContext,
+            503,
+            "store-unavailable",
+            "The change could not be stored",
+            "The control plane's database did not take the change, so nothing was changed. Retry shortly; with the same Idempotency-Key a retry returns the first request's result.");
+    }
+
     private ProblemDetailsContext Unexpected(HttpContext httpContext, Exception exception)
     {
         LogUnexpected(exception, httpContext.TraceIdentifier);
@@ -85,6 +100,9 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Request {TraceId} failed unexpectedly")]
     private partial void LogUnexpected(Exception exception, string traceId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Request {TraceId} could not be stored; nothing changed")]
+    private partial void LogStoreUnavailable(Exception exception, string traceId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Request {TraceId} timed out or the silo was unavailable")]
     private partial void LogUnavailable(Exception exception, string traceId);

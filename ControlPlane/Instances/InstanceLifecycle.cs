@@ -219,6 +219,43 @@ public static class InstanceLifecycleTable
     /// <summary>Every row of the table, in the order README shows them.</summary>
     public static IReadOnlyList<LifecycleRow> Rows { get; } = BuildRows();
 
+    /// <summary>The verbs and every row as Markdown tables: README's "How it works" holds exactly this (a test compares them).</summary>
+    public static string ToMarkdown()
+    {
+        var text = new System.Text.StringBuilder();
+        text.AppendLine("| Verb | API | From → while it runs | If it fails | Cancel |");
+        text.AppendLine("|---|---|---|---|---|");
+        foreach (var verb in Verbs)
+        {
+            var api = verb.Type switch
+            {
+                OperationType.Create => "`POST …/instances`",
+                OperationType.Scale or OperationType.Upgrade => "`PATCH …/instances/{id}`",
+                OperationType.Delete => "`DELETE …/instances/{id}`",
+                _ => $"`POST …/instances/{{id}}:{verb.Action}`",
+            };
+            var from = string.Join(", ", verb.Transitions.Select(t => $"{t.From?.ToString() ?? "(new)"} → {t.During}"));
+            var failure = verb.OnFailure switch
+            {
+                FailurePolicy.RollBack => "rolls back to what ran before",
+                FailurePolicy.KeepWhatServes => "Running if it still serves, else Stopped",
+                _ => verb.GoalAfterFailure is { } goal ? $"Failed; cleaned up to {goal.ToString().ToLowerInvariant()}" : "Failed; retry it",
+            };
+            text.AppendLine($"| {verb.Type.ToString().ToLowerInvariant()} | {api} | {from} | {failure} | {verb.NotCancellableBecause ?? "rolls back to where it started"} |");
+        }
+
+        text.AppendLine();
+        text.AppendLine("| State | Trigger | When | Next state | Sends |");
+        text.AppendLine("|---|---|---|---|---|");
+        foreach (var row in Rows)
+        {
+            var sends = row.Decision(LifecycleContext.Idle).Sends;
+            text.AppendLine($"| {row.From?.ToString() ?? "(new)"} | {row.Trigger} | {row.Guard} | {row.ToDescription} | {(sends == Sends.Nothing ? "—" : sends.ToString())} |");
+        }
+
+        return text.ToString();
+    }
+
     private static LifecycleDecision DecideVerb(InstanceLifecycle? state, InstanceVerb verb, LifecycleContext context, string instanceId)
     {
         if (context is { ActiveOperationId: { } running, ActiveVerb: { } runningVerb })

@@ -2,8 +2,8 @@ using System.Security.Claims;
 using ControlPlane.Api;
 using ControlPlane.Auditing;
 using ControlPlane.Errors;
-using ControlPlane.Tenants;
 using ControlPlane.Security;
+using ControlPlane.Tenants;
 
 namespace ControlPlane.Operations;
 

@@ -1,6 +1,6 @@
-using Orleans.Concurrency;
 using ControlPlane.Api;
 using ControlPlane.Persistence;
+using Orleans.Concurrency;
 
 namespace ControlPlane.Tenants;
 

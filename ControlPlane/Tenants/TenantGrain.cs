@@ -120,9 +120,12 @@ public sealed class TenantGrain(
         }
 
         var operationId = Ids.NewOperationId(instanceId);
-        Remember(command.Idempotency, instanceId, operationId);
-        // Written before the instance acts: a retry with the same key then finds the ids and finishes the job.
-        await change.WriteAsync();
+        if (command.Verb == OperationType.Create || command.Idempotency is not null)
+        {
+            Remember(command.Idempotency, instanceId, operationId);
+            // Written before the instance acts: a retry with the same key then finds the ids and finishes the job.
+            await change.WriteAsync();
+        }
         try
         {
             return await Instance(instanceId).ExecuteAsync(Placed(command, instanceId, operationId));

@@ -14,7 +14,6 @@ namespace TestServers;
 public static class PostgresServer
 {
     public const string EnvironmentVariable = "CONTROLPLANE_TEST_POSTGRES";
-    private const string Binaries = "/usr/lib/postgresql/15/bin";
 
     private static readonly Lazy<string> s_adminConnectionString = new(StartOrFind, LazyThreadSafetyMode.ExecutionAndPublication);
 
@@ -43,36 +42,20 @@ public static class PostgresServer
 
     private static string StartThrowaway()
     {
-        StopAbandonedServers();
-        var directory = Path.Combine(Path.GetTempPath(), $"{DirectoryPrefix}{Guid.NewGuid():N}");
-        Directory.CreateDirectory(directory);
-        File.WriteAllText(Path.Combine(directory, OwnerFile), OwnerIdentity(Environment.ProcessId));
-        var port = FreePort();
-        var asPostgres = Environment.UserName == "root";
-        if (asPostgres)
-        {
-            Run("chown", $"postgres {directory}", asPostgres: false);
-        }
-
-        Run($"{Binaries}/initdb", $"-D {directory}/data -A trust -U postgres --no-sync", asPostgres);
-        Run($"{Binaries}/pg_ctl", $"-D {directory}/data -w -l {directory}/server.log -o \"-p {port} -c listen_addresses=127.0.0.1 -k {directory} -c fsync=off -c max_connections=300\" start", asPostgres);
-        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
-        {
-            Run($"{Binaries}/pg_ctl", $"-D {directory}/data -m immediate stop", asPostgres, throwOnFailure: false);
-            Directory.Delete(directory, recursive: true);
-        };
-
-        return $"Host=127.0.0.1;Port={port};Username=postgres;Database=postgres;Pooling=true";
+        var server = ThrowawayPostgres.Start();
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => server.Dispose();
+        return server.ConnectionString;
     }
 
-    private const string DirectoryPrefix = "cp-test-pg-";
-    private const string OwnerFile = "owner";
+    internal const string DirectoryPrefix = "cp-test-pg-";
+    internal const string OwnerFile = "owner";
+    internal const string Binaries = "/usr/lib/postgresql/15/bin";
 
     /// <summary>
     /// The test host is often ended without running exit handlers (the runner kills it), which would leave its server
     /// running: stop and remove every throwaway server whose owning process is gone before starting another.
     /// </summary>
-    private static void StopAbandonedServers()
+    internal static void StopAbandonedServers()
     {
         foreach (var directory in Directory.EnumerateDirectories(Path.GetTempPath(), DirectoryPrefix + "*"))
         {
@@ -104,7 +87,7 @@ public static class PostgresServer
     }
 
     /// <summary>A process id with its start time, so a reused id is not taken for the owner.</summary>
-    private static string OwnerIdentity(int processId) => $"{processId} {StartTime(processId)}";
+    internal static string OwnerIdentity(int processId) => $"{processId} {StartTime(processId)}";
 
     private static bool IsAlive(string ownerIdentity)
     {
@@ -127,7 +110,7 @@ public static class PostgresServer
         }
     }
 
-    private static void Run(string file, string arguments, bool asPostgres, bool throwOnFailure = true)
+    internal static void Run(string file, string arguments, bool asPostgres, bool throwOnFailure = true)
     {
         var start = asPostgres
             ? new ProcessStartInfo("runuser", $"-u postgres -- {file} {arguments}")
@@ -144,7 +127,7 @@ public static class PostgresServer
         }
     }
 
-    private static int FreePort()
+    internal static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();

@@ -2,6 +2,7 @@ using ControlPlane.Hosting;
 using ControlPlane.Persistence;
 using ControlPlane.Tests.Support;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using Orleans.TestingHost;
 
 namespace ControlPlane.Tests.Grains;
@@ -16,9 +17,12 @@ public sealed class GrainCluster : IAsyncDisposable
     private readonly Dictionary<string, string?> _settings;
     private Database? _database;
 
-    private GrainCluster(TestDirectory directory, IDictionary<string, string?>? settings)
+    private readonly string? _postgres;
+
+    private GrainCluster(TestDirectory directory, IDictionary<string, string?>? settings, string? postgres)
     {
         DataDirectory = directory;
+        _postgres = postgres;
         _settings = new Dictionary<string, string?>
         {
             ["Provisioner:Local:FirstPort"] = _ports.First.ToString(System.Globalization.CultureInfo.InvariantCulture),
@@ -35,16 +39,20 @@ public sealed class GrainCluster : IAsyncDisposable
 
     public TestDirectory DataDirectory { get; }
 
-    /// <summary>The silo's SQLite file, as embedded mode keeps it in the data directory.</summary>
-    public Database Database => _database ??= Database.Sqlite(Path.Combine(DataDirectory.Path, "controlplane.db"));
+    /// <summary>The silo's database: its SQLite file, as embedded mode keeps it in the data directory, or the PostgreSQL it was given.</summary>
+    public Database Database => _database ??= _postgres is null ? Database.Sqlite(Path.Combine(DataDirectory.Path, "controlplane.db")) : Database.Postgres(_postgres);
+
+    /// <summary>Every command the grains sent to the provisioning engine.</summary>
+    public RecordingCommandBus Commands => ((InProcessSiloHandle)Cluster.Silos[0]).SiloHost.Services.GetRequiredService<RecordingCommandBus>();
 
     public InProcessTestCluster Cluster { get; private set; } = null!;
 
     public IGrainFactory Grains => Cluster.Client;
 
-    public static async Task<GrainCluster> StartAsync(IDictionary<string, string?>? settings = null)
+    /// <summary>A cluster over a SQLite file, or over <paramref name="postgres"/> (grain state and reminders) when given.</summary>
+    public static async Task<GrainCluster> StartAsync(IDictionary<string, string?>? settings = null, string? postgres = null)
     {
-        var cluster = new GrainCluster(new TestDirectory(), settings);
+        var cluster = new GrainCluster(new TestDirectory(), settings, postgres);
         await cluster.DeployAsync();
         return cluster;
     }
@@ -72,8 +80,9 @@ public sealed class GrainCluster : IAsyncDisposable
         {
             host.Configuration.AddInMemoryCollection(_settings);
             host.Services.AddControlPlaneCore(host.Configuration, Database, new DataDirectory(DataDirectory.Path));
+            RecordingCommandBus.Register(host.Services);
         });
-        builder.ConfigureSilo((_, silo) => silo.AddControlPlaneStorage());
+        builder.ConfigureSilo((_, silo) => silo.AddControlPlaneStorage(_postgres));
         Cluster = builder.Build();
         await Cluster.DeployAsync();
     }

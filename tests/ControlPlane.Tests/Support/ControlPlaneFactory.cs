@@ -1,5 +1,7 @@
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
 namespace ControlPlane.Tests.Support;
@@ -19,6 +21,9 @@ public sealed class ControlPlaneFactory : WebApplicationFactory<Program>
         ["Reconcile:Interval"] = "00:00:01",
     };
 
+    /// <summary>Services registered after the control plane's own (the last registration of a service wins).</summary>
+    public Action<IServiceCollection>? ConfigureServices { get; set; }
+
     public ControlPlaneApi CreateAdminApi() =>
         ControlPlaneApi.WithKey(CreateClient(), File.ReadAllText(Path.Combine(DataDirectory.Path, "admin-api-key")).Trim());
 
@@ -35,6 +40,10 @@ public sealed class ControlPlaneFactory : WebApplicationFactory<Program>
         }
 
         builder.ConfigureLogging(logging => logging.SetMinimumLevel(LogLevel.Trace).AddProvider(Logs));
+        if (ConfigureServices is { } configure)
+        {
+            builder.ConfigureTestServices(configure);
+        }
     }
 
     public string InstanceDirectory(string instanceId) => Path.Combine(DataDirectory.Path, "instances", instanceId);
