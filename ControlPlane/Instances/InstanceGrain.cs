@@ -363,7 +363,7 @@ public sealed partial class InstanceGrain(
         }
         catch (StoreUnavailableException unavailable)
         {
-            LogWriteFailed(unavailable.InnerException!, this.GetPrimaryKeyString());
+            LogWriteFailed(unavailable.Cause ?? unavailable, this.GetPrimaryKeyString());
             if (unavailable.StaleActivation)
             {
                 DeactivateOnIdle();

@@ -48,14 +48,27 @@ public static class StateChange
 }
 
 /// <summary>The state store did not take a write; nothing changed. Retrying later is safe (the API answers 503 with Retry-After).</summary>
+/// <remarks>
+/// The store's own exception stays in <see cref="Cause"/>, on the side that saw it, for its log: it does not cross a grain
+/// call (a driver's exception type has no Orleans codec), only its message does.
+/// </remarks>
 [GenerateSerializer]
 public sealed class StoreUnavailableException : Exception
 {
-    public StoreUnavailableException(string message, Exception? inner = null)
-        : base(message, inner)
+    [NonSerialized]
+    private readonly Exception? _cause;
+
+    public StoreUnavailableException(string message, Exception cause)
+        : base(message)
     {
+        _cause = cause;
+        StaleActivation = cause is Orleans.Storage.InconsistentStateException;
     }
 
+    /// <summary>Why the store refused, where the refusal happened; null once the exception has crossed a grain call.</summary>
+    public Exception? Cause => _cause;
+
     /// <summary>Another activation stored a newer version (a failover race): this activation must go, not retry.</summary>
-    public bool StaleActivation => InnerException is Orleans.Storage.InconsistentStateException;
+    [Id(0)]
+    public bool StaleActivation { get; init; }
 }

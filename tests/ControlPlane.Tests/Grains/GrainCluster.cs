@@ -1,5 +1,8 @@
 using ControlPlane.Hosting;
+using ControlPlane.Instances;
+using ControlPlane.Operations;
 using ControlPlane.Persistence;
+using ControlPlane.Tenants;
 using ControlPlane.Tests.Support;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -40,7 +43,11 @@ public sealed class GrainCluster : IAsyncDisposable
     public TestDirectory DataDirectory { get; }
 
     /// <summary>The silo's database: its SQLite file, as embedded mode keeps it in the data directory, or the PostgreSQL it was given.</summary>
-    public Database Database => _database ??= _postgres is null ? Database.Sqlite(Path.Combine(DataDirectory.Path, "controlplane.db")) : Database.Postgres(_postgres);
+    public Database Database => _database ??= _postgres is null
+        ? Database.Sqlite(DatabaseFile, ConfiguredDatabaseOptions())
+        : Database.Postgres(_postgres, ConfiguredDatabaseOptions());
+
+    public string DatabaseFile => Path.Combine(DataDirectory.Path, "controlplane.db");
 
     /// <summary>Every command the grains sent to the provisioning engine.</summary>
     public RecordingCommandBus Commands => ((InProcessSiloHandle)Cluster.Silos[0]).SiloHost.Services.GetRequiredService<RecordingCommandBus>();
@@ -50,9 +57,10 @@ public sealed class GrainCluster : IAsyncDisposable
     public IGrainFactory Grains => Cluster.Client;
 
     /// <summary>A cluster over a SQLite file, or over <paramref name="postgres"/> (grain state and reminders) when given.</summary>
-    public static async Task<GrainCluster> StartAsync(IDictionary<string, string?>? settings = null, string? postgres = null)
+    /// <param name="directory">The data directory, which the cluster then owns (a new one unless given).</param>
+    public static async Task<GrainCluster> StartAsync(IDictionary<string, string?>? settings = null, string? postgres = null, TestDirectory? directory = null)
     {
-        var cluster = new GrainCluster(new TestDirectory(), settings, postgres);
+        var cluster = new GrainCluster(directory ?? new TestDirectory(), settings, postgres);
         await cluster.DeployAsync();
         return cluster;
     }
@@ -64,6 +72,51 @@ public sealed class GrainCluster : IAsyncDisposable
         await Cluster.DisposeAsync();
         await DeployAsync();
     }
+
+    public IInstanceGrain Instance(string instanceId) => Grains.GetGrain<IInstanceGrain>(instanceId);
+
+    public async Task<ITenantGrain> CreateTenantAsync(string plan = "team")
+    {
+        var view = await Grains.GetGrain<ITenantDirectoryGrain>(0).CreateTenantAsync(new CreateTenantCommand
+        {
+            Name = "Grain Test Tenant",
+            Plan = plan,
+            RequestedBy = "test",
+        });
+        return Grains.GetGrain<ITenantGrain>(view.Id);
+    }
+
+    public static InstanceCommand NewInstance(string name) => new()
+    {
+        Verb = OperationType.Create,
+        Name = name,
+        Product = "garnet",
+        Version = "2.2.8",
+        Size = "small",
+        RequestedBy = "test",
+    };
+
+    public static InstanceCommand Verb(string instanceId, OperationType verb) => new() { InstanceId = instanceId, Verb = verb, RequestedBy = "test" };
+
+    /// <summary>Polls the operation until it ends; fails the test if it does not end within <paramref name="seconds"/>.</summary>
+    public async Task<OperationRecord> WaitForOperationAsync(OperationRecord operation, int seconds = 60)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(seconds);
+        while (true)
+        {
+            var current = await Instance(operation.InstanceId).GetOperationAsync(operation.Id);
+            if (current is { IsActive: false })
+            {
+                return current;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, $"Operation {operation.Id} did not finish: {current}");
+            await Task.Delay(50);
+        }
+    }
+
+    private DatabaseOptions ConfiguredDatabaseOptions() =>
+        new ConfigurationBuilder().AddInMemoryCollection(_settings).Build().GetSection(DatabaseOptions.SectionName).Get<DatabaseOptions>() ?? new();
 
     public string InstanceDirectory(string instanceId) => Path.Combine(DataDirectory.Path, "instances", instanceId);
 

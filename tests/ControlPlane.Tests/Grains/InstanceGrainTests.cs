@@ -197,44 +197,13 @@ public sealed class InstanceGrainTests : IAsyncLifetime
         Assert.Empty(HostedProcesses.Under(_cluster.InstanceDirectory(create.InstanceId)));
     }
 
-    private async Task<ITenantGrain> CreateTenantAsync()
-    {
-        var view = await _cluster.Grains.GetGrain<ITenantDirectoryGrain>(0).CreateTenantAsync(new CreateTenantCommand
-        {
-            Name = "Grain Test Tenant",
-            Plan = "team",
-            RequestedBy = "test",
-        });
-        return _cluster.Grains.GetGrain<ITenantGrain>(view.Id);
-    }
+    private Task<ITenantGrain> CreateTenantAsync() => _cluster.CreateTenantAsync();
 
-    private static InstanceCommand NewInstance(string name) => new()
-    {
-        Verb = OperationType.Create,
-        Name = name,
-        Product = "garnet",
-        Version = "2.2.8",
-        Size = "small",
-        RequestedBy = "test",
-    };
+    private static InstanceCommand NewInstance(string name) => GrainCluster.NewInstance(name);
 
-    private IInstanceGrain Instance(string instanceId) => _cluster.Grains.GetGrain<IInstanceGrain>(instanceId);
+    private IInstanceGrain Instance(string instanceId) => _cluster.Instance(instanceId);
 
-    private async Task<OperationRecord> WaitForOperationAsync(OperationRecord operation)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (true)
-        {
-            var current = await Instance(operation.InstanceId).GetOperationAsync(operation.Id);
-            if (current is { IsActive: false })
-            {
-                return current;
-            }
-
-            Assert.True(DateTime.UtcNow < deadline, $"Operation {operation.Id} did not finish: {current}");
-            await Task.Delay(50);
-        }
-    }
+    private Task<OperationRecord> WaitForOperationAsync(OperationRecord operation) => _cluster.WaitForOperationAsync(operation);
 
     private async Task<long> CountRemindersAsync(string instanceId)
     {
