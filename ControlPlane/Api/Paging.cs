@@ -1,7 +1,9 @@
+using System.ComponentModel;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using ControlPlane.Errors;
+using Microsoft.AspNetCore.Mvc;
 
 namespace ControlPlane.Api;
 
@@ -36,7 +38,9 @@ public sealed record ItemList<T>(IReadOnlyList<T> Items, string? NextPageToken =
 /// page's <c>nextPageToken</c>. Tokens are opaque to clients and bound to the list they came from: a token of another
 /// list (another tenant's, another instance's) is not found there.
 /// </summary>
-public sealed record PageQuery(int? PageSize, string? PageToken)
+public sealed record PageQuery(
+    [property: FromQuery(Name = "pageSize"), Description("Items per page, 1–100 (default 50).")] int? PageSize,
+    [property: FromQuery(Name = "pageToken"), Description("The nextPageToken of the previous page, unchanged.")] string? PageToken)
 {
     public PageRequest For(string list)
     {

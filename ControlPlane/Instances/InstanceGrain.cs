@@ -3,6 +3,7 @@ using ControlPlane.Api;
 using ControlPlane.Errors;
 using ControlPlane.Operations;
 using ControlPlane.Persistence;
+using ControlPlane.Tenants;
 using Microsoft.Extensions.Options;
 using Provisioner.Messaging;
 
@@ -182,7 +183,9 @@ public sealed partial class InstanceGrain(
 
         if (state.RecordExists)
         {
+            var tenant = GrainFactory.GetGrain<ITenantGrain>(S.TenantId);
             await state.ClearStateAsync();
+            await tenant.InstanceDeletedAsync(this.GetPrimaryKeyString(), stateRemoved: true);
             LogPruned(this.GetPrimaryKeyString());
         }
 
@@ -293,7 +296,10 @@ public sealed partial class InstanceGrain(
         await FollowAsync(change, outboxMark, result);
         if (!Live)
         {
+            // Deleted: its state goes when its retention ends (ReceiveReminder), once billing has heard of the deletion.
             StopTimer();
+            await GrainFactory.GetGrain<ITenantGrain>(S.TenantId).InstanceDeletedAsync(S.Id, stateRemoved: false);
+            await this.RegisterOrUpdateReminder(ReminderName, TimeSpan.FromSeconds(Math.Max(1, retentionOptions.Value.DeletedInstances.TotalSeconds)), _reconcile.ReminderPeriod);
         }
     }
 

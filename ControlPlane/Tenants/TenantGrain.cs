@@ -37,6 +37,14 @@ public interface ITenantGrain : IGrainWithStringKey
     [ReadOnly]
     Task<Page<InstanceView>> ListInstancesAsync(bool includeDeleted, PageRequest page);
 
+    /// <summary>
+    /// An instance was deleted (it stays in the index, marked, so lists stop asking its grain) or its state was removed
+    /// when its retention ended (it leaves the index). One-way: the instance never waits on its tenant, which may be
+    /// waiting on it.
+    /// </summary>
+    [OneWay]
+    Task InstanceDeletedAsync(string instanceId, bool stateRemoved);
+
     /// <summary>Keeps the tenant's Stripe customer id, as billing created (or found) it; the first one stays.</summary>
     Task SetStripeCustomerAsync(string customerId);
 
@@ -168,6 +176,26 @@ public sealed class TenantGrain(
             Items = [.. views.OfType<InstanceView>().Where(view => includeDeleted || view.State != InstanceLifecycle.Deleted)],
             NextAfter = entries.NextAfter,
         };
+    }
+
+    public async Task InstanceDeletedAsync(string instanceId, bool stateRemoved)
+    {
+        if (!state.RecordExists || !S.Instances.TryGetValue(instanceId, out var entry) || (entry.Deleted && !stateRemoved))
+        {
+            return;
+        }
+
+        var change = StateChange.Begin(state);
+        if (stateRemoved)
+        {
+            S.Instances.Remove(instanceId);
+        }
+        else
+        {
+            S.Instances[instanceId] = entry with { Deleted = true };
+        }
+
+        await change.WriteAsync();
     }
 
     public async Task SetStripeCustomerAsync(string customerId)
