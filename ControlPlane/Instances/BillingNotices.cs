@@ -21,6 +21,30 @@ public sealed class BillingNotices
 
     public void Told(InstanceLifecycleNotice notice, DateTimeOffset now) => (_told, _toldAt) = (notice, now);
 
+    /// <summary>
+    /// Tells billing the stored lifecycle and size when they changed or the refresh is due. Returns the failure, if any:
+    /// billing must never hold up the instance, so the caller logs it and a later tick (or a deleted instance's reminder) retries.
+    /// </summary>
+    public async Task<Exception?> TellAsync(IGrainFactory grains, InstanceState state, DateTimeOffset now)
+    {
+        var notice = For(state);
+        if (!IsDue(notice, now))
+        {
+            return null;
+        }
+
+        try
+        {
+            await grains.GetGrain<IInstanceMeteringGrain>(state.Id).ObserveLifecycleAsync(notice);
+            Told(notice, now);
+            return null;
+        }
+        catch (Exception exception)
+        {
+            return exception;
+        }
+    }
+
     public static InstanceLifecycleNotice For(InstanceState state) => new()
     {
         TenantId = state.TenantId,

@@ -1,9 +1,7 @@
-using Billing.Usage;
 using ControlPlane.Api;
 using ControlPlane.Errors;
 using ControlPlane.Operations;
 using ControlPlane.Persistence;
-using ControlPlane.Tenants;
 using Microsoft.Extensions.Options;
 using Provisioner.Messaging;
 
@@ -31,8 +29,7 @@ public sealed partial class InstanceGrain(
     private readonly InstanceTransitions _transitions = new(reconcileOptions.Value, retentionOptions.Value);
     private readonly BillingNotices _billing = new();
 
-    // Commands wait here until the state that explains them is stored; a write that fails takes back what it added.
-    private readonly List<ProvisioningCommand> _outbox = [];
+    private readonly CommandOutbox _outbox = new(commands);
     private IGrainTimer? _timer;
 
     // Step progress stays in memory until the next write (an outcome, an observation): a crash loses only progress
@@ -96,8 +93,7 @@ public sealed partial class InstanceGrain(
 
         var before = state.RecordExists ? S.Lifecycle : (InstanceLifecycle?)null;
         var current = state.RecordExists ? S : InstanceTransitions.NewInstance(this.GetPrimaryKeyString(), command, Now);
-        var change = StateChange.Begin(state);
-        var outboxMark = _outbox.Count;
+        var change = BeginChange();
         var operation = _transitions.Begin(current, InstanceLifecycleTable.Verb(command.Verb), command, before, Now);
         state.State = current;
         if (before is null)
@@ -107,7 +103,7 @@ public sealed partial class InstanceGrain(
 
         EnqueueApply(ApplyPurpose.Operation, operation.Id);
         _schedule.Reset();
-        await CommitAsync(change, outboxMark);
+        await CommitAsync(change);
         StartTimer();
         LogOperationStarted(operation.Id, operation.Type, S.Id);
         return operation;
@@ -121,17 +117,10 @@ public sealed partial class InstanceGrain(
             return operation;
         }
 
-        if (!operation.IsActive)
-        {
-            throw Problems.NotCancellable(operation.Id, $"it has already finished ({operation.Status.ToString().ToLowerInvariant()}).");
-        }
-
-        InstanceLifecycleTable.Decide(S.Lifecycle, LifecycleTrigger.Cancel, S.Context(), S.Id);
-        var change = StateChange.Begin(state);
-        var outboxMark = _outbox.Count;
-        operation = S.Replace(operation.WithLog(Now, $"Cancellation requested by {request.RequestedBy}.") with { Status = OperationStatus.Cancelling });
+        var change = BeginChange();
+        operation = InstanceTransitions.Cancel(S, operation, request.RequestedBy, Now);
         _outbox.Add(new CancelOperationCommand { InstanceId = S.Id, OperationId = operation.Id, IssuedAt = Now });
-        await CommitAsync(change, outboxMark);
+        await CommitAsync(change);
         return operation;
     }
 
@@ -145,55 +134,10 @@ public sealed partial class InstanceGrain(
     public Task<Page<InstanceEvent>> ListEventsAsync(PageRequest page) =>
         Task.FromResult(Paging.Page(S.Events.AsEnumerable().Reverse(), e => Paging.Key(e.Sequence), descending: true, page));
 
-    public Task<InstanceCredentials> GetCredentialsAsync()
-    {
-        var refusal = !state.RecordExists ? Problems.NotFound("instance", this.GetPrimaryKeyString())
-            : S.Lifecycle == InstanceLifecycle.Deleted ? Problems.InvalidState(S.Id, S.Lifecycle.ToString(), "read the credentials of", "A deleted instance has none.")
-            : S.Endpoint is null ? Problems.InvalidState(S.Id, S.Lifecycle.ToString(), "read the credentials of", "It has no endpoint yet; try again when it is Running.")
-            : null;
-        return refusal is not null
-            ? throw refusal
-            : Task.FromResult(new InstanceCredentials { Username = "default", Password = S.Password, Host = S.Endpoint!.Host, Port = S.Endpoint.Port });
-    }
+    public Task<InstanceCredentials> GetCredentialsAsync() =>
+        Task.FromResult(state.RecordExists ? S.Credentials() : throw Problems.NotFound("instance", this.GetPrimaryKeyString()));
 
     public Task WakeAsync() => Task.CompletedTask;
-
-    public async Task ReceiveReminder(string reminderName, TickStatus status)
-    {
-        if (Live)
-        {
-            StartTimer();
-            return;
-        }
-
-        // A deleted instance keeps its reminder until billing has heard of the deletion (it would bill it forever
-        // otherwise), then until its retention ends, when its state goes: the audit log is the permanent record.
-        await NotifyBillingAsync();
-        if (state.RecordExists && !_billing.DeletionHeard)
-        {
-            return;
-        }
-
-        var remaining = state.RecordExists ? S.DeletedAt!.Value + retentionOptions.Value.DeletedInstances - Now : TimeSpan.Zero;
-        if (remaining > TimeSpan.Zero)
-        {
-            await this.RegisterOrUpdateReminder(ReminderName, remaining, TimeSpan.FromDays(1));
-            return;
-        }
-
-        if (state.RecordExists)
-        {
-            var tenant = GrainFactory.GetGrain<ITenantGrain>(S.TenantId);
-            await state.ClearStateAsync();
-            await tenant.InstanceDeletedAsync(this.GetPrimaryKeyString(), stateRemoved: true);
-            LogPruned(this.GetPrimaryKeyString());
-        }
-
-        if (await this.GetReminder(reminderName) is { } reminder)
-        {
-            await this.UnregisterReminder(reminder);
-        }
-    }
 
     public async Task ApplyEventAsync(ProvisioningEvent provisioningEvent)
     {
@@ -202,11 +146,7 @@ public sealed partial class InstanceGrain(
             return;
         }
 
-        var forActivePhase = S.Active is { } active
-            && provisioningEvent.OperationId == active.OperationId
-            && provisioningEvent.Generation == S.Generation
-            && provisioningEvent.Purpose == active.Phase;
-        if (forActivePhase && S.RunningOperation() is { } operation)
+        if (S.IsForActivePhase(provisioningEvent) && S.RunningOperation() is { } operation)
         {
             var update = OperationProgress.Apply(operation, S.Active!, provisioningEvent, Now);
             if (update.Ignored is { } why)
@@ -226,24 +166,19 @@ public sealed partial class InstanceGrain(
             return;
         }
 
-        // A check's outcome for the current spec, not older than one already applied (events overtake each other on a bus).
-        var currentCheck = provisioningEvent is { IsOutcome: true, Purpose: ApplyPurpose.Reconcile, OperationId: null } and not DeploymentCancelled
-            && provisioningEvent.Generation == S.Generation
-            && S.Active is null
-            && !(provisioningEvent.OccurredAt < S.ObservedAt);
-        if (!currentCheck)
+        if (!S.IsCurrentCheck(provisioningEvent))
         {
             // A late or duplicated event about work the instance has moved past: it must not move the instance backwards.
             LogIgnoredEvent(S.Id, provisioningEvent.GetType().Name, $"it is about generation {provisioningEvent.Generation} (now {S.Generation}) or finished work");
             return;
         }
 
-        var change = StateChange.Begin(state);
+        var change = BeginChange();
         var result = _transitions.Check(S, provisioningEvent, _schedule, Now);
         if (result.Changed)
         {
             LogChecked(S.Id, S.Events[^1].Kind, S.Events[^1].Message);
-            await FollowAsync(change, _outbox.Count, result);
+            await FollowAsync(change, result);
         }
     }
 
@@ -254,57 +189,33 @@ public sealed partial class InstanceGrain(
             return;
         }
 
-        var what = $"A {deadLetter.Kind ?? "provisioning"} command" + (deadLetter.Generation is { } generation ? $" for generation {generation}" : "")
-            + $" was moved to the dead-letter topic '{deadLetter.Topic}': {deadLetter.Reason}";
+        var change = BeginChange();
+        var (what, ends) = InstanceTransitions.DeadLettered(S, deadLetter, Now);
         LogDeadLettered(S.Id, what);
-        var operation = deadLetter.OperationId is { } operationId ? S.FindOperation(operationId) : null;
-        if (operation is not null && operation.Id == S.Active?.OperationId && deadLetter.Kind != "cancel"
-            && (deadLetter.Generation ?? S.Generation) == S.Generation && (deadLetter.Purpose ?? S.Active.Phase) == S.Active.Phase)
+        if (ends is { } phase)
         {
-            // Nothing will carry the command out: say so, and end the phase as a failure (rolling back where that applies).
-            InstanceHistory.Record(S, Now, "command-dead-lettered", what, operation.Id);
-            await EndPhaseAsync(operation.WithLog(Now, what), new PhaseOutcome(PhaseOutcomeKind.Failed, null, Now, new OperationError
-            {
-                Code = "command-dead-lettered",
-                Message = $"The provisioner could not carry out this operation's command: {deadLetter.Reason} Fix that, then retry the operation.",
-            }));
-            return;
-        }
-
-        var change = StateChange.Begin(state);
-        if (operation is null)
-        {
-            InstanceHistory.Record(S, Now, "command-dead-lettered", what);
+            await EndPhaseAsync(phase.Operation, phase.Outcome, change);
         }
         else
         {
-            S.Replace(operation.WithLog(Now, operation.IsActive && deadLetter.Kind == "cancel"
-                ? $"{what} The cancellation did not reach the provisioner; the operation goes on."
-                : $"{what} It changes nothing: the operation has moved past that command."));
+            await CommitAsync(change);
         }
-
-        S.UpdatedAt = Now;
-        await CommitAsync(change, _outbox.Count);
     }
 
     /// <summary>The current phase of the active operation ended: the table says what follows; store it, then send it.</summary>
-    private async Task EndPhaseAsync(OperationRecord operation, PhaseOutcome outcome)
+    private async Task EndPhaseAsync(OperationRecord operation, PhaseOutcome outcome, Change? begun = null)
     {
-        var change = StateChange.Begin(state);
-        var outboxMark = _outbox.Count;
+        var change = begun ?? BeginChange();
         var result = _transitions.EndPhase(S, operation, outcome, Now);
-        await FollowAsync(change, outboxMark, result);
+        await FollowAsync(change, result);
         if (!Live)
         {
-            // Deleted: its state goes when its retention ends (ReceiveReminder), once billing has heard of the deletion.
-            StopTimer();
-            await GrainFactory.GetGrain<ITenantGrain>(S.TenantId).InstanceDeletedAsync(S.Id, stateRemoved: false);
-            await this.RegisterOrUpdateReminder(ReminderName, TimeSpan.FromSeconds(Math.Max(1, retentionOptions.Value.DeletedInstances.TotalSeconds)), _reconcile.ReminderPeriod);
+            await RetireAsync();
         }
     }
 
     /// <summary>Stores what a transition changed and sends the command it calls for.</summary>
-    private async Task FollowAsync(StateChange<InstanceState> change, int outboxMark, ChangeResult result)
+    private async Task FollowAsync(Change change, ChangeResult result)
     {
         if (result.Apply is { } purpose)
         {
@@ -322,7 +233,7 @@ public sealed partial class InstanceGrain(
             _schedule.CheckSent(Now);
         }
 
-        await CommitAsync(change, outboxMark);
+        await CommitAsync(change);
     }
 
     private async Task ReconcileAsync(CancellationToken cancellationToken)
@@ -338,14 +249,13 @@ public sealed partial class InstanceGrain(
         switch (_schedule.OnTick(Now, S))
         {
             case ReconcileAction.ResendOperation:
-                var change = StateChange.Begin(state);
-                var outboxMark = _outbox.Count;
+                var change = BeginChange();
                 var operation = S.RunningOperation()!;
                 S.Replace(operation.WithLog(Now, $"No progress for {_reconcile.StallTimeout.TotalSeconds:0} s; sent the command again."));
                 EnqueueApply(S.Active!.Phase, operation.Id);
                 try
                 {
-                    await CommitAsync(change, outboxMark);
+                    await CommitAsync(change);
                 }
                 catch (StoreUnavailableException)
                 {
@@ -361,11 +271,11 @@ public sealed partial class InstanceGrain(
     }
 
     /// <summary>Stores the change, then tells billing and sends the commands it explains; a failed write changes and sends nothing.</summary>
-    private async Task CommitAsync(StateChange<InstanceState> change, int outboxMark)
+    private async Task CommitAsync(Change change)
     {
         try
         {
-            await change.WriteAsync(() => _outbox.RemoveRange(outboxMark, _outbox.Count - outboxMark));
+            await change.State.WriteAsync(() => _outbox.TakeBack(change.OutboxMark));
         }
         catch (StoreUnavailableException unavailable)
         {
@@ -386,43 +296,24 @@ public sealed partial class InstanceGrain(
     /// <summary>Tells billing the lifecycle and size just stored when they change, and again every minute; a failure is retried on the next tick.</summary>
     private async Task NotifyBillingAsync()
     {
-        var notice = state.RecordExists ? BillingNotices.For(S) : null;
-        if (notice is null || !_billing.IsDue(notice, Now))
+        if (state.RecordExists && await _billing.TellAsync(GrainFactory, S, Now) is { } failure)
         {
-            return;
-        }
-
-        try
-        {
-            await GrainFactory.GetGrain<IInstanceMeteringGrain>(S.Id).ObserveLifecycleAsync(notice);
-            _billing.Told(notice, Now);
-        }
-        catch (Exception exception)
-        {
-            // Billing must never hold up the instance: the change stays stored here, and a deleted instance's reminder retries.
-            LogBillingNoticeFailed(exception, S.Id);
+            LogBillingNoticeFailed(failure, S.Id);
         }
     }
 
     private async Task SendOutboxAsync()
     {
         // Sent after the write: a crash in between loses only a command that the stall check or the next activation sends again.
-        while (_outbox.Count > 0)
+        if (await _outbox.SendAsync() is { } failure)
         {
-            try
-            {
-                await commands.SendAsync(_outbox[0]);
-            }
-            catch (Exception exception)
-            {
-                // The bus is unreachable (a sidecar restarting): the state is stored, so keep the commands for the next tick.
-                LogSendFailed(exception, S.Id, _outbox.Count);
-                return;
-            }
-
-            _outbox.RemoveAt(0);
+            // The bus is unreachable (a sidecar restarting): the state is stored, so the commands wait for the next tick.
+            LogSendFailed(failure, S.Id, _outbox.Count);
         }
     }
+
+    /// <summary>A change about to be made: the state as stored before it, and where its commands begin in the outbox.</summary>
+    private Change BeginChange() => new(StateChange.Begin(state), _outbox.Mark);
 
     private void EnqueueApply(ApplyPurpose purpose, string? operationId) =>
         _outbox.Add(new ApplyDeploymentCommand { InstanceId = S.Id, OperationId = operationId, IssuedAt = Now, Purpose = purpose, Spec = S.Spec() });
@@ -442,4 +333,6 @@ public sealed partial class InstanceGrain(
         _timer?.Dispose();
         _timer = null;
     }
+
+    private sealed record Change(StateChange<InstanceState> State, int OutboxMark);
 }

@@ -1,3 +1,4 @@
+using ControlPlane.Errors;
 using ControlPlane.Operations;
 using Provisioner.Deployments;
 using Provisioner.Messaging;
@@ -135,6 +136,25 @@ public sealed class InstanceState
 
     /// <summary>The record of the operation in progress, if any.</summary>
     public OperationRecord? RunningOperation() => Active is { } active ? FindOperation(active.OperationId) : null;
+
+    /// <summary>The event reports on the active operation's current phase (its run, generation and purpose).</summary>
+    public bool IsForActivePhase(ProvisioningEvent provisioningEvent) => Active is { } active
+        && provisioningEvent.OperationId == active.OperationId
+        && provisioningEvent.Generation == Generation
+        && provisioningEvent.Purpose == active.Phase;
+
+    /// <summary>A check's outcome for the current spec, not older than one already applied (events overtake each other on a bus).</summary>
+    public bool IsCurrentCheck(ProvisioningEvent provisioningEvent) =>
+        provisioningEvent is { IsOutcome: true, Purpose: ApplyPurpose.Reconcile, OperationId: null } and not DeploymentCancelled
+        && provisioningEvent.Generation == Generation
+        && Active is null
+        && !(provisioningEvent.OccurredAt < ObservedAt);
+
+    /// <summary>How a customer connects; refused while there is nothing to connect to.</summary>
+    public InstanceCredentials Credentials() =>
+        Lifecycle == InstanceLifecycle.Deleted ? throw Problems.InvalidState(Id, Lifecycle.ToString(), "read the credentials of", "A deleted instance has none.")
+        : Endpoint is null ? throw Problems.InvalidState(Id, Lifecycle.ToString(), "read the credentials of", "It has no endpoint yet; try again when it is Running.")
+        : new InstanceCredentials { Username = "default", Password = Password, Host = Endpoint.Host, Port = Endpoint.Port };
 
     /// <summary>Stores a new version of an operation in place of the old one.</summary>
     public OperationRecord Replace(OperationRecord operation)

@@ -200,6 +200,54 @@ public sealed class InstanceTransitions(ReconcileOptions reconcile, RetentionOpt
         }
     }
 
+    /// <summary>Marks the active <paramref name="operation"/> cancelling, when the table allows it; the caller sends the cancellation.</summary>
+    public static OperationRecord Cancel(InstanceState state, OperationRecord operation, string requestedBy, DateTimeOffset now)
+    {
+        if (!operation.IsActive)
+        {
+            throw Problems.NotCancellable(operation.Id, $"it has already finished ({operation.Status.ToString().ToLowerInvariant()}).");
+        }
+
+        InstanceLifecycleTable.Decide(state.Lifecycle, LifecycleTrigger.Cancel, state.Context(), state.Id);
+        return state.Replace(operation.WithLog(now, $"Cancellation requested by {requestedBy}.") with { Status = OperationStatus.Cancelling });
+    }
+
+    /// <summary>
+    /// A command was moved to the dead-letter topic. When it was the active phase's, nothing will carry it out: the
+    /// phase ends as a failure (rolling back where that applies), which the caller carries out. Otherwise it is recorded
+    /// on the operation it served, or as an instance event.
+    /// </summary>
+    public static (string What, (OperationRecord Operation, PhaseOutcome Outcome)? EndsPhase) DeadLettered(InstanceState state, DeadLetteredCommand deadLetter, DateTimeOffset now)
+    {
+        var what = $"A {deadLetter.Kind ?? "provisioning"} command" + (deadLetter.Generation is { } generation ? $" for generation {generation}" : "")
+            + $" was moved to the dead-letter topic '{deadLetter.Topic}': {deadLetter.Reason}";
+        var operation = deadLetter.OperationId is { } operationId ? state.FindOperation(operationId) : null;
+        if (operation is not null && operation.Id == state.Active?.OperationId && deadLetter.Kind != "cancel"
+            && (deadLetter.Generation ?? state.Generation) == state.Generation && (deadLetter.Purpose ?? state.Active.Phase) == state.Active.Phase)
+        {
+            InstanceHistory.Record(state, now, "command-dead-lettered", what, operation.Id);
+            return (what, (operation.WithLog(now, what), new PhaseOutcome(PhaseOutcomeKind.Failed, null, now, new OperationError
+            {
+                Code = "command-dead-lettered",
+                Message = $"The provisioner could not carry out this operation's command: {deadLetter.Reason} Fix that, then retry the operation.",
+            })));
+        }
+
+        if (operation is null)
+        {
+            InstanceHistory.Record(state, now, "command-dead-lettered", what);
+        }
+        else
+        {
+            state.Replace(operation.WithLog(now, operation.IsActive && deadLetter.Kind == "cancel"
+                ? $"{what} The cancellation did not reach the provisioner; the operation goes on."
+                : $"{what} It changes nothing: the operation has moved past that command."));
+        }
+
+        state.UpdatedAt = now;
+        return (what, null);
+    }
+
     private void Complete(InstanceState state, OperationRecord operation, OperationStatus status, OperationError? error, DateTimeOffset now)
     {
         operation = state.Replace(operation.Completed(status, now, error).WithLog(now, $"Operation {status.ToString().ToLowerInvariant()}."));

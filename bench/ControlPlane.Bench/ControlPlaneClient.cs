@@ -44,13 +44,21 @@ internal sealed class ControlPlaneClient : IDisposable
     public async Task DeleteInstanceAsync(string tenantId, string instanceId, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var operation = await SendAsync(HttpMethod.Delete, $"/api/v1/tenants/{tenantId}/instances/{instanceId}", null, HttpStatusCode.Accepted, cancellationToken);
-        var operationId = (string)operation["id"]!;
+        await WaitForOperationAsync(tenantId, (string)operation["id"]!, timeout, cancellationToken);
+    }
+
+    public Task<JsonNode> GetAsync(string path, CancellationToken cancellationToken) => SendAsync(HttpMethod.Get, path, null, HttpStatusCode.OK, cancellationToken);
+
+    /// <summary>Polls an operation until it succeeded; throws when it ended otherwise or did not end within <paramref name="timeout"/>.</summary>
+    public async Task WaitForOperationAsync(string tenantId, string operationId, TimeSpan timeout, CancellationToken cancellationToken)
+    {
         var deadline = DateTime.UtcNow + timeout;
+        var operation = await GetOperationAsync(tenantId, operationId, cancellationToken);
         while ((string?)operation["status"] is not ("succeeded" or "failed" or "cancelled"))
         {
             if (DateTime.UtcNow > deadline)
             {
-                throw new BenchmarkFailedException($"Deleting instance {instanceId} did not finish within {timeout.TotalSeconds:0} s: {operation.ToJsonString()}");
+                throw new BenchmarkFailedException($"Operation {operationId} did not finish within {timeout.TotalSeconds:0} s: {operation.ToJsonString()}");
             }
 
             await Task.Delay(TimeSpan.FromMilliseconds(50), cancellationToken);
@@ -59,7 +67,7 @@ internal sealed class ControlPlaneClient : IDisposable
 
         if ((string?)operation["status"] != "succeeded")
         {
-            throw new BenchmarkFailedException($"Deleting instance {instanceId} ended {(string?)operation["status"]}: {operation["error"]?.ToJsonString()}");
+            throw new BenchmarkFailedException($"Operation {operationId} ended {(string?)operation["status"]}: {operation["error"]?.ToJsonString()}");
         }
     }
 

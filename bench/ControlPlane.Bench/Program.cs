@@ -109,6 +109,20 @@ grainReads.SetAction((parsed, cancellationToken) => GrainReadBenchmark.RunAsync(
     cancellationToken));
 root.Subcommands.Add(grainReads);
 
+var steadyInstances = new Option<int>("--instances") { Description = "Running instances to measure.", DefaultValueFactory = _ => 5 };
+var steadySeconds = new Option<int>("--seconds") { Description = "Seconds of counting what reaches each instance.", DefaultValueFactory = _ => 60 };
+var steadyState = new Command(
+    "steady-state",
+    "Measures what an instance costs while nothing happens to it: state writes per create, and probes per minute per running instance.")
+{
+    steadyInstances,
+    steadySeconds,
+};
+steadyState.SetAction((parsed, cancellationToken) => SteadyStateBenchmark.RunAsync(
+    new SteadyStateOptions(Math.Clamp(parsed.GetValue(steadyInstances), 1, 50), TimeSpan.FromSeconds(Math.Clamp(parsed.GetValue(steadySeconds), 10, 3600))),
+    cancellationToken));
+root.Subcommands.Add(steadyState);
+
 // The first Ctrl+C (or SIGTERM) cancels the run, which then deletes what it created; a second one ends it at once.
 using var stop = new CancellationTokenSource();
 using var onInterrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Cancel);

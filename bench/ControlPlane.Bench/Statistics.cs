@@ -3,6 +3,14 @@ namespace ControlPlane.Bench;
 internal static class Statistics
 {
     /// <summary>The middle value; the mean of the two middle ones for an even count.</summary>
+    public static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length == 0 ? double.NaN
+            : sorted.Length % 2 == 1 ? sorted[sorted.Length / 2]
+            : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+
     public static TimeSpan Median(IEnumerable<TimeSpan> values)
     {
         var sorted = Sorted(values);
