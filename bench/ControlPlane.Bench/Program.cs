@@ -111,15 +111,27 @@ root.Subcommands.Add(grainReads);
 
 var steadyInstances = new Option<int>("--instances") { Description = "Running instances to measure.", DefaultValueFactory = _ => 5 };
 var steadySeconds = new Option<int>("--seconds") { Description = "Seconds of counting what reaches each instance.", DefaultValueFactory = _ => 60 };
+var steadyBaseline = new Option<string?>("--baseline")
+{
+    Description = "Another build's ControlPlane.dll (e.g. an earlier commit's Release output), measured first in the same run for ratios.",
+};
+steadyBaseline.Validators.Add(result =>
+{
+    if (result.GetValueOrDefault<string?>() is { } path && !File.Exists(path))
+    {
+        result.AddError($"--baseline {path}: no such file. Give the path of a built ControlPlane.dll.");
+    }
+});
 var steadyState = new Command(
     "steady-state",
     "Measures what an instance costs while nothing happens to it: state writes per create, and probes per minute per running instance.")
 {
     steadyInstances,
     steadySeconds,
+    steadyBaseline,
 };
 steadyState.SetAction((parsed, cancellationToken) => SteadyStateBenchmark.RunAsync(
-    new SteadyStateOptions(Math.Clamp(parsed.GetValue(steadyInstances), 1, 50), TimeSpan.FromSeconds(Math.Clamp(parsed.GetValue(steadySeconds), 10, 3600))),
+    new SteadyStateOptions(Math.Clamp(parsed.GetValue(steadyInstances), 1, 50), TimeSpan.FromSeconds(Math.Clamp(parsed.GetValue(steadySeconds), 10, 3600)), parsed.GetValue(steadyBaseline)),
     cancellationToken));
 root.Subcommands.Add(steadyState);
 

@@ -5,22 +5,57 @@ using Microsoft.Data.Sqlite;
 
 namespace ControlPlane.Bench;
 
-internal sealed record SteadyStateOptions(int Instances, TimeSpan Window);
+internal sealed record SteadyStateOptions(int Instances, TimeSpan Window, string? Baseline);
+
+/// <summary>One build's figures: medians over its instances.</summary>
+internal sealed record SteadyStateFigures(double WritesPerCreate, double ConnectionsPerMinute, double CommandsPerMinute);
 
 /// <summary>
 /// What an instance costs while nothing happens to it, on the real embedded host: whole-state writes of its grain for
 /// one create (the row's version in the database), and the connections and commands the control plane sends to each
-/// running Garnet per minute (reconcile checks and SLA probes together), read from Garnet's own INFO counters.
+/// running Garnet per minute (reconcile checks and SLA probes together), read from Garnet's own INFO counters. Given
+/// another build of the control plane (<c>--baseline</c>, e.g. an earlier commit's), it measures that one first, on
+/// the same machine in the same run, and prints the ratios.
 /// </summary>
 internal static class SteadyStateBenchmark
 {
     public static async Task<int> RunAsync(SteadyStateOptions options, CancellationToken cancellationToken)
     {
+        SteadyStateFigures? baseline = null;
+        if (options.Baseline is { } baselineBuild)
+        {
+            Console.WriteLine($"Baseline: {baselineBuild}");
+            baseline = await MeasureAsync(baselineBuild, options, cancellationToken);
+            Print("baseline", baseline);
+        }
+
+        var current = ControlPlaneHost.LocateBuild();
+        Console.WriteLine($"This build: {current}");
+        var figures = await MeasureAsync(current, options, cancellationToken);
+        Print("this build", figures);
+        if (baseline is not null)
+        {
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"""
+                Ratios this build / baseline: writes per create {figures.WritesPerCreate / baseline.WritesPerCreate:0.00}, connections {figures.ConnectionsPerMinute / baseline.ConnectionsPerMinute:0.00}, commands {figures.CommandsPerMinute / baseline.CommandsPerMinute:0.00}
+                """));
+        }
+
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"steady-state writes-per-create={figures.WritesPerCreate:0} connections-per-minute={figures.ConnectionsPerMinute:0.0} commands-per-minute={figures.CommandsPerMinute:0.0}"));
+        return 0;
+    }
+
+    private static void Print(string what, SteadyStateFigures figures) => Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"""
+          {what}: whole-state writes per create {figures.WritesPerCreate:0}; per running instance and minute: {figures.ConnectionsPerMinute:0.0} connections, {figures.CommandsPerMinute:0.0} commands
+        """));
+
+    private static async Task<SteadyStateFigures> MeasureAsync(string controlPlaneDll, SteadyStateOptions options, CancellationToken cancellationToken)
+    {
         var workDirectory = Path.Combine(Path.GetTempPath(), "cp-bench", Guid.NewGuid().ToString("N")[..12]);
         Directory.CreateDirectory(workDirectory);
         try
         {
-            await using var host = await ControlPlaneHost.StartAsync(ControlPlaneHost.LocateBuild(), workDirectory, cancellationToken);
+            await using var host = await ControlPlaneHost.StartAsync(controlPlaneDll, workDirectory, cancellationToken);
             using var client = new ControlPlaneClient(host.BaseAddress, host.AdminApiKey);
             var tenantId = await client.CreateTenantAsync("Steady state", "enterprise", cancellationToken);
             var instances = new List<(string Id, int Port, string Password)>();
@@ -33,14 +68,14 @@ internal static class SteadyStateBenchmark
                 instances.Add((id, (int)credentials["port"]!, (string)credentials["password"]!));
             }
 
-            var writes = instances.Select(instance => WritesOf(host.DataDirectory, instance.Id)).ToList();
+            var writes = instances.Select(instance => (double)WritesOf(host.DataDirectory, instance.Id)).ToList();
             var before = new List<(long Connections, long Commands)>();
             foreach (var instance in instances)
             {
                 before.Add(await InfoAsync(instance.Port, instance.Password, cancellationToken));
             }
 
-            Console.WriteLine($"{options.Instances} instances running; counting what reaches them for {options.Window.TotalSeconds:0} s…");
+            Console.WriteLine($"  {options.Instances} instances running; counting what reaches them for {options.Window.TotalSeconds:0} s…");
             await Task.Delay(options.Window, cancellationToken);
             var perMinute = new List<(double Connections, double Commands)>();
             for (var i = 0; i < instances.Count; i++)
@@ -51,15 +86,8 @@ internal static class SteadyStateBenchmark
                 perMinute.Add(((after.Connections - before[i].Connections - 1) / minutes, (after.Commands - before[i].Commands - 2) / minutes));
             }
 
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"""
-
-                Whole-state writes of the instance grain per create: median {Statistics.Median(writes.Select(w => (double)w).ToList()):0} (min {writes.Min()}, max {writes.Max()})
-                Per running instance, per minute (reconcile checks and SLA probes):
-                  connections: median {Statistics.Median(perMinute.Select(p => p.Connections)):0.0}
-                  commands:    median {Statistics.Median(perMinute.Select(p => p.Commands)):0.0}
-                steady-state writes-per-create={Statistics.Median(writes.Select(w => (double)w).ToList()):0} connections-per-minute={Statistics.Median(perMinute.Select(p => p.Connections)):0.0} commands-per-minute={Statistics.Median(perMinute.Select(p => p.Commands)):0.0}
-                """));
-            return 0;
+            return new SteadyStateFigures(
+                Statistics.Median(writes), Statistics.Median(perMinute.Select(p => p.Connections)), Statistics.Median(perMinute.Select(p => p.Commands)));
         }
         finally
         {

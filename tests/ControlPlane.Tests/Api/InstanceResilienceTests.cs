@@ -15,12 +15,7 @@ public sealed class InstanceResilienceTests
     {
         using var factory = new ControlPlaneFactory();
         var (api, tenantId) = await StartAsync(factory);
-        var instanceId = (string)(await api.CreateRunningInstanceAsync(tenantId, "restartable"))["id"]!;
-        var credentials = await api.GetCredentialsAsync(tenantId, instanceId);
-        await using (var connection = await GarnetClient.ConnectAsync(credentials))
-        {
-            Assert.True(await connection.GetDatabase().StringSetAsync("kept", "across-restart"));
-        }
+        var (instanceId, credentials) = await CreateHoldingAsync(api, tenantId, "restartable", "across-restart");
 
         var processBefore = Assert.Single(HostedProcesses.Under(factory.InstanceDirectory(instanceId)));
         var path = $"/api/v1/tenants/{tenantId}/instances/{instanceId}:restart";
@@ -58,12 +53,7 @@ public sealed class InstanceResilienceTests
         factory.Settings["Reconcile:LivenessTimeout"] = "00:00:03";
         factory.Settings["Provisioner:Local:StopTimeout"] = "00:00:02";
         var (api, tenantId) = await StartAsync(factory);
-        var instanceId = (string)(await api.CreateRunningInstanceAsync(tenantId, "hangs"))["id"]!;
-        var credentials = await api.GetCredentialsAsync(tenantId, instanceId);
-        await using (var connection = await GarnetClient.ConnectAsync(credentials))
-        {
-            Assert.True(await connection.GetDatabase().StringSetAsync("kept", "across-hang"));
-        }
+        var (instanceId, credentials) = await CreateHoldingAsync(api, tenantId, "hangs", "across-hang");
 
         var hung = Assert.Single(HostedProcesses.Under(factory.InstanceDirectory(instanceId)));
         Signal(hung, "STOP");
@@ -118,6 +108,16 @@ public sealed class InstanceResilienceTests
     {
         var api = factory.CreateAdminApi();
         return (api, (string)(await api.CreateTenantAsync())["id"]!);
+    }
+
+    /// <summary>A running instance whose key <c>kept</c> holds <paramref name="value"/>.</summary>
+    private static async Task<(string InstanceId, JsonNode Credentials)> CreateHoldingAsync(ControlPlaneApi api, string tenantId, string name, string value)
+    {
+        var instanceId = (string)(await api.CreateRunningInstanceAsync(tenantId, name))["id"]!;
+        var credentials = await api.GetCredentialsAsync(tenantId, instanceId);
+        await using var connection = await GarnetClient.ConnectAsync(credentials);
+        Assert.True(await connection.GetDatabase().StringSetAsync("kept", value));
+        return (instanceId, credentials);
     }
 
     private static async Task<JsonNode> StopAsync(ControlPlaneApi api, string tenantId, string instanceId)
