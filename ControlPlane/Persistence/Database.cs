@@ -212,5 +212,5 @@ public sealed class DatabaseOptions
     /// How long a SQLite write waits for another writer before it fails (and the API answers 503 with Retry-After).
     /// One value for every part of the control plane that shares the file.
     /// </summary>
-    public TimeSpan BusyTimeout { get; set; } = TimeSpan.FromSeconds(5);
+    public TimeSpan BusyTimeout { get; set; } = TimeSpan.FromSeconds(10);
 }
