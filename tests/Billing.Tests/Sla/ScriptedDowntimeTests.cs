@@ -24,7 +24,9 @@ public sealed class ScriptedDowntimeTests : IAsyncLifetime
     public ScriptedDowntimeTests() =>
         _host = new BillingHost(_directory, new FakeTimeProvider(T0), new RecordingLedger(), new Dictionary<string, string>
         {
+            // The script kills and starts the instance itself; no reconcile, and so no liveness check, interferes.
             ["Reconcile:Interval"] = "1.00:00:00",
+            ["Reconcile:LivenessTimeout"] = "1.00:00:00",
         });
 
     public async Task InitializeAsync()
