@@ -94,7 +94,7 @@ public sealed class FakeStripeRulesTests : IAsyncLifetime
     [Fact]
     public async Task A_second_concurrent_meter_event_for_the_same_customer_and_meter_is_rate_limited()
     {
-        _stripe.MeterEventProcessing = TimeSpan.FromMilliseconds(300);
+        // On by default: each meter event holds its customer+meter slot while Stripe processes it.
         var results = await Task.WhenAll(Enumerable.Range(0, 4).Select(async i =>
         {
             try
@@ -114,22 +114,128 @@ public sealed class FakeStripeRulesTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Event_summaries_sum_what_was_counted_in_the_window()
+    public async Task Event_summaries_sum_what_was_counted_in_the_window_once_Stripe_has_processed_it()
     {
         var hour = new DateTimeOffset(2026, 11, 10, 9, 0, 0, TimeSpan.Zero);
         await SendAsync("s1", 7, hour);
         await SendAsync("s2", -2, hour.AddMinutes(59));
         await SendAsync("s3", 100, hour.AddHours(1));
         var meter = (await new MeterService(_client).ListAsync()).Data.Single();
-
-        var summaries = await new MeterEventSummaryService(_client).ListAsync(meter.Id, new MeterEventSummaryListOptions
+        Task<decimal> SummaryAsync() => new MeterEventSummaryService(_client).ListAsync(meter.Id, new MeterEventSummaryListOptions
         {
             Customer = _customer,
             StartTime = hour.UtcDateTime,
             EndTime = hour.AddHours(1).UtcDateTime,
-        });
+        }).ContinueWith(t => t.Result.Data.Single().AggregatedValue, TaskScheduler.Default);
 
-        Assert.Equal(5, summaries.Data.Single().AggregatedValue);
+        Assert.Equal(0, await SummaryAsync());
+        _clock.Advance(_stripe.Options.SummaryLag - TimeSpan.FromSeconds(1));
+        Assert.Equal(0, await SummaryAsync());
+        _clock.Advance(TimeSpan.FromSeconds(1));
+        Assert.Equal(5, await SummaryAsync());
+    }
+
+    [Fact]
+    public async Task An_invoice_finalized_within_the_lag_leaves_the_latest_usage_off()
+    {
+        var hour = new DateTimeOffset(2026, 11, 10, 9, 0, 0, TimeSpan.Zero);
+        await SendAsync("early", 7, hour);
+        _clock.Advance(_stripe.Options.SummaryLag);
+        await SendAsync("late", 5, hour);
+
+        var id = _stripe.FinalizeInvoice(_customer, hour.ToUnixTimeSeconds(), hour.AddHours(1).ToUnixTimeSeconds(), new Dictionary<string, string> { ["operations"] = "price_ops" });
+
+        var invoice = await new InvoiceService(_client).GetAsync(id);
+        Assert.Equal(7, invoice.Lines.Data.Single().Quantity);
+        Assert.Equal(12, _stripe.Totals()[(_customer, "operations")]);
+    }
+
+    [Fact]
+    public async Task Search_finds_a_new_customer_only_after_its_lag_while_the_list_sees_it_at_once()
+    {
+        var created = await new CustomerService(_client).CreateAsync(new CustomerCreateOptions { Metadata = new Dictionary<string, string> { ["tenant_id"] = "tnt-new" } });
+        var search = new CustomerSearchOptions { Query = "metadata['tenant_id']:'tnt-new'" };
+
+        Assert.Empty((await new CustomerService(_client).SearchAsync(search)).Data);
+        var listed = await new CustomerService(_client).ListAsync(new CustomerListOptions { Created = new DateRangeOptions { GreaterThanOrEqual = _clock.GetUtcNow().UtcDateTime } });
+        Assert.Equal(created.Id, listed.Data.First().Id);
+        _clock.Advance(_stripe.Options.SearchLag);
+        Assert.Equal(created.Id, (await new CustomerService(_client).SearchAsync(search)).Data.Single().Id);
+    }
+
+    [Theory]
+    [InlineData(FaultKind.ServerErrorDuringExecution, 1)]
+    [InlineData(FaultKind.ServerErrorAfterProcessing, 2)]
+    public async Task A_500_from_a_request_that_began_is_replayed_under_its_key_for_24_hours(FaultKind fault, int customersAfterwards)
+    {
+        var calls = 0;
+        _stripe.Faults = request => request.Method == "POST" && request.Path == "/v1/customers" && Interlocked.Increment(ref calls) == 1 ? new Fault(fault) : Fault.None;
+        var options = new RequestOptions { IdempotencyKey = "burnt" };
+        Task<Customer> CreateAsync() => new CustomerService(_client).CreateAsync(new CustomerCreateOptions { Name = "Again" }, options);
+
+        Assert.Equal(HttpStatusCode.InternalServerError, (await Assert.ThrowsAsync<StripeException>(CreateAsync)).HttpStatusCode);
+        _clock.Advance(TimeSpan.FromHours(23));
+        var replayed = await Assert.ThrowsAsync<StripeException>(CreateAsync);
+        Assert.Equal(HttpStatusCode.InternalServerError, replayed.HttpStatusCode);
+        Assert.Equal("true", replayed.StripeResponse.Headers.GetValues("Idempotent-Replayed").Single());
+        Assert.Equal(1, _stripe.Stats.ReplayedErrors);
+        Assert.Equal(customersAfterwards, _stripe.Customers().Count);
+
+        _clock.Advance(TimeSpan.FromHours(1));
+        await CreateAsync();
+        Assert.Equal(customersAfterwards + 1, _stripe.Customers().Count);
+    }
+
+    [Fact]
+    public async Task A_500_before_the_request_began_is_not_saved()
+    {
+        var calls = 0;
+        _stripe.Faults = request => request.Method == "POST" && Interlocked.Increment(ref calls) == 1 ? new Fault(FaultKind.ServerError) : Fault.None;
+        var options = new RequestOptions { IdempotencyKey = "edge" };
+
+        await Assert.ThrowsAsync<StripeException>(() => new CustomerService(_client).CreateAsync(new CustomerCreateOptions { Name = "Edge" }, options));
+        await new CustomerService(_client).CreateAsync(new CustomerCreateOptions { Name = "Edge" }, options);
+
+        Assert.Equal(0, _stripe.Stats.IdempotentReplays);
+        Assert.Equal(2, _stripe.Customers().Count);
+    }
+
+    [Fact]
+    public async Task Each_endpoint_allows_25_requests_a_second_and_answers_429_beyond()
+    {
+        _stripe.Options.AccountRequestsPerSecond = null;
+        var statuses = await Task.WhenAll(Enumerable.Range(0, 60).Select(_ => StatusAsync(() => new CustomerService(_client).GetAsync(_customer))));
+        var other = await StatusAsync(() => new MeterService(_client).ListAsync());
+
+        Assert.InRange(statuses.Count(s => s == HttpStatusCode.OK), 25, 35);
+        Assert.Contains(HttpStatusCode.TooManyRequests, statuses);
+        Assert.Equal(HttpStatusCode.OK, other);
+        Assert.Equal(statuses.Count(s => s == HttpStatusCode.TooManyRequests), _stripe.Stats.RateLimited);
+    }
+
+    [Fact]
+    public async Task The_account_allows_25_requests_a_second_across_endpoints()
+    {
+        var statuses = await Task.WhenAll(Enumerable.Range(0, 60).Select(i => StatusAsync(() => i % 2 == 0
+            ? new CustomerService(_client).GetAsync(_customer)
+            : (Task)new MeterService(_client).ListAsync())));
+
+        // Setting up used two of the second's 25.
+        Assert.InRange(statuses.Count(s => s == HttpStatusCode.OK), 23, 35);
+        Assert.True(_stripe.Stats.RateLimited > 0);
+    }
+
+    private static async Task<HttpStatusCode> StatusAsync(Func<Task> call)
+    {
+        try
+        {
+            await call();
+            return HttpStatusCode.OK;
+        }
+        catch (StripeException failure)
+        {
+            return failure.HttpStatusCode;
+        }
     }
 
     private Task<MeterEvent> SendAsync(string identifier, long value, DateTimeOffset? timestamp = null) =>
