@@ -37,10 +37,13 @@ public sealed partial class SlaCredits(
     TimeProvider clock,
     ILogger<SlaCredits> logger)
 {
+    /// <summary>Applies the month's credits not yet applied (one query tells which); answers how many it applied now.</summary>
     public async Task<int> ApplyMonthAsync(ISlaAssessmentSource source, DateOnly month, CancellationToken cancellationToken = default)
     {
+        var done = (await ForMonthAsync(month, cancellationToken)).Where(credit => credit.Status == SlaCreditStatus.Applied)
+            .Select(credit => credit.AssessmentId).ToHashSet(StringComparer.Ordinal);
         var applied = 0;
-        foreach (var assessment in await source.AssessmentsForMonthAsync(month, cancellationToken))
+        foreach (var assessment in (await source.AssessmentsForMonthAsync(month, cancellationToken)).Where(a => !done.Contains(a.Id)))
         {
             if (await ApplyAsync(assessment, cancellationToken))
             {

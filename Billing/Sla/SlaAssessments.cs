@@ -119,6 +119,12 @@ public sealed class SlaAssessments(Database database) : ISlaAssessmentSource
         AssessedAt = DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(16)),
     };
 
+    public async Task<IReadOnlyList<DateOnly>> MonthsWithCreditsAsync(CancellationToken cancellationToken = default) =>
+        await database.QueryAsync(
+            "SELECT DISTINCT month FROM sla_assessments WHERE credit_minor_units > 0 ORDER BY month",
+            reader => DateOnly.ParseExact(reader.GetString(0) + "-01", "yyyy-MM-dd", CultureInfo.InvariantCulture),
+            cancellationToken);
+
     /// <summary>What the Stripe side applies credits from: every stored assessment of a closed month.</summary>
     public async Task<IReadOnlyList<SlaAssessment>> AssessmentsForMonthAsync(DateOnly month, CancellationToken cancellationToken = default) =>
         await ListAsync(new SlaMonth(month.Year, month.Month), tenantId: null, cancellationToken);

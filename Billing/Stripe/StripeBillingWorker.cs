@@ -32,9 +32,11 @@ public sealed partial class StripeBillingWorker(
     }
 
     /// <summary>
-    /// Month close: the previous month's SLA credits, from whatever stores assessments, applied to Stripe. Each is
-    /// applied once whatever the number of calls, so this simply runs every <see cref="StripeBillingOptions.CreditInterval"/>;
-    /// a failure is logged and retried next time, and never holds up the meter events.
+    /// Month close: the SLA credits of every closed month not yet applied, from whatever stores assessments, applied to
+    /// Stripe; not only the last month's, since a month may be closed late or Stripe may be down across a month's end.
+    /// Each is applied once whatever the number of calls, so this simply runs every
+    /// <see cref="StripeBillingOptions.CreditInterval"/>; a failure is logged and retried next time, and never holds up
+    /// the meter events.
     /// </summary>
     private async Task ApplyClosedMonthCreditsAsync(CancellationToken cancellationToken)
     {
@@ -44,19 +46,22 @@ public sealed partial class StripeBillingWorker(
             return;
         }
 
-        var closed = new DateOnly(now.Year, now.Month, 1).AddMonths(-1);
+        var current = new DateOnly(now.Year, now.Month, 1);
         try
         {
             foreach (var source in assessments)
             {
-                await credits.ApplyMonthAsync(source, closed, cancellationToken);
+                foreach (var month in (await source.MonthsWithCreditsAsync(cancellationToken)).Where(month => month < current))
+                {
+                    await credits.ApplyMonthAsync(source, month, cancellationToken);
+                }
             }
 
             _creditsCheckedAt = now;
         }
         catch (Exception failure) when (failure is not OperationCanceledException)
         {
-            LogCreditsFailed(failure, closed.ToString("yyyy-MM", System.Globalization.CultureInfo.InvariantCulture));
+            LogCreditsFailed(failure);
         }
     }
 
@@ -103,8 +108,8 @@ public sealed partial class StripeBillingWorker(
     [LoggerMessage(Level = LogLevel.Information, Message = "Stripe round: {Acknowledged} acknowledged, {Rescheduled} rescheduled, {Rejected} rejected, {Dead} dead-lettered, {Expired} expired")]
     private partial void LogRound(int acknowledged, int rescheduled, int rejected, int dead, int expired);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Applying the SLA credits of {Month} failed; the next round retries")]
-    private partial void LogCreditsFailed(Exception exception, string month);
+    [LoggerMessage(Level = LogLevel.Error, Message = "Applying closed months' SLA credits failed; the next round retries")]
+    private partial void LogCreditsFailed(Exception exception);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Stripe round failed; the next round retries")]
     private partial void LogRoundFailed(Exception exception);

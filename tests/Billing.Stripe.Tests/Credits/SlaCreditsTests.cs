@@ -48,6 +48,28 @@ public sealed class SlaCreditsTests
         Assert.All(await scenario.Host.Get<SlaCredits>().ForMonthAsync(new DateOnly(2026, 10, 1)), c => Assert.Equal(SlaCreditStatus.Applied, c.Status));
     }
 
+    [Fact]
+    public async Task Credits_of_every_closed_month_not_yet_applied_are_applied_not_only_the_last_months()
+    {
+        // September's credit failed while Stripe was down over October's first days; October was closed late, on 2 December.
+        var months = new Assessments(
+            Assessment("sla:ins-1:2026-09", 300, month: new DateOnly(2026, 9, 1)),
+            Assessment("sla:ins-1:2026-10", 400),
+            Assessment("sla:ins-2:2026-11", 100, tenant: "tnt-b", month: new DateOnly(2026, 11, 1)));
+        await using var scenario = await BillingScenario.StartAsync(
+            start: new DateTimeOffset(2026, 12, 2, 9, 0, 0, TimeSpan.Zero), services: services => services.AddSingleton<ISlaAssessmentSource>(months));
+
+        await scenario.Worker.RunOnceAsync();
+
+        var customers = scenario.Host.Get<StripeCustomers>();
+        Assert.Equal(-700, scenario.Stripe.CustomerBalance((await customers.FindAsync("tnt-a"))!));
+        Assert.Equal(-100, scenario.Stripe.CustomerBalance((await customers.FindAsync("tnt-b"))!));
+        foreach (var month in new[] { new DateOnly(2026, 9, 1), new DateOnly(2026, 10, 1), new DateOnly(2026, 11, 1) })
+        {
+            Assert.All(await scenario.Host.Get<SlaCredits>().ForMonthAsync(month), c => Assert.Equal(SlaCreditStatus.Applied, c.Status));
+        }
+    }
+
     [Theory]
     [InlineData(0)]
     [InlineData(25)]
@@ -85,13 +107,13 @@ public sealed class SlaCreditsTests
         await Assert.ThrowsAsync<InvalidOperationException>(() => credits.ApplyAsync(Assessment("sla:ins-1:2026-10", 999)));
     }
 
-    internal static SlaAssessment Assessment(string id, long credit, string tenant = "tnt-a") => new()
+    internal static SlaAssessment Assessment(string id, long credit, string tenant = "tnt-a", DateOnly? month = null) => new()
     {
         Id = id,
         TenantId = tenant,
         InstanceId = id.Split(':')[1],
         Plan = "team",
-        Month = new DateOnly(2026, 10, 1),
+        Month = month ?? new DateOnly(2026, 10, 1),
         EligibleMinutes = 44_640,
         BadMinutes = credit == 0 ? 0 : 500,
         UptimePercent = credit == 0 ? 100m : 98.88m,
@@ -107,5 +129,8 @@ public sealed class SlaCreditsTests
     {
         public Task<IReadOnlyList<SlaAssessment>> AssessmentsForMonthAsync(DateOnly month, CancellationToken cancellationToken = default) =>
             Task.FromResult<IReadOnlyList<SlaAssessment>>([.. assessments.Where(a => a.Month == month)]);
+
+        public Task<IReadOnlyList<DateOnly>> MonthsWithCreditsAsync(CancellationToken cancellationToken = default) =>
+            Task.FromResult<IReadOnlyList<DateOnly>>([.. assessments.Where(a => a.CreditMinorUnits > 0).Select(a => a.Month).Distinct().Order()]);
     }
 }
