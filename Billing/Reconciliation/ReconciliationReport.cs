@@ -11,7 +11,14 @@ public static class DiscrepancyClass
     public const string RejectedByStripe = "rejected_by_stripe";
     /// <summary>Usage that reached Stripe after the invoice was finalized, or too late for Stripe at all (a finance adjustment).</summary>
     public const string LateAfterFinalization = "late_after_finalization";
-    /// <summary>Stripe's event summary differs from what Stripe acknowledged to us.</summary>
+    /// <summary>
+    /// Stripe's figure was read before Stripe could have counted everything it acknowledged (it aggregates
+    /// asynchronously), or not read yet: the sync reads it again, and it should then agree.
+    /// </summary>
+    public const string StripeLag = "stripe_lag";
+    /// <summary>Stripe holds another amount for an SLA credit than the one we applied.</summary>
+    public const string StripeCreditMismatch = "stripe_credit_mismatch";
+    /// <summary>Stripe's event summary, read after its aggregation lag, differs from what Stripe acknowledged to us.</summary>
     public const string StripeSummaryMismatch = "stripe_summary_mismatch";
     /// <summary>The ledger differs from everything the pipeline accounts for; should never happen.</summary>
     public const string Unexplained = "unexplained";
@@ -19,7 +26,11 @@ public static class DiscrepancyClass
 
 public sealed record Discrepancy(string Class, long Quantity, string Detail);
 
-/// <summary>One tenant's one meter over the period. Quantities are in the meter's units.</summary>
+/// <summary>
+/// One tenant's one meter over the period. Quantities are in the meter's units. Stripe's figures are the sync's, read at
+/// <see cref="StripeSummarySyncedAt"/> (<see cref="StripeSummaryAgeSeconds"/> before the report) and, for the invoices,
+/// <see cref="InvoiceSyncedAt"/>.
+/// </summary>
 public sealed record ReconciliationLine(
     string TenantId,
     string? CustomerId,
@@ -32,8 +43,11 @@ public sealed record ReconciliationLine(
     long DeadLettered,
     long Adjusted,
     long? StripeSummary,
+    DateTimeOffset? StripeSummarySyncedAt,
+    long? StripeSummaryAgeSeconds,
     long? Invoiced,
     bool InvoiceFinalized,
+    DateTimeOffset? InvoiceSyncedAt,
     IReadOnlyList<Discrepancy> Discrepancies);
 
 /// <summary>One SLA credit: computed from an assessment, applied to Stripe (or not yet).</summary>
@@ -46,12 +60,13 @@ public sealed record CreditLine(
     string Currency,
     string Status,
     string? StripeTransactionId,
+    DateTimeOffset? StripeSyncedAt,
     IReadOnlyList<Discrepancy> Discrepancies);
 
 public sealed record ReconciliationReport(
     string Period,
     DateTimeOffset GeneratedAt,
-    bool StripeConsulted,
+    bool StripeSynced,
     IReadOnlyList<ReconciliationLine> Lines,
     IReadOnlyList<CreditLine> Credits)
 {

@@ -30,6 +30,20 @@ public sealed class StripeBillingOptions
     /// <summary>Each HTTP request to Stripe; a request that takes longer is an ambiguous outcome.</summary>
     public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// Requests a second this host sends Stripe at most, evenly spaced, whatever they are for (Stripe allows 25 a second
+    /// in test mode and 100 live, per account: with several silos, give each its share). A 429 slows the host below it
+    /// for a while.
+    /// </summary>
+    public double RequestsPerSecond { get; set; } = 20;
+
+    /// <summary>
+    /// How long Stripe may take to count an accepted meter event in its event summaries (it aggregates asynchronously).
+    /// A summary younger than this after our last request for a figure proves nothing yet: billing waits rather than
+    /// resend or dead-letter, and reconciliation calls the difference lag.
+    /// </summary>
+    public TimeSpan SummaryLag { get; set; } = TimeSpan.FromHours(1);
+
     /// <summary>Customer+meter lanes sent at once; within a lane one request at a time.</summary>
     public int MaxConcurrentLanes { get; set; } = 8;
 
@@ -69,6 +83,9 @@ public sealed class StripeBillingOptions
     /// <summary>How long a dispatcher owns a lane's head row; another silo takes it over after that.</summary>
     public TimeSpan ClaimDuration { get; set; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>How Stripe's figures are copied into the database for reconciliation.</summary>
+    public StripeSyncOptions Sync { get; set; } = new();
+
     /// <summary>Meter name (the ledger's dimension) → its Stripe settings. Meters not listed get defaults on first use.</summary>
     public Dictionary<string, StripeMeterOptions> Meters { get; set; } = new(StringComparer.Ordinal);
 
@@ -87,4 +104,23 @@ public sealed class StripeMeterOptions
 
     /// <summary>The metered price billing this meter: how finance finds the meter's lines on an invoice.</summary>
     public string? PriceId { get; set; }
+}
+
+/// <summary><c>Stripe:Sync:*</c>: the background copy of Stripe's summaries, invoices and credits that reconciliation reads.</summary>
+public sealed class StripeSyncOptions
+{
+    /// <summary>Requests a second the sync may send, within the host's <see cref="StripeBillingOptions.RequestsPerSecond"/>: dispatch keeps the rest.</summary>
+    public double RequestsPerSecond { get; set; } = 5;
+
+    /// <summary>How often the sync looks for what changed (one host at a time, under a lease).</summary>
+    public TimeSpan Interval { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Months kept in sync: the current one and the ones before it.</summary>
+    public int Months { get; set; } = 2;
+
+    /// <summary>An unchanged figure is read again after this long, in case Stripe changed on its own.</summary>
+    public TimeSpan MaxAge { get; set; } = TimeSpan.FromHours(6);
+
+    /// <summary>Invoices are listed again from this long before the newest one seen, as Stripe may show one late.</summary>
+    public TimeSpan InvoiceOverlap { get; set; } = TimeSpan.FromDays(2);
 }

@@ -13,7 +13,7 @@ namespace Billing.Stripe;
 public static class StripeBillingSchema
 {
     public static IReadOnlyList<Migration> All { get; } =
-        [.. LedgerMigrations.All, .. StripeMigrations.All, .. CreditMigrations.All];
+        [.. LedgerMigrations.All, .. StripeMigrations.All, .. CreditMigrations.All, StripeSnapshots.Migration];
 }
 
 public static class StripeBillingServiceCollectionExtensions
@@ -35,6 +35,10 @@ public static class StripeBillingServiceCollectionExtensions
         services.AddSingleton<MeterEventOutbox>();
         services.AddSingleton<MeterEventDispatcher>();
         services.AddSingleton<SlaCredits>();
+        services.AddSingleton<StripeSnapshots>();
+        services.AddSingleton<StripeSync>();
+        services.AddSingleton<StripeSyncService>();
+        services.AddHostedService(provider => provider.GetRequiredService<StripeSyncService>());
         services.AddSingleton<FinanceReconciliation>();
         services.AddSingleton<StripeBillingWorker>();
         services.AddHostedService(provider => provider.GetRequiredService<StripeBillingWorker>());

@@ -12,7 +12,10 @@ namespace Billing.Stripe;
 /// The one way billing calls Stripe: the real Stripe.net client (pointed at <c>Stripe:ApiBase</c>), without its own
 /// retries, inside a Polly pipeline: short retries for rate limits and transient failures (a retry reuses the
 /// request's idempotency key, so it cannot act twice), and a circuit breaker that stops calling a Stripe that keeps
-/// failing. Polly waits in real time: it measures the network, while billing's notion of "now" is the injected clock.
+/// failing. Every attempt first waits its turn on this host's <see cref="StripeRequestPacer"/> (and on a caller's
+/// budget, e.g. the sync's), so the host stays under <see cref="StripeBillingOptions.RequestsPerSecond"/> and slows
+/// down together when Stripe answers 429. Polly and the pacer wait in real time: they measure the network, while
+/// billing's notion of "now" is the injected clock.
 /// </summary>
 public sealed class StripeGateway : IDisposable
 {
@@ -22,6 +25,7 @@ public sealed class StripeGateway : IDisposable
     public StripeGateway(IOptions<StripeBillingOptions> options)
     {
         var settings = options.Value;
+        Pacer = new StripeRequestPacer(settings.RequestsPerSecond, settings.MaxInProcessRetryAfter);
         _http = new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
         {
             Timeout = settings.RequestTimeout,
@@ -47,10 +51,9 @@ public sealed class StripeGateway : IDisposable
                 BackoffType = DelayBackoffType.Exponential,
                 UseJitter = true,
                 Delay = settings.InProcessRetryDelay,
+                // After a 429 the pacer holds every caller back; the retry itself need not wait on top.
                 DelayGenerator = args => ValueTask.FromResult(
-                    args.Outcome.Exception is StripeException limited && RetryAfter(limited) is { } wait
-                        ? (TimeSpan?)(wait + TimeSpan.FromMilliseconds(Random.Shared.Next(0, 250)))
-                        : null),
+                    args.Outcome.Exception is StripeException { HttpStatusCode: HttpStatusCode.TooManyRequests } ? (TimeSpan?)TimeSpan.Zero : null),
             });
         }
 
@@ -69,8 +72,33 @@ public sealed class StripeGateway : IDisposable
 
     public IStripeClient Client { get; }
 
-    public async Task<T> CallAsync<T>(Func<IStripeClient, CancellationToken, Task<T>> call, CancellationToken cancellationToken) =>
-        await _pipeline.ExecuteAsync(async token => await call(Client, token), cancellationToken);
+    /// <summary>This host's pace for every request to Stripe.</summary>
+    public StripeRequestPacer Pacer { get; }
+
+    public async Task<T> CallAsync<T>(Func<IStripeClient, CancellationToken, Task<T>> call, CancellationToken cancellationToken, StripeRequestPacer? budget = null) =>
+        await _pipeline.ExecuteAsync(
+            async token =>
+            {
+                if (budget is not null)
+                {
+                    await budget.WaitTurnAsync(token);
+                }
+
+                await Pacer.WaitTurnAsync(token);
+                try
+                {
+                    var result = await call(Client, token);
+                    Pacer.Succeeded();
+                    return result;
+                }
+                catch (StripeException limited) when (limited.HttpStatusCode == HttpStatusCode.TooManyRequests)
+                {
+                    Pacer.RateLimited(RetryAfter(limited));
+                    budget?.RateLimited(RetryAfter(limited));
+                    throw;
+                }
+            },
+            cancellationToken);
 
     public Task<MeterEvent> CreateMeterEventAsync(string eventName, string customerId, long value, long timestamp, string identifier, CancellationToken cancellationToken) =>
         CallAsync(
@@ -91,7 +119,7 @@ public sealed class StripeGateway : IDisposable
             cancellationToken);
 
     /// <summary>Stripe's aggregated value of a meter for one customer over [start, end) (minute-aligned Unix seconds).</summary>
-    public async Task<long> EventSummaryAsync(string meterId, string customerId, long start, long end, CancellationToken cancellationToken)
+    public async Task<long> EventSummaryAsync(string meterId, string customerId, long start, long end, CancellationToken cancellationToken, StripeRequestPacer? budget = null)
     {
         var summaries = await CallAsync(
             (client, token) => new MeterEventSummaryService(client).ListAsync(
@@ -104,7 +132,8 @@ public sealed class StripeGateway : IDisposable
                 },
                 null,
                 token),
-            cancellationToken);
+            cancellationToken,
+            budget);
         return (long)summaries.Data.Sum(summary => summary.AggregatedValue);
     }
 

@@ -1,12 +1,17 @@
 using System.Globalization;
+using System.Text.RegularExpressions;
 using Billing.Reconciliation;
+using Billing.Stripe;
 using ControlPlane.Api;
+using ControlPlane.Auditing;
+using ControlPlane.Errors;
 using ControlPlane.Security;
+using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
 
 namespace ControlPlane.Finance;
 
-public static class FinanceEndpoints
+public static partial class FinanceEndpoints
 {
     public static IEndpointRouteBuilder MapFinance(this IEndpointRouteBuilder app)
     {
@@ -16,6 +21,13 @@ public static class FinanceEndpoints
             .WithSummary("Usage and credits per tenant and meter for a month: ledger, Stripe, invoices, and every discrepancy classified (finance, platform admins)")
             .Produces<ReconciliationReport>(contentType: "application/json")
             .Produces(StatusCodes.Status200OK, contentType: "text/csv");
+
+        // Reading Stripe now spends the cluster's Stripe budget, so it is an operator's action, and audited.
+        var operators = app.MapGroup("/api/v1/finance").WithTags("Finance")
+            .RequireAuthorization(policy => policy.RequireRole(Roles.PlatformAdmin));
+        operators.MapPost("/tenants/{tenantId}/stripe:sync", SyncTenantAsync)
+            .WithSummary("Read one tenant's Stripe summaries, invoices and credits into the database now, due or not (platform admins)")
+            .Produces<StripeSyncResult>();
         return app;
     }
 
@@ -54,4 +66,38 @@ public static class FinanceEndpoints
         context.Response.Headers[HeaderNames.ContentDisposition] = $"attachment; filename=\"reconciliation-{report.Period}.csv\"";
         return TypedResults.Text(ReconciliationCsv.Write(report), "text/csv; charset=utf-8");
     }
+
+    private static async Task<StripeSyncResult> SyncTenantAsync(
+        string tenantId, HttpContext context, StripeSync sync, StripeCustomers customers, AuditLog audit, IOptions<StripeBillingOptions> options)
+    {
+        if (!TenantIdPattern().IsMatch(tenantId))
+        {
+            RequestValidationException.ThrowIfAny(new Dictionary<string, string[]> { ["tenantId"] = ["A tenant id is 1 to 40 letters, digits, '-' or '_'."] });
+        }
+
+        return await audit.AuditedAsync(
+            context,
+            tenantId,
+            "finance.stripe.sync",
+            tenantId,
+            async () =>
+            {
+                if (!options.Value.Enabled)
+                {
+                    throw new ControlPlaneException(
+                        ProblemKind.Conflict,
+                        "stripe-not-configured",
+                        "Stripe is not configured",
+                        "This control plane has no Stripe:ApiKey, so there is nothing to sync from.");
+                }
+
+                _ = await customers.FindAsync(tenantId, context.RequestAborted) ?? throw Problems.NotFound("Stripe customer of tenant", tenantId);
+                return await sync.SyncTenantAsync(tenantId, context.RequestAborted);
+            },
+            result => (null, $"{result.Summaries} summaries, {result.Invoices} invoices, {result.Credits} balance transactions"),
+            outcome: "succeeded");
+    }
+
+    [GeneratedRegex("^[A-Za-z0-9_-]{1,40}$")]
+    private static partial Regex TenantIdPattern();
 }

@@ -25,6 +25,7 @@ public sealed partial class FakeStripeServer : IAsyncDisposable
     private readonly TimeProvider _clock;
     private readonly Lock _gate = new();
     private readonly RateLimits _limits;
+    private const string ArrivedKey = "fake-stripe-arrived";
     private long _sequence;
 
     private FakeStripeServer(WebApplication app, TimeProvider clock, string apiKey, FakeStripeOptions options)
@@ -73,6 +74,7 @@ public sealed partial class FakeStripeServer : IAsyncDisposable
 
     private async Task HandleAsync(HttpContext context)
     {
+        context.Items[ArrivedKey] = System.Diagnostics.Stopwatch.GetTimestamp();
         Stats.Request();
         var request = context.Request;
         var path = request.Path.Value ?? "";
@@ -222,7 +224,7 @@ public sealed partial class FakeStripeServer : IAsyncDisposable
             context.Response.Headers["Stripe-Should-Retry"] = "true";
         }
 
-        Stats.Answered(endpoint, answer.Status);
+        Stats.Answered(endpoint, answer.Status, context.Items[ArrivedKey] as long? ?? System.Diagnostics.Stopwatch.GetTimestamp());
         await context.Response.Body.WriteAsync(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(answer.Body)));
     }
 }

@@ -60,7 +60,7 @@ public sealed class FakeStripeStats
         }
     }
 
-    /// <summary>The most requests to matching endpoints within any one second (sliding, real time).</summary>
+    /// <summary>The most requests to matching endpoints that arrived within any one second (sliding, real time).</summary>
     public int PeakPerSecond(Func<string, bool> endpoint)
     {
         List<long> ticks;
@@ -98,11 +98,12 @@ public sealed class FakeStripeStats
 
     internal void Duplicate() => Interlocked.Increment(ref _duplicateIdentifiers);
 
-    internal void Answered(string endpoint, int status)
+    /// <summary>Logs an answer at the time its request arrived, which is when Stripe's limiter counts it.</summary>
+    internal void Answered(string endpoint, int status, long arrivedTicks)
     {
         lock (_gate)
         {
-            _log.Add((Stopwatch.GetTimestamp(), endpoint, status));
+            _log.Add((arrivedTicks, endpoint, status));
         }
     }
 }

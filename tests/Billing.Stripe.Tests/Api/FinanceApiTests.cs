@@ -24,7 +24,7 @@ public sealed class FinanceApiTests(FinanceApiTests.Host host) : IClassFixture<F
         Assert.Equal(HttpStatusCode.OK, json.StatusCode);
         var report = await json.Content.ReadFromJsonAsync<JsonElement>();
         Assert.Equal("2026-11", report.GetProperty("period").GetString());
-        Assert.False(report.GetProperty("stripeConsulted").GetBoolean());
+        Assert.False(report.GetProperty("stripeSynced").GetBoolean());
         var line = report.GetProperty("lines").EnumerateArray().Single(l => l.GetProperty("tenantId").GetString() == "tnt-api");
         Assert.Equal(42, line.GetProperty("ledger").GetInt64());
         Assert.Equal("pipeline_lag", line.GetProperty("discrepancies")[0].GetProperty("class").GetString());

@@ -20,6 +20,7 @@ public sealed class FinanceReconciliationTests
             options.MaxAttempts = 2;
             options.InProcessRetries = 0;
             options.Meters["operations"] = new StripeMeterOptions { PriceId = "price_operations" };
+            options.Sync.Months = 3;
         });
         var customers = scenario.Host.Get<StripeCustomers>();
         await scenario.ScalarAsync("INSERT INTO stripe_customers (tenant_id, customer_id, requested_at, created_at) VALUES ('tnt-rejected', 'cus_unknown', 0, 0); SELECT 1");
@@ -37,7 +38,8 @@ public sealed class FinanceReconciliationTests
         await scenario.Worker.RunOnceAsync();
         scenario.Stripe.Faults = _ => Fault.None;
 
-        // The invoice is finalized; then late usage for the same hour reaches Stripe.
+        // Stripe has processed what it took; the invoice is finalized; then late usage for the same hour reaches Stripe.
+        scenario.Clock.Advance(scenario.Stripe.Options.SummaryLag);
         var (start, end) = UsageHours.Month(s_october);
         foreach (var tenant in new[] { "tnt-clean", "tnt-late", "tnt-foreign" })
         {
@@ -67,9 +69,12 @@ public sealed class FinanceReconciliationTests
         await Assert.ThrowsAnyAsync<Exception>(() => credits.ApplyAsync(SlaCreditsTests.Assessment("sla:ins-d:2026-10", 200, "tnt-dead")));
         scenario.Stripe.Faults = _ => Fault.None;
 
+        await scenario.Host.Get<StripeSync>().SyncOnceAsync();
+        var requests = scenario.Stripe.Stats.Requests;
         var report = await scenario.Host.Get<FinanceReconciliation>().ReconcileAsync(s_october);
 
-        Assert.True(report.StripeConsulted);
+        Assert.Equal(requests, scenario.Stripe.Stats.Requests);
+        Assert.True(report.StripeSynced);
         Assert.Empty(Line("tnt-clean").Discrepancies);
         Assert.Equal((10L, 10L, 10L, 10L), (Line("tnt-clean").Ledger, Line("tnt-clean").Acknowledged, Line("tnt-clean").StripeSummary!.Value, Line("tnt-clean").Invoiced!.Value));
         Assert.Equal([(DiscrepancyClass.DeadLetter, 10L)], Classes("tnt-dead"));

@@ -150,11 +150,16 @@ public sealed class MeterEventOutboxTests
     [Fact]
     public async Task Repeated_server_errors_open_the_circuit_and_the_rest_waits_in_the_outbox()
     {
-        await using var scenario = await BillingScenario.StartAsync(start: s_start, configure: options =>
-        {
-            options.CircuitBreakDuration = TimeSpan.FromSeconds(2);
-            options.CircuitSamplingDuration = TimeSpan.FromSeconds(1);
-        });
+        // Fast enough for 20 failures within the breaker's one-second window: this test is about the breaker, not the limits.
+        await using var scenario = await BillingScenario.StartAsync(
+            start: s_start,
+            configure: options =>
+            {
+                options.CircuitBreakDuration = TimeSpan.FromSeconds(2);
+                options.CircuitSamplingDuration = TimeSpan.FromSeconds(1);
+                options.RequestsPerSecond = 500;
+            },
+            stripe: limits => (limits.EndpointRequestsPerSecond, limits.AccountRequestsPerSecond) = (null, null));
         for (var tenant = 0; tenant < 40; tenant++)
         {
             await scenario.AppendAsync($"tnt-{tenant}", "operations", $"e{tenant}", 1, s_start);

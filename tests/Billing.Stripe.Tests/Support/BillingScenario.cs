@@ -35,10 +35,11 @@ public sealed class BillingScenario : IAsyncDisposable
         DatabaseProvider provider = DatabaseProvider.Sqlite,
         DateTimeOffset? start = null,
         Action<StripeBillingOptions>? configure = null,
-        Action<IServiceCollection>? services = null)
+        Action<IServiceCollection>? services = null,
+        Action<FakeStripeOptions>? stripe = null)
     {
         var clock = TestDatabases.Clock(start ?? new DateTimeOffset(2026, 10, 1, 0, 0, 0, TimeSpan.Zero));
-        var scenario = new BillingScenario(await TestDatabases.CreateAsync(provider), clock, await FakeStripeServer.StartAsync(clock), configure, services);
+        var scenario = new BillingScenario(await TestDatabases.CreateAsync(provider), clock, await FakeStripeServer.StartAsync(clock, configure: stripe), configure, services);
         scenario.Host = await BillingHost.StartAsync(scenario.Database, scenario.Stripe, clock, configure, services);
         return scenario;
     }
