@@ -12,14 +12,20 @@ public sealed record DispatchResult(int Acknowledged, int Rescheduled, int Rejec
 
 /// <summary>
 /// Sends the outbox to Stripe. Rows of one customer+meter form a lane sent strictly in order, one request at a time
-/// (Stripe allows one concurrent meter-event call per customer and meter); lanes run in parallel.
+/// (Stripe allows one concurrent meter-event call per customer and meter); lanes run in parallel, paced by the gateway.
 /// <para>
 /// Exactly-once in Stripe's sum rests on the identifier: every attempt of a row sends the same identifier as its
 /// Idempotency-Key. Within 24 h of the first attempt, a resend after an ambiguous outcome (timeout, reset, 5xx) is
 /// either replayed by the idempotency layer or refused as a duplicate identifier; both mean "counted once". Later than
-/// <see cref="StripeBillingOptions.IdempotencyTrust"/>, those guarantees may have lapsed, so the row is first checked
-/// against Stripe's event summary for its hour: counted → acknowledged; not counted → sent; anything else → a dead
-/// letter for finance, never a guess.
+/// <see cref="StripeBillingOptions.IdempotencyTrust"/>, those guarantees may have lapsed, so an ambiguous row is first
+/// checked against Stripe's event summary for its hour: counted → acknowledged; not counted → sent; but only once
+/// <see cref="StripeBillingOptions.SummaryLag"/> has passed since the row was last sent, because Stripe counts
+/// asynchronously: until then billing waits, never resends what Stripe may still be counting, never dead-letters it.
+/// </para>
+/// <para>
+/// Only a request that may have reached Stripe costs an attempt. A round does not start while the circuit is open, and
+/// a request the open circuit, a 429 or a replayed failure stopped gives its attempt back: a day's outage uses a
+/// handful of attempts per row (backoff is capped), and the backlog drains in order at the pacer's rate afterwards.
 /// </para>
 /// </summary>
 public sealed partial class MeterEventDispatcher(
@@ -31,6 +37,9 @@ public sealed partial class MeterEventDispatcher(
     TimeProvider clock,
     ILogger<MeterEventDispatcher> logger)
 {
+    /// <summary>How long after its first execution Stripe keeps an idempotency key's answer and an identifier's dedupe.</summary>
+    private static readonly TimeSpan IdempotencyWindow = TimeSpan.FromHours(24);
+
     private enum Outcome
     {
         Acknowledged,
@@ -45,44 +54,44 @@ public sealed partial class MeterEventDispatcher(
     {
         var settings = options.Value;
         var counts = new int[Enum.GetValues<Outcome>().Length];
-        using var circuitOpen = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        if (stripe.IsCircuitOpen)
+        {
+            return new DispatchResult(0, 0, 0, 0, 0, CircuitOpen: true);
+        }
+
+        // When the circuit opens, lanes stop before their next row but requests in flight finish: cancelling one would
+        // make its outcome ambiguous, and would fail the breaker's probe of a Stripe that has recovered.
+        var circuitOpen = false;
         var heads = await outbox.DueLaneHeadsAsync(limit: 2000, cancellationToken);
-        try
-        {
-            await Parallel.ForEachAsync(
-                heads,
-                new ParallelOptions { MaxDegreeOfParallelism = settings.MaxConcurrentLanes, CancellationToken = circuitOpen.Token },
-                async (head, token) =>
+        await Parallel.ForEachAsync(
+            heads,
+            new ParallelOptions { MaxDegreeOfParallelism = settings.MaxConcurrentLanes, CancellationToken = cancellationToken },
+            async (head, token) =>
+            {
+                for (var row = head; row is not null && !Volatile.Read(ref circuitOpen);)
                 {
-                    for (var row = head; row is not null;)
+                    var claimed = await outbox.ClaimAsync(row, token);
+                    if (claimed is null)
                     {
-                        var claimed = await outbox.ClaimAsync(row, token);
-                        if (claimed is null)
-                        {
-                            return;
-                        }
-
-                        var outcome = await SendAsync(claimed, token);
-                        Interlocked.Increment(ref counts[(int)outcome]);
-                        if (outcome == Outcome.CircuitOpen)
-                        {
-                            await circuitOpen.CancelAsync();
-                            return;
-                        }
-
-                        if (outcome == Outcome.Rescheduled)
-                        {
-                            return;
-                        }
-
-                        row = await outbox.NextInLaneAsync(row.TenantId, row.Meter, token);
+                        return;
                     }
-                });
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            // The circuit opened: the rows not yet claimed wait for the next round.
-        }
+
+                    var outcome = await SendAsync(row, claimed, token);
+                    Interlocked.Increment(ref counts[(int)outcome]);
+                    if (outcome == Outcome.CircuitOpen)
+                    {
+                        Volatile.Write(ref circuitOpen, true);
+                        return;
+                    }
+
+                    if (outcome == Outcome.Rescheduled)
+                    {
+                        return;
+                    }
+
+                    row = await outbox.NextInLaneAsync(row.TenantId, row.Meter, token);
+                }
+            });
 
         return new DispatchResult(
             counts[(int)Outcome.Acknowledged],
@@ -93,7 +102,8 @@ public sealed partial class MeterEventDispatcher(
             counts[(int)Outcome.CircuitOpen] > 0);
     }
 
-    private async Task<Outcome> SendAsync(OutboxRow row, CancellationToken cancellationToken)
+    /// <summary>Sends one claimed row; <paramref name="unclaimed"/> is the row as it was, to give the claim back.</summary>
+    private async Task<Outcome> SendAsync(OutboxRow unclaimed, OutboxRow row, CancellationToken cancellationToken)
     {
         var settings = options.Value;
         var now = clock.GetUtcNow();
@@ -106,28 +116,24 @@ public sealed partial class MeterEventDispatcher(
 
         try
         {
-            var customerId = await customers.EnsureAsync(row.TenantId, cancellationToken: cancellationToken);
-            var meterId = await meters.EnsureAsync(row.Meter, cancellationToken);
-            if (row.Attempts > 1 && now.ToUnixTimeSeconds() - row.FirstAttemptAt >= (long)settings.IdempotencyTrust.TotalSeconds)
+            string customerId;
+            string meterId;
+            try
             {
-                var counted = await stripe.EventSummaryAsync(meterId, customerId, row.HourStart, row.HourStart + UsageHours.SecondsPerHour, cancellationToken);
-                var acknowledged = await outbox.AcknowledgedForHourAsync(row.TenantId, row.Meter, row.HourStart, cancellationToken);
-                if (counted == acknowledged + row.Value)
-                {
-                    LogResolved(row.Identifier, "counted");
-                    await outbox.CompleteAsync(row.Id, OutboxStatus.Acknowledged, "resolved against Stripe's event summary: counted", cancellationToken);
-                    return Outcome.Acknowledged;
-                }
+                customerId = await customers.EnsureAsync(row.TenantId, cancellationToken: cancellationToken);
+                meterId = await meters.EnsureAsync(row.Meter, cancellationToken);
+            }
+            catch (Exception failure) when (failure is not (BrokenCircuitException or OperationCanceledException) && (failure is StripeException || StripeGateway.IsTransient(failure)))
+            {
+                // Nothing of this row was sent: it waits for its customer without spending an attempt.
+                await outbox.ReleaseAsync(unclaimed, now + settings.RescheduleDelay, $"its Stripe customer or meter is not ready: {failure.GetType().Name}");
+                return Outcome.Rescheduled;
+            }
 
-                if (counted != acknowledged)
-                {
-                    var why = $"Stripe's event summary for the hour is {counted}, neither {acknowledged} (not counted) nor {acknowledged + row.Value} (counted)";
-                    await outbox.CompleteAsync(row.Id, OutboxStatus.Dead, why, cancellationToken);
-                    LogDeadLetter(row.Identifier, why);
-                    return Outcome.DeadLettered;
-                }
-
-                LogResolved(row.Identifier, "not counted; sending");
+            if (row.Ambiguous && now.ToUnixTimeSeconds() - row.FirstAttemptAt >= (long)settings.IdempotencyTrust.TotalSeconds
+                && await CheckAgainstSummaryAsync(unclaimed, row, meterId, customerId, now, cancellationToken) is { } resolved)
+            {
+                return resolved;
             }
 
             await stripe.CreateMeterEventAsync(settings.EventName(row.Meter), customerId, row.Value, row.HourStart, row.Identifier, cancellationToken);
@@ -141,18 +147,17 @@ public sealed partial class MeterEventDispatcher(
         }
         catch (BrokenCircuitException)
         {
-            await outbox.RescheduleAsync(row.Id, now + settings.CircuitBreakDuration, "circuit open after repeated Stripe failures", ambiguous: false, CancellationToken.None);
+            await outbox.ReleaseAsync(unclaimed, now, "circuit open after repeated Stripe failures; not sent");
             return Outcome.CircuitOpen;
         }
         catch (StripeException limited) when (limited.HttpStatusCode == HttpStatusCode.TooManyRequests)
         {
-            var wait = Backoff(row.Attempts);
-            if (StripeGateway.RetryAfter(limited) is { } retryAfter && retryAfter > wait)
-            {
-                wait = retryAfter + Jitter(retryAfter);
-            }
-
-            return await RetryLaterAsync(row, now + wait, $"rate limited: {limited.StripeError?.Message}", ambiguous: false);
+            // Stripe ran nothing: no attempt spent. The pacer already slowed every lane down; the row is due again shortly.
+            // Stripe's Retry-After is honoured as asked; without one, a short wait (our own backoffs are capped).
+            var wait = StripeGateway.RetryAfter(limited) ?? settings.InProcessRetryDelay;
+            wait += Jitter(wait);
+            await outbox.ReleaseAsync(unclaimed, now + wait, $"rate limited: {limited.StripeError?.Message}");
+            return Outcome.Rescheduled;
         }
         catch (StripeException denied) when (denied.HttpStatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
         {
@@ -172,10 +177,56 @@ public sealed partial class MeterEventDispatcher(
             LogRejected(row.Identifier, reason);
             return Outcome.Rejected;
         }
+        catch (Exception replayed) when (StripeGateway.IsReplayed(replayed))
+        {
+            // The key holds the failure of an earlier execution, replayed to every retry until it expires, 24 h after
+            // that execution: only then can the summary settle it. Waiting is no attempt.
+            var keyExpires = DateTimeOffset.FromUnixTimeSeconds(row.FirstAttemptAt ?? now.ToUnixTimeSeconds()) + IdempotencyWindow + settings.InProcessRetryDelay;
+            var at = now + Backoff(unclaimed.Attempts);
+            await outbox.ReleaseAsync(unclaimed, at > keyExpires ? at : keyExpires, "Stripe replayed an earlier failure saved under the idempotency key");
+            return Outcome.Rescheduled;
+        }
         catch (Exception failure) when (StripeGateway.IsTransient(failure) && !cancellationToken.IsCancellationRequested)
         {
             return await RetryLaterAsync(row, now + Backoff(row.Attempts), $"no definite answer: {failure.GetType().Name}", ambiguous: true);
         }
+    }
+
+    /// <summary>
+    /// Settles an ambiguous row against Stripe's summary of its hour, or answers null to send it. Every other version of
+    /// the hour was acknowledged before this row's first attempt (lanes are strictly ordered), so the summary can only
+    /// differ from our count by this row, or by lag while Stripe has not yet counted the last attempt.
+    /// </summary>
+    private async Task<Outcome?> CheckAgainstSummaryAsync(OutboxRow unclaimed, OutboxRow row, string meterId, string customerId, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var settings = options.Value;
+        var counted = await stripe.EventSummaryAsync(meterId, customerId, row.HourStart, row.HourStart + UsageHours.SecondsPerHour, cancellationToken);
+        var acknowledged = await outbox.AcknowledgedForHourAsync(row.TenantId, row.Meter, row.HourStart, cancellationToken);
+        if (counted == acknowledged + row.Value)
+        {
+            LogResolved(row.Identifier, "counted");
+            await outbox.CompleteAsync(row.Id, OutboxStatus.Acknowledged, "resolved against Stripe's event summary: counted", cancellationToken);
+            return Outcome.Acknowledged;
+        }
+
+        var lastSent = DateTimeOffset.FromUnixTimeSeconds(unclaimed.LastAttemptAt ?? unclaimed.FirstAttemptAt ?? 0);
+        if (now - lastSent < settings.SummaryLag)
+        {
+            LogResolved(row.Identifier, "Stripe may still be counting the last attempt; waiting");
+            await outbox.ReleaseAsync(unclaimed, lastSent + settings.SummaryLag, $"Stripe's summary ({counted}) may not yet count the attempt of {lastSent:O}");
+            return Outcome.Rescheduled;
+        }
+
+        if (counted != acknowledged)
+        {
+            var why = $"Stripe's event summary for the hour is {counted}, neither {acknowledged} (not counted) nor {acknowledged + row.Value} (counted)";
+            await outbox.CompleteAsync(row.Id, OutboxStatus.Dead, why, cancellationToken);
+            LogDeadLetter(row.Identifier, why);
+            return Outcome.DeadLettered;
+        }
+
+        LogResolved(row.Identifier, "not counted; sending");
+        return null;
     }
 
     private async Task<Outcome> RetryLaterAsync(OutboxRow row, DateTimeOffset at, string error, bool ambiguous)

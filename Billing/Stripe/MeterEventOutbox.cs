@@ -16,7 +16,9 @@ public sealed record OutboxRow(
     int Version,
     long Value,
     int Attempts,
-    long? FirstAttemptAt);
+    long? FirstAttemptAt,
+    long? LastAttemptAt = null,
+    bool Ambiguous = false);
 
 public static class OutboxStatus
 {
@@ -47,7 +49,7 @@ public sealed class MeterEventOutbox(Database database, IOptions<StripeBillingOp
     public static readonly TimeSpan StripeWindow = TimeSpan.FromDays(35);
 
     private const int AggregationBatch = 1000;
-    private const string Columns = "id, identifier, tenant_id, meter, hour_start, version, value, attempts, first_attempt_at";
+    private const string Columns = "id, identifier, tenant_id, meter, hour_start, version, value, attempts, first_attempt_at, last_attempt_at, ambiguous";
 
     /// <summary>
     /// Turns every closed hour whose total changed since it was last enqueued into the next version in the outbox, or,
@@ -180,16 +182,35 @@ public sealed class MeterEventOutbox(Database database, IOptions<StripeBillingOp
         var now = clock.GetUtcNow().ToUnixTimeSeconds();
         await using var connection = await database.OpenAsync(cancellationToken);
         await using var command = Command(connection, null, """
-            UPDATE meter_outbox SET claimed_until = @until, attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, @now)
+            UPDATE meter_outbox SET claimed_until = @until, attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, @now), last_attempt_at = @now
             WHERE id = @id AND status = 'pending' AND next_attempt_at <= @now AND (claimed_until IS NULL OR claimed_until <= @now)
             """);
         Database.AddParameter(command, "until", now + (long)options.Value.ClaimDuration.TotalSeconds);
         Database.AddParameter(command, "now", now);
         Database.AddParameter(command, "id", row.Id);
         return await command.ExecuteNonQueryAsync(cancellationToken) == 1
-            ? row with { Attempts = row.Attempts + 1, FirstAttemptAt = row.FirstAttemptAt ?? now }
+            ? row with { Attempts = row.Attempts + 1, FirstAttemptAt = row.FirstAttemptAt ?? now, LastAttemptAt = now }
             : null;
     }
+
+    /// <summary>
+    /// Gives back a claim whose request never reached Stripe (the circuit was open, Stripe answered 429, the summary
+    /// said to wait): the attempt is not counted, and the row is due again at <paramref name="at"/>.
+    /// </summary>
+    public Task ReleaseAsync(OutboxRow unclaimed, DateTimeOffset at, string error) =>
+        ExecuteAsync(
+            """
+            UPDATE meter_outbox SET attempts = @attempts, first_attempt_at = @first, last_attempt_at = @last, claimed_until = NULL,
+                next_attempt_at = @at, last_error = @error
+            WHERE id = @id AND status = 'pending'
+            """,
+            CancellationToken.None,
+            ("attempts", unclaimed.Attempts),
+            ("first", unclaimed.FirstAttemptAt),
+            ("last", unclaimed.LastAttemptAt),
+            ("at", at.ToUnixTimeSeconds()),
+            ("error", error),
+            ("id", unclaimed.Id));
 
     public Task CompleteAsync(long id, string status, string? error, CancellationToken cancellationToken = default) =>
         ExecuteAsync(
@@ -288,7 +309,9 @@ public sealed class MeterEventOutbox(Database database, IOptions<StripeBillingOp
                 reader.GetInt32(5),
                 reader.GetInt64(6),
                 reader.GetInt32(7),
-                reader.IsDBNull(8) ? null : reader.GetInt64(8)));
+                reader.IsDBNull(8) ? null : reader.GetInt64(8),
+                reader.IsDBNull(9) ? null : reader.GetInt64(9),
+                reader.GetInt32(10) != 0));
         }
 
         return rows;

@@ -21,6 +21,8 @@ public sealed class StripeGateway : IDisposable
 {
     private readonly HttpClient _http;
     private readonly ResiliencePipeline _pipeline;
+    private readonly CircuitBreakerStateProvider _circuit = new();
+    private long _openUntilTicks;
 
     public StripeGateway(IOptions<StripeBillingOptions> options)
     {
@@ -46,7 +48,7 @@ public sealed class StripeGateway : IDisposable
                 ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception switch
                 {
                     StripeException { HttpStatusCode: HttpStatusCode.TooManyRequests } limited => (RetryAfter(limited) ?? TimeSpan.Zero) <= settings.MaxInProcessRetryAfter,
-                    var failure => IsTransient(failure),
+                    var failure => IsTransient(failure) && !IsReplayed(failure),
                 }),
                 BackoffType = DelayBackoffType.Exponential,
                 UseJitter = true,
@@ -64,6 +66,12 @@ public sealed class StripeGateway : IDisposable
                 MinimumThroughput = 20,
                 SamplingDuration = settings.CircuitSamplingDuration,
                 BreakDuration = settings.CircuitBreakDuration,
+                StateProvider = _circuit,
+                OnOpened = args =>
+                {
+                    Volatile.Write(ref _openUntilTicks, (TimeProvider.System.GetUtcNow() + args.BreakDuration).UtcTicks);
+                    return ValueTask.CompletedTask;
+                },
                 ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is StripeException { HttpStatusCode: >= HttpStatusCode.InternalServerError }
                     or HttpRequestException or TaskCanceledException),
             })
@@ -74,6 +82,17 @@ public sealed class StripeGateway : IDisposable
 
     /// <summary>This host's pace for every request to Stripe.</summary>
     public StripeRequestPacer Pacer { get; }
+
+    /// <summary>
+    /// The breaker is open and its break not over: calls fail at once without reaching Stripe, so there is no point
+    /// starting a round. (Polly reports Open until the next call after the break, which is the one that probes Stripe.)
+    /// </summary>
+    public bool IsCircuitOpen => _circuit.CircuitState switch
+    {
+        CircuitState.Isolated => true,
+        CircuitState.Open => TimeProvider.System.GetUtcNow().UtcTicks < Volatile.Read(ref _openUntilTicks),
+        _ => false,
+    };
 
     public async Task<T> CallAsync<T>(Func<IStripeClient, CancellationToken, Task<T>> call, CancellationToken cancellationToken, StripeRequestPacer? budget = null) =>
         await _pipeline.ExecuteAsync(
@@ -144,6 +163,15 @@ public sealed class StripeGateway : IDisposable
     public static bool IsTransient(Exception? exception) => exception is StripeException { HttpStatusCode: >= HttpStatusCode.InternalServerError }
         or HttpRequestException or TaskCanceledException or TimeoutException
         or StripeException { InnerException: HttpRequestException or TaskCanceledException };
+
+    /// <summary>
+    /// The answer is the saved answer of an earlier request with the same idempotency key (Stripe's
+    /// <c>Idempotent-Replayed</c>): a replayed 5xx says retrying under this key is pointless until the key expires.
+    /// </summary>
+    public static bool IsReplayed(Exception? exception) =>
+        exception is StripeException { StripeResponse.Headers: { } headers }
+        && headers.TryGetValues("Idempotent-Replayed", out var values)
+        && values.Contains("true", StringComparer.OrdinalIgnoreCase);
 
     /// <summary>Stripe refuses an identifier it already holds (24 h dedupe): the event was counted once, which is what we want.</summary>
     public static bool IsDuplicateIdentifier(StripeException exception) =>

@@ -94,5 +94,11 @@ public static class StripeMigrations
                 created_at BIGINT NOT NULL);
             CREATE INDEX ix_finance_adjustments_period ON finance_adjustments (hour_start, tenant_id, meter);
             """),
+        // When a row was last sent: the summary check waits for Stripe's aggregation to pass it.
+        Migration.Portable(
+            "0210-stripe-outbox-last-attempt",
+            """
+            ALTER TABLE meter_outbox ADD COLUMN last_attempt_at BIGINT NULL;
+            """),
     ];
 }
