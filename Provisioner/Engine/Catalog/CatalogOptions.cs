@@ -21,6 +21,8 @@ public sealed class ProductDefinition
     public Dictionary<string, ProductSize> Sizes { get; set; } = new(StringComparer.Ordinal);
     /// <summary>How the Local backend runs this product as an OS process.</summary>
     public LocalLaunchTemplate? Local { get; set; }
+    /// <summary>How the cloud backends (Kubernetes, Azure) run this product as a container; the image is per version.</summary>
+    public ContainerTemplate? Container { get; set; }
 }
 
 public sealed class ProductVersion
@@ -28,6 +30,8 @@ public sealed class ProductVersion
     /// <summary>Where the Local backend finds this version's program, relative to the application's base directory unless absolute.</summary>
     public string Home { get; set; } = "";
     public string? ReleaseNotes { get; set; }
+    /// <summary>The container image the cloud backends run for this version, with its tag or digest, e.g. <c>ghcr.io/microsoft/garnet:1.0.84</c>.</summary>
+    public string? Image { get; set; }
 }
 
 public sealed class ProductSize
@@ -35,6 +39,10 @@ public sealed class ProductSize
     public string Description { get; set; } = "";
     /// <summary>The memory cap of one instance of this size.</summary>
     public int MemoryMb { get; set; }
+    /// <summary>Cloud backends: the CPU of one instance of this size, in thousandths of a core.</summary>
+    public int CpuMillicores { get; set; }
+    /// <summary>Cloud backends: the persistent disk of one instance of this size.</summary>
+    public int DiskGb { get; set; }
     /// <summary>Product-specific values the launch template refers to as <c>{settings.NAME}</c>.</summary>
     public Dictionary<string, string> Settings { get; set; } = new(StringComparer.Ordinal);
 }

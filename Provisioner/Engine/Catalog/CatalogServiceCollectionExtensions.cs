@@ -24,6 +24,7 @@ public static class CatalogServiceCollectionExtensions
             .Bind(layered.GetSection(CatalogOptions.SectionName))
             .ValidateOnStart();
         services.AddSingleton<IValidateOptions<CatalogOptions>, CatalogOptionsValidator>();
+        services.AddSingleton<IValidateOptions<CatalogOptions>, ContainerTemplateValidator>();
         services.AddSingleton<ProductCatalog>();
         return services;
     }
