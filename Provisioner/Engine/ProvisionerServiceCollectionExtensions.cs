@@ -5,6 +5,7 @@ using Microsoft.Extensions.Options;
 using Polly;
 using Provisioner.Catalog;
 using Provisioner.Deployments;
+using Provisioner.Kubernetes;
 using Provisioner.Local;
 using Provisioner.Messaging;
 using Provisioner.Workers;
@@ -49,6 +50,9 @@ public static class ProvisionerServiceCollectionExtensions
             services.AddSingleton<IDeploymentBackend, LocalBackend>();
             services.AddHostedService<LocalInstancesShutdown>();
         }
+
+        // The cloud backends register only when their section enables them.
+        services.AddKubernetesBackend(configuration);
 
         services.AddResiliencePipeline(ProvisioningPipeline.Name, builder => ProvisioningPipeline.Configure(builder));
         services.AddSingleton<ProvisioningWorker>();
