@@ -109,6 +109,10 @@ public sealed class KubernetesCluster : IDisposable
         {
             HttpStatusCode.Forbidden when reason.Contains("being terminated", StringComparison.Ordinal) =>
                 new TransientDeploymentException($"Cannot {verb} {what} yet: {reason}", exception),
+            HttpStatusCode.Forbidden when reason.Contains("exceeded quota", StringComparison.Ordinal) => new DeploymentFailedException(
+                "quota-exceeded",
+                $"The tenant's namespace has no room for {what}: {reason} Raise Provisioner:Kubernetes:Quota, or delete or shrink an instance of the tenant.",
+                exception),
             HttpStatusCode.Forbidden or HttpStatusCode.Unauthorized => new DeploymentFailedException(
                 "kubernetes-forbidden",
                 $"The cluster refused to {verb} {what}: {reason} Grant the provisioner's service account this (the Helm chart's " +

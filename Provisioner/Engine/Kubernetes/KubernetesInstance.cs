@@ -81,8 +81,10 @@ internal sealed record KubernetesInstance(
 
     /// <summary>Why the container cannot start, when the kubelet says so for good (a bad image, a crash loop); null otherwise.</summary>
     public string? FatalContainerState =>
-        Pod?.Status?.ContainerStatuses?.FirstOrDefault(status => status.Name == ContainerName)?.State?.Waiting is { } waiting
+        Pod?.Status?.ContainerStatuses?.FirstOrDefault(status => status.Name == ContainerName) is { State.Waiting: { } waiting } status
         && s_fatalWaitingReasons.Contains(waiting.Reason, StringComparer.Ordinal)
+        // One crash is repaired by the kubelet's restart; a container that keeps crashing will not come up by waiting.
+        && (waiting.Reason != "CrashLoopBackOff" || status.RestartCount >= 3)
             ? $"{waiting.Reason}: {waiting.Message}"
             : null;
 

@@ -1,0 +1,89 @@
+using System.Text.Json.Nodes;
+using FakeKubernetes;
+using Provisioner.Cloud.Tests.Support;
+using Provisioner.Deployments;
+using Provisioner.Kubernetes;
+using Xunit.Abstractions;
+
+namespace Provisioner.Cloud.Tests.Kubernetes;
+
+/// <summary>A fake cluster whose kubelet runs the Garnet image as real Garnet processes, and a provisioner pointed at it.</summary>
+public sealed class KubernetesWorld : IAsyncDisposable
+{
+    private readonly ITestOutputHelper _output;
+    private readonly List<EngineHost> _hosts = [];
+
+    private KubernetesWorld(ITestOutputHelper output, FakeKubernetesServer cluster, string root)
+    {
+        _output = output;
+        Cluster = cluster;
+        Root = root;
+        Settings = new Dictionary<string, string?>
+        {
+            ["Provisioner:Local:InstancesDirectory"] = Path.Combine(root, "local"),
+            ["Provisioner:Kubernetes:Enabled"] = "true",
+            ["Provisioner:Kubernetes:ApiServer"] = cluster.BaseUrl,
+            ["Provisioner:Kubernetes:PlatformNamespaceLabels:kubernetes.io/metadata.name"] = "controlplane",
+            ["Provisioner:Kubernetes:IngressNamespaceLabels:kubernetes.io/metadata.name"] = "ingress-nginx",
+            ["Provisioner:Kubernetes:PollInterval"] = "00:00:00.100",
+            ["Provisioner:Kubernetes:DeleteTimeout"] = "00:00:30",
+            ["Provisioner:Kubernetes:Http:BaseDelay"] = "00:00:00.050",
+            ["Provisioner:Kubernetes:Http:MaxRetries"] = "2",
+            ["Catalog:Products:garnet:Container:StartupTimeoutSeconds"] = "20",
+        };
+    }
+
+    public FakeKubernetesServer Cluster { get; }
+
+    public string Root { get; }
+
+    public Dictionary<string, string?> Settings { get; }
+
+    public string TenantId { get; } = Specs.NewId("tnt");
+
+    public string Password { get; } = "pw-" + Guid.NewGuid().ToString("N");
+
+    public string Namespace => "tenant-" + TenantId;
+
+    public static async Task<KubernetesWorld> StartAsync(ITestOutputHelper output)
+    {
+        var root = Directory.CreateTempSubdirectory("k8s-tests-").FullName;
+        var cluster = await FakeKubernetesServer.StartAsync(root);
+        cluster.Kubelet.Images["ghcr.io/microsoft/garnet"] = new LocalImage(EngineHost.DotnetHost, [EngineHost.GarnetHostDll]);
+        return new KubernetesWorld(output, cluster, root);
+    }
+
+    /// <summary>A provisioner over this cluster; another call is a provisioner that restarted (its memory is gone, the cluster is not).</summary>
+    public async Task<EngineHost> StartProvisionerAsync()
+    {
+        var host = await EngineHost.StartAsync(Settings, _output);
+        _hosts.Add(host);
+        return host;
+    }
+
+    public DeploymentSpec Spec(string instanceId, string size = "small", long generation = 1) =>
+        Specs.Garnet(KubernetesBackend.BackendName, TenantId, instanceId, Password, size, generation);
+
+    public JsonObject? Get(string kind, string name, string? ns = null) => Cluster.Get(kind, kind == "Namespace" ? null : ns ?? Namespace, name);
+
+    public IReadOnlyList<JsonObject> All(string kind) => Cluster.List(kind, kind == "Namespace" ? null : Namespace);
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var host in _hosts)
+        {
+            host.AssertNeverLogged(Password);
+            await host.DisposeAsync();
+        }
+
+        var podLogs = Cluster.Kubelet.Logs.Values.SelectMany(lines => lines).ToList();
+        foreach (var line in Cluster.Controllers.Events.Distinct().Take(20).Concat(podLogs.TakeLast(20)))
+        {
+            _output.WriteLine($"cluster: {line}");
+        }
+
+        await Cluster.DisposeAsync();
+        Directory.Delete(Root, recursive: true);
+        Assert.DoesNotContain(podLogs, line => line.Contains(Password, StringComparison.Ordinal));
+    }
+}
