@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Polly;
+using Provisioner.Azure;
 using Provisioner.Catalog;
 using Provisioner.Deployments;
 using Provisioner.Kubernetes;
@@ -53,6 +54,7 @@ public static class ProvisionerServiceCollectionExtensions
 
         // The cloud backends register only when their section enables them.
         services.AddKubernetesBackend(configuration);
+        services.AddAzureBackend(configuration);
 
         services.AddResiliencePipeline(ProvisioningPipeline.Name, builder => ProvisioningPipeline.Configure(builder));
         services.AddSingleton<ProvisioningWorker>();
