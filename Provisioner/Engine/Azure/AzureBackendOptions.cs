@@ -31,6 +31,12 @@ public sealed class AzureBackendOptions
 
     public string Audience { get; set; } = "https://management.azure.com";
 
+    /// <summary>
+    /// A PEM certificate to trust as the root of <see cref="ResourceManagerEndpoint"/>'s TLS certificate, for a Resource
+    /// Manager behind a private certificate authority (Azure Stack Hub, a test's); empty trusts the system's roots only.
+    /// </summary>
+    public string? TrustedRootCertificateFile { get; set; }
+
     /// <summary>The client id of the user-assigned managed identity the provisioner runs as (Bicep's output).</summary>
     public string? ManagedIdentityClientId { get; set; }
 
@@ -84,6 +90,11 @@ public sealed class AzureBackendOptionsValidator : IValidateOptions<AzureBackend
         if (!Uri.TryCreate(options.ResourceManagerEndpoint, UriKind.Absolute, out _) || !Uri.TryCreate(options.Audience, UriKind.Absolute, out _))
         {
             failures.Add($"{prefix}:ResourceManagerEndpoint and {prefix}:Audience must be absolute URLs.");
+        }
+
+        if (!string.IsNullOrEmpty(options.TrustedRootCertificateFile) && !File.Exists(options.TrustedRootCertificateFile))
+        {
+            failures.Add($"{prefix}:TrustedRootCertificateFile '{options.TrustedRootCertificateFile}' does not exist.");
         }
 
         if (options.ResourceGroupPrefix.Length is 0 or > 40)

@@ -1,4 +1,6 @@
 using System.Net;
+using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
 using System.Text.Json.Nodes;
 using Azure;
 using Azure.Core;
@@ -34,13 +36,42 @@ public sealed class AzureResourceManager
         var clientOptions = new ArmClientOptions
         {
             Environment = new ArmEnvironment(new Uri(_options.ResourceManagerEndpoint), _options.Audience),
-            Transport = new HttpClientTransport(new HttpClient(new RetryAfterHandler("Azure Resource Manager", _options.Http, logger) { InnerHandler = new SocketsHttpHandler() })),
+            Transport = new HttpClientTransport(new HttpClient(new RetryAfterHandler("Azure Resource Manager", _options.Http, logger) { InnerHandler = Handler(_options) })),
         };
         clientOptions.Retry.MaxRetries = 0;
         clientOptions.Diagnostics.IsLoggingContentEnabled = false;
         clientOptions.SetApiVersion(ContainerApps, _options.ContainerAppsApiVersion);
         _client = new ArmClient(credential, _options.SubscriptionId, clientOptions);
         _pipeline = HttpPipelineBuilder.Build(clientOptions, new BearerTokenAuthenticationPolicy(credential, _options.Audience.TrimEnd('/') + "/.default"));
+    }
+
+    private static SocketsHttpHandler Handler(AzureBackendOptions options)
+    {
+        var handler = new SocketsHttpHandler();
+        if (!string.IsNullOrEmpty(options.TrustedRootCertificateFile))
+        {
+            var root = X509Certificate2.CreateFromPem(File.ReadAllText(options.TrustedRootCertificateFile));
+            handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
+            {
+                if (errors == SslPolicyErrors.None)
+                {
+                    return true;
+                }
+
+                if (certificate is null || errors.HasFlag(SslPolicyErrors.RemoteCertificateNameMismatch))
+                {
+                    return false;
+                }
+
+                using var chain = new X509Chain();
+                chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+                chain.ChainPolicy.CustomTrustStore.Add(root);
+                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+                return chain.Build(new X509Certificate2(certificate));
+            };
+        }
+
+        return handler;
     }
 
     public ResourceIdentifier GroupId(string group) => ResourceGroupResource.CreateResourceIdentifier(_options.SubscriptionId, group);

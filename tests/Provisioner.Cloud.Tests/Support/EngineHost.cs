@@ -42,7 +42,8 @@ public sealed class EngineHost : IAsyncDisposable
 
     public static string GarnetHostDll => Path.Combine(AppContext.BaseDirectory, "products", "garnet", "GarnetHost.dll");
 
-    public static async Task<EngineHost> StartAsync(IDictionary<string, string?> settings, ITestOutputHelper output)
+    /// <param name="services">Registrations ahead of the engine's (e.g. a test's Azure credential).</param>
+    public static async Task<EngineHost> StartAsync(IDictionary<string, string?> settings, ITestOutputHelper output, Action<IServiceCollection>? services = null)
     {
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
         builder.Configuration.AddInMemoryCollection(settings);
@@ -51,6 +52,7 @@ public sealed class EngineHost : IAsyncDisposable
         builder.Logging.SetMinimumLevel(LogLevel.Debug);
         var host = default(EngineHost);
         builder.Services.AddSingleton<IProvisioningEventSink>(_ => host!.Events);
+        services?.Invoke(builder.Services);
         builder.Services.AddProvisioningEngine(builder.Configuration);
         host = new EngineHost(builder.Build(), logs);
         await host._host.StartAsync();
