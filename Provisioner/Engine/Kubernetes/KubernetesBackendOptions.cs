@@ -41,6 +41,12 @@ public sealed class KubernetesBackendOptions
     /// <summary>Labels of the namespace the provisioner and the control plane run in: their probes must reach instances.</summary>
     public Dictionary<string, string> PlatformNamespaceLabels { get; set; } = new(StringComparer.Ordinal);
 
+    /// <summary>The namespace the provisioner and the control plane run in, by name (the same as <see cref="PlatformNamespaceLabels"/> on its name label).</summary>
+    public string? PlatformNamespace { get; set; }
+
+    /// <summary>Namespaces, by name, whose pods may connect to instances (beside <see cref="IngressNamespaceLabels"/>).</summary>
+    public List<string> IngressNamespaces { get; set; } = [];
+
     /// <summary>An address range customers connect from through a load balancer (e.g. <c>0.0.0.0/0</c>); none by default.</summary>
     public string? IngressCidr { get; set; }
 
@@ -114,9 +120,9 @@ public sealed class KubernetesBackendOptionsValidator : IValidateOptions<Kuberne
             failures.Add($"{prefix}:IngressCidr '{cidr}' is not an address range (e.g. 10.0.0.0/8).");
         }
 
-        if (options.IngressNamespaceLabels.Count == 0 && options.PlatformNamespaceLabels.Count == 0 && options.IngressCidr is null)
+        if (options.PlatformNamespaceLabels.Count == 0 && string.IsNullOrEmpty(options.PlatformNamespace))
         {
-            failures.Add($"{prefix}: nothing could reach instances through their network policy: set {prefix}:PlatformNamespaceLabels (where the provisioner runs) and {prefix}:IngressNamespaceLabels or {prefix}:IngressCidr (where customers connect from).");
+            failures.Add($"{prefix}:PlatformNamespace (or PlatformNamespaceLabels) is required: the namespace the provisioner and the control plane run in, whose probes must reach instances through their network policy.");
         }
 
         if (options.PollInterval <= TimeSpan.Zero || options.DeleteTimeout <= TimeSpan.Zero)

@@ -78,11 +78,14 @@ public sealed class KubernetesManifests(KubernetesBackendOptions options)
     /// <summary>An instance's one open door: its port, from the configured ingress and the platform's probes.</summary>
     public V1NetworkPolicy InstanceIngress(DeploymentSpec spec, ContainerTemplate container)
     {
-        var sources = new List<V1NetworkPolicyPeer>();
-        foreach (var labels in new[] { options.IngressNamespaceLabels, options.PlatformNamespaceLabels }.Where(labels => labels.Count > 0))
-        {
-            sources.Add(new V1NetworkPolicyPeer { NamespaceSelector = new V1LabelSelector { MatchLabels = new Dictionary<string, string>(labels) } });
-        }
+        var selectors = options.IngressNamespaces.Select(Named)
+            .Append(options.IngressNamespaceLabels)
+            .Append(options.PlatformNamespace is { Length: > 0 } platform ? Named(platform) : [])
+            .Append(options.PlatformNamespaceLabels)
+            .Where(labels => labels.Count > 0);
+        var sources = selectors
+            .Select(labels => new V1NetworkPolicyPeer { NamespaceSelector = new V1LabelSelector { MatchLabels = new Dictionary<string, string>(labels) } })
+            .ToList();
 
         if (options.IngressCidr is { } cidr)
         {
@@ -244,6 +247,9 @@ public sealed class KubernetesManifests(KubernetesBackendOptions options)
         Metadata = Meta(KubernetesNames.Tombstone(Instance(spec)), spec),
         Data = new Dictionary<string, string> { ["generation"] = spec.Generation.ToString(CultureInfo.InvariantCulture) },
     };
+
+    /// <summary>A namespace by name: every namespace carries its name in this label.</summary>
+    private static Dictionary<string, string> Named(string ns) => new() { ["kubernetes.io/metadata.name"] = ns };
 
     private V1ObjectMeta Meta(string name, DeploymentSpec spec) => new()
     {

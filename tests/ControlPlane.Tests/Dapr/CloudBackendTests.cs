@@ -30,7 +30,7 @@ public sealed class CloudBackendTests
             apps.ControlPlane.Settings["Instances:DefaultBackend"] = "kubernetes";
             apps.Provisioner.Settings["Provisioner:Kubernetes:Enabled"] = "true";
             apps.Provisioner.Settings["Provisioner:Kubernetes:ApiServer"] = cluster.BaseUrl;
-            apps.Provisioner.Settings["Provisioner:Kubernetes:PlatformNamespaceLabels:kubernetes.io/metadata.name"] = "controlplane";
+            apps.Provisioner.Settings["Provisioner:Kubernetes:PlatformNamespace"] = "controlplane";
             apps.Provisioner.Settings["Provisioner:Kubernetes:PollInterval"] = "00:00:00.200";
         });
         var api = apps.ControlPlane.CreateAdminApi();
