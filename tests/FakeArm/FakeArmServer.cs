@@ -176,7 +176,12 @@ public sealed partial class FakeArmServer : IAsyncDisposable
                     context.Response.Headers.RetryAfter = "1";
                 }
 
-                throw new ArmException(fault, fault == 429 ? "TooManyRequests" : "InternalServerError", "Injected by the test.");
+                throw new ArmException(fault, fault switch
+                {
+                    429 => "TooManyRequests",
+                    409 => "ContainerAppOperationInProgress",
+                    _ => "InternalServerError",
+                }, "Injected by the test.");
             }
 
             JsonObject? body = null;

@@ -148,13 +148,40 @@ public sealed class AzureBackend(
 
     private DeploymentStep PutStep(string name, DeploymentSpec desired, CatalogOffering offering, long starts) => new(
         name,
-        token => arm.PutAppAsync(ResourceGroup(Settings, desired), AppName(desired), Build(Settings, desired, offering, starts), token),
+        async token =>
+        {
+            await WaitForIdleAsync(desired, token);
+            await arm.PutAppAsync(ResourceGroup(Settings, desired), AppName(desired), Build(Settings, desired, offering, starts), token);
+        },
         ArmTimeout);
 
     private DeploymentStep ActionStep(string action, DeploymentSpec desired) => new(
         action == "stop" ? "Stop Container App (its data is kept)" : "Start Container App",
-        token => arm.RunActionAsync(ResourceGroup(Settings, desired), AppName(desired), action, token),
+        async token =>
+        {
+            await WaitForIdleAsync(desired, token);
+            await arm.RunActionAsync(ResourceGroup(Settings, desired), AppName(desired), action, token);
+        },
         ArmTimeout);
+
+    /// <summary>
+    /// Waits out an operation ARM still runs on the app (one a provisioner started before it died): Container Apps refuses
+    /// any other with 409 until it ends, which takes longer than a step's retries would wait.
+    /// </summary>
+    private async Task WaitForIdleAsync(DeploymentSpec desired, CancellationToken cancellationToken)
+    {
+        var started = time.GetTimestamp();
+        while (await arm.ReadAppAsync(ResourceGroup(Settings, desired), AppName(desired), cancellationToken) is { ProvisioningState: "InProgress" or "Updating" or "Deleting" } busy)
+        {
+            if (time.GetElapsedTime(started) > ArmTimeout)
+            {
+                throw new TransientDeploymentException($"Container App {AppName(desired)} is still {busy.ProvisioningState} after {ArmTimeout.TotalMinutes:0} minutes.");
+            }
+
+            logger.LogInformation("Container App {App} is {State}: waiting for ARM's running operation to end", AppName(desired), busy.ProvisioningState);
+            await Task.Delay(Settings.PollInterval, time, cancellationToken);
+        }
+    }
 
     private DeploymentStep WaitStep(DeploymentSpec desired, CatalogOffering offering) => new(
         "Wait for the new revision to be ready and answer an authenticated PING",
@@ -247,23 +274,7 @@ public sealed class AzureBackend(
 
     private static long Starts(ContainerApp? app) => long.TryParse(app?.Tag(StartsTag), CultureInfo.InvariantCulture, out var starts) ? starts : 0;
 
-    private CatalogOffering Resolve(DeploymentSpec desired)
-    {
-        if (!catalog.TryResolve(desired.Product, desired.Version, desired.Size, out var offering, out var errors))
-        {
-            throw new DeploymentFailedException("unknown-offering", string.Join(" ", errors.Values.SelectMany(messages => messages)));
-        }
+    private CatalogOffering Resolve(DeploymentSpec desired) => CloudOfferings.Resolve(catalog, desired, "Azure");
 
-        if (offering.Definition.Container is null || string.IsNullOrEmpty(offering.VersionDefinition.Image))
-        {
-            throw new DeploymentFailedException(
-                "backend-unsupported",
-                $"{offering.Definition.DisplayName} {offering.Version} cannot run on Azure: set Catalog:Products:{offering.Product}:Container " +
-                $"and Catalog:Products:{offering.Product}:Versions:{offering.Version}:Image.");
-        }
-
-        return offering;
-    }
-
-    private static string Describe(CatalogOffering offering) => $"{offering.Definition.DisplayName} {offering.Version} ({offering.Size})";
+    private static string Describe(CatalogOffering offering) => CloudOfferings.Describe(offering);
 }

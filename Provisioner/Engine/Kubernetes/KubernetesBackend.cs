@@ -333,23 +333,7 @@ public sealed class KubernetesBackend(
         return missing.Count == 0 ? null : $"The instance's {string.Join(", ", missing)} is missing from namespace {now.Namespace}.";
     }
 
-    private CatalogOffering Resolve(DeploymentSpec desired)
-    {
-        if (!catalog.TryResolve(desired.Product, desired.Version, desired.Size, out var offering, out var errors))
-        {
-            throw new DeploymentFailedException("unknown-offering", string.Join(" ", errors.Values.SelectMany(messages => messages)));
-        }
+    private CatalogOffering Resolve(DeploymentSpec desired) => CloudOfferings.Resolve(catalog, desired, "Kubernetes");
 
-        if (offering.Definition.Container is null || string.IsNullOrEmpty(offering.VersionDefinition.Image))
-        {
-            throw new DeploymentFailedException(
-                "backend-unsupported",
-                $"{offering.Definition.DisplayName} {offering.Version} cannot run on Kubernetes: set Catalog:Products:{offering.Product}:Container " +
-                $"and Catalog:Products:{offering.Product}:Versions:{offering.Version}:Image.");
-        }
-
-        return offering;
-    }
-
-    private static string Describe(CatalogOffering offering) => $"{offering.Definition.DisplayName} {offering.Version} ({offering.Size})";
+    private static string Describe(CatalogOffering offering) => CloudOfferings.Describe(offering);
 }

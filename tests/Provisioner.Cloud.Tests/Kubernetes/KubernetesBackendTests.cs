@@ -5,7 +5,6 @@ using Provisioner.Deployments;
 using Provisioner.Health;
 using Provisioner.Kubernetes;
 using Provisioner.Messaging;
-using StackExchange.Redis;
 using Xunit.Abstractions;
 
 namespace Provisioner.Cloud.Tests.Kubernetes;
@@ -82,7 +81,7 @@ public sealed class KubernetesBackendTests(ITestOutputHelper output)
         var provisioner = await world.StartProvisionerAsync();
         var instanceId = Specs.NewId("ins");
         var first = await provisioner.ApplySucceedsAsync(world.Spec(instanceId));
-        await WriteAsync(first.Observed.ProbeEndpoint!, world.Password, "kept", "through everything");
+        await Customer.WriteAsync(first.Observed.ProbeEndpoint!, world.Password, "kept", "through everything");
         var claimUid = (string?)world.Get("PersistentVolumeClaim", instanceId + "-data")!["metadata"]!["uid"];
 
         var scaled = await provisioner.ApplySucceedsAsync(world.Spec(instanceId, size: "medium", generation: 2));
@@ -90,13 +89,13 @@ public sealed class KubernetesBackendTests(ITestOutputHelper output)
         Assert.Equal(2, scaled.Observed.ProcessStarts);
         Assert.Equal("4Gi", (string?)world.Get("PersistentVolumeClaim", instanceId + "-data")!["spec"]!["resources"]!["requests"]!["storage"]);
         Assert.Equal("500m", (string?)world.Get("StatefulSet", instanceId)!["spec"]!["template"]!["spec"]!["containers"]![0]!["resources"]!["limits"]!["cpu"]);
-        Assert.Equal("through everything", await ReadAsync(scaled.Observed.ProbeEndpoint!, world.Password, "kept"));
+        Assert.Equal("through everything", await Customer.ReadAsync(scaled.Observed.ProbeEndpoint!, world.Password, "kept"));
 
         var restarted = await provisioner.ApplySucceedsAsync(world.Spec(instanceId, size: "medium", generation: 3) with { Restarts = 1 });
         Assert.Equal(1, restarted.Observed.Restarts);
         Assert.Equal(3, restarted.Observed.ProcessStarts);
         Assert.Equal("1", (string?)world.Get("StatefulSet", instanceId)!["spec"]!["template"]!["metadata"]!["annotations"]!["controlplane.io/restarts"]);
-        Assert.Equal("through everything", await ReadAsync(restarted.Observed.ProbeEndpoint!, world.Password, "kept"));
+        Assert.Equal("through everything", await Customer.ReadAsync(restarted.Observed.ProbeEndpoint!, world.Password, "kept"));
 
         var stopped = await provisioner.ApplySucceedsAsync(world.Spec(instanceId, size: "medium", generation: 4) with { Restarts = 1, Goal = DeploymentGoal.Stopped });
         Assert.Equal(DeploymentStatus.Stopped, stopped.Observed.Status);
@@ -106,7 +105,7 @@ public sealed class KubernetesBackendTests(ITestOutputHelper output)
 
         var started = await provisioner.ApplySucceedsAsync(world.Spec(instanceId, size: "medium", generation: 5) with { Restarts = 1 });
         Assert.Equal(DeploymentStatus.Running, started.Observed.Status);
-        Assert.Equal("through everything", await ReadAsync(started.Observed.ProbeEndpoint!, world.Password, "kept"));
+        Assert.Equal("through everything", await Customer.ReadAsync(started.Observed.ProbeEndpoint!, world.Password, "kept"));
 
         var deleted = await provisioner.ApplySucceedsAsync(world.Spec(instanceId, size: "medium", generation: 6) with { Restarts = 1, Goal = DeploymentGoal.Absent });
         Assert.Equal(DeploymentStatus.Absent, deleted.Observed.Status);
@@ -203,25 +202,4 @@ public sealed class KubernetesBackendTests(ITestOutputHelper output)
         Assert.DoesNotContain(world.Cluster.Store.Keys(), key => key.Namespace == world.Namespace);
         Assert.Empty(world.Cluster.Kubelet.ProcessIds);
     }
-
-    private static async Task WriteAsync(Endpoint endpoint, string password, string key, string value)
-    {
-        await using var connection = await ConnectAsync(endpoint, password);
-        Assert.True(await connection.GetDatabase().StringSetAsync(key, value));
-    }
-
-    private static async Task<string?> ReadAsync(Endpoint endpoint, string password, string key)
-    {
-        await using var connection = await ConnectAsync(endpoint, password);
-        return await connection.GetDatabase().StringGetAsync(key);
-    }
-
-    private static Task<ConnectionMultiplexer> ConnectAsync(Endpoint endpoint, string password) => ConnectionMultiplexer.ConnectAsync(new ConfigurationOptions
-    {
-        EndPoints = { { endpoint.Host, endpoint.Port } },
-        Password = password,
-        AbortOnConnectFail = true,
-        ConnectTimeout = 10000,
-        SyncTimeout = 10000,
-    });
 }
