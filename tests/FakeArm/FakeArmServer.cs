@@ -19,8 +19,8 @@ namespace FakeArm;
 /// managed identity token endpoint in App Service's protocol (what Container Apps gives its apps). It refuses what ARM
 /// refuses: no or an unknown bearer token (401), a missing or unsupported api-version (400), a Container App in a group
 /// that does not exist (404), invalid names, CPU and memory pairs, secret references and storages (400), and any write to
-/// an app while one of its operations runs (409). Operations take <see cref="OperationDelay"/>; <see cref="Faults"/>
-/// injects 429 with Retry-After or 500 per request.
+/// an app while one of its operations runs (409), and requests beyond the subscription's <see cref="Throttle"/> (429 with
+/// Retry-After). Operations take <see cref="OperationDelay"/>; <see cref="Faults"/> injects 429, 409 or 500 per request.
 /// </summary>
 public sealed partial class FakeArmServer : IAsyncDisposable
 {
@@ -63,6 +63,9 @@ public sealed partial class FakeArmServer : IAsyncDisposable
     public TimeSpan OperationDelay { get; set; } = TimeSpan.FromMilliseconds(300);
 
     public Func<HttpRequest, int?> Faults { get; set; } = _ => null;
+
+    /// <summary>On by default with ARM's own limits; a test may set a smaller one to be throttled sooner.</summary>
+    public SubscriptionThrottle Throttle { get; set; } = new();
 
     public ConcurrentQueue<string> Requests { get; } = new();
 
@@ -144,6 +147,7 @@ public sealed partial class FakeArmServer : IAsyncDisposable
         await _stopping.CancelAsync();
         await _loop;
         Runner.Dispose();
+        Throttle.Dispose();
         await _app.StopAsync();
         await _app.DisposeAsync();
         _stopping.Dispose();
@@ -169,6 +173,7 @@ public sealed partial class FakeArmServer : IAsyncDisposable
             }
 
             Authenticate(request);
+            Throttle.Take(request.Method, context.Response.Headers);
             if (Faults(request) is { } fault)
             {
                 if (fault == 429)

@@ -12,7 +12,7 @@ namespace FakeKubernetes;
 /// A Kubernetes API server on a free loopback port for the real KubernetesClient: the REST paths of the kinds in
 /// <see cref="ResourceType.All"/> (GET, list, POST, PUT, server-side apply PATCH with <c>fieldManager</c> and <c>force</c>,
 /// DELETE, and the <c>/status</c> subresources), answering errors as Status objects with the API server's codes and
-/// reasons. Behind it, <see cref="Controllers"/> play the StatefulSet, garbage-collection, namespace and claim-protection
+/// reasons, and throttling a client that sends too much (<see cref="Throttle"/>). Behind it, <see cref="Controllers"/> play the StatefulSet, garbage-collection, namespace and claim-protection
 /// controllers, and <see cref="Kubelet"/> runs every pod's container as a real local process.
 /// </summary>
 public sealed class FakeKubernetesServer : IAsyncDisposable
@@ -41,6 +41,9 @@ public sealed class FakeKubernetesServer : IAsyncDisposable
     /// <summary>Decides per request whether to refuse it before it runs: return a status code (e.g. 429, 500) or null.</summary>
     public Func<HttpRequest, int?> Faults { get; set; } = _ => null;
 
+    /// <summary>On by default; a test may set a smaller one to be throttled sooner.</summary>
+    public RequestThrottle Throttle { get; set; } = new();
+
     /// <param name="root">Where pods' volumes and logs live.</param>
     public static async Task<FakeKubernetesServer> StartAsync(string root, TimeProvider? time = null)
     {
@@ -60,6 +63,7 @@ public sealed class FakeKubernetesServer : IAsyncDisposable
     {
         await Controllers.DisposeAsync();
         await Kubelet.DisposeAsync();
+        Throttle.Dispose();
         await _app.StopAsync();
         await _app.DisposeAsync();
     }
@@ -75,6 +79,7 @@ public sealed class FakeKubernetesServer : IAsyncDisposable
         Requests.Enqueue($"{request.Method} {request.Path}{request.QueryString}");
         try
         {
+            Throttle.Take(context.Response.Headers);
             if (Faults(request) is { } fault)
             {
                 if (fault == 429)

@@ -48,7 +48,7 @@ public sealed class AzureBackendTests(ITestOutputHelper output)
         Assert.Contains(world.Arm.Requests, request => request.Contains("containerappOperationStatuses", StringComparison.Ordinal));
 
         var again = await provisioner.Backend<AzureBackend>().PlanAsync(world.Spec(instanceId), CancellationToken.None);
-        Assert.True(again.IsUpToDate, string.Join(", ", again.Steps.Select(step => step.Name)));
+        Assert.True(again.IsUpToDate, $"{string.Join(", ", again.Steps.Select(step => step.Name))}: {again.Drift}");
     }
 
     [Fact]

@@ -111,6 +111,25 @@ public sealed class FakeApiServerRulesTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.UnprocessableEntity, mode.Code);
     }
 
+    [Fact]
+    public async Task A_client_that_sends_more_than_its_share_is_answered_429_with_retry_after_by_default()
+    {
+        using var http = new HttpClient { BaseAddress = new Uri(_server.BaseUrl) };
+        HttpResponseMessage? throttled = null;
+        for (var sent = 0; sent < 1000 && throttled is null; sent++)
+        {
+            var response = await http.GetAsync("/api/v1/namespaces/rules/configmaps");
+            if (response.StatusCode == HttpStatusCode.TooManyRequests)
+            {
+                throttled = response;
+            }
+        }
+
+        Assert.NotNull(throttled);
+        Assert.True(throttled.Headers.RetryAfter?.Delta >= TimeSpan.FromSeconds(1));
+        Assert.Contains("\"reason\":\"TooManyRequests\"", await throttled.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
     private static V1ConfigMap Map(string name, string value = "1") => new()
     {
         ApiVersion = "v1",

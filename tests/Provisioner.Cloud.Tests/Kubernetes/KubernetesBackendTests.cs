@@ -71,7 +71,7 @@ public sealed class KubernetesBackendTests(ITestOutputHelper output)
         Assert.Contains(world.Cluster.Requests, request => request.StartsWith("PATCH", StringComparison.Ordinal) && request.Contains("fieldManager=controlplane-provisioner", StringComparison.Ordinal) && request.Contains("force=true", StringComparison.Ordinal));
 
         var again = await provisioner.Backend<KubernetesBackend>().PlanAsync(world.Spec(instanceId), CancellationToken.None);
-        Assert.True(again.IsUpToDate, string.Join(", ", again.Steps.Select(step => step.Name)));
+        Assert.True(again.IsUpToDate, $"{string.Join(", ", again.Steps.Select(step => step.Name))}: {again.Drift}");
     }
 
     [Fact]
