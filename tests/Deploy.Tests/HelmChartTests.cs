@@ -80,12 +80,21 @@ public sealed class HelmChartTests
         Assert.All(granted.Where(pair => pair.Key != "pods"), pair => Assert.Equal(["create", "delete", "get", "patch"], pair.Value.Order(StringComparer.Ordinal)));
         Assert.DoesNotContain(role["rules"]!.AsArray(), rule => rule!["verbs"]!.AsArray().Any(verb => (string?)verb is "*" or "list" or "watch" or "escalate" or "bind"));
         Assert.Equal("release-controlplane-provisioner", (string?)rendered.One("ClusterRoleBinding")["subjects"]![0]!["name"]);
+        // The ClusterRole's "where": the API server denies the provisioner's writes outside the tenants' namespaces.
+        var policy = rendered.One("ValidatingAdmissionPolicy")["spec"]!;
+        Assert.Contains("system:serviceaccount:controlplane:release-controlplane-provisioner", (string?)policy["matchConditions"]![0]!["expression"], StringComparison.Ordinal);
+        Assert.Contains("startsWith(\"tenant-\")", (string?)policy["validations"]![0]!["expression"], StringComparison.Ordinal);
+        Assert.Equal(
+            granted.Keys.Where(resource => resource != "pods").Order(StringComparer.Ordinal),
+            policy["matchConstraints"]!["resourceRules"]![0]!["resources"]!.AsArray().Select(resource => (string?)resource).Order(StringComparer.Ordinal));
+        Assert.Equal(["Deny"], rendered.One("ValidatingAdmissionPolicyBinding")["spec"]!["validationActions"]!.AsArray().Select(action => (string?)action));
         var secrets = rendered.One("Role");
         Assert.Equal(["provisioning-secret-key"], secrets["rules"]![0]!["resourceNames"]!.AsArray().Select(name => (string?)name));
 
         var without = await Manifests.RenderAsync("kubernetesBackend.enabled=false");
         Assert.Empty(without.All("ClusterRole"));
         Assert.Empty(without.All("ClusterRoleBinding"));
+        Assert.Empty(without.All("ValidatingAdmissionPolicy"));
         Assert.Equal("false", (string?)without.One("Deployment", "-provisioner")["spec"]!["template"]!["spec"]!["automountServiceAccountToken"]);
     }
 
