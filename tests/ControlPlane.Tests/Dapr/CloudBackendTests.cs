@@ -1,9 +1,11 @@
+using System.Diagnostics;
 using System.Net;
 using System.Runtime.InteropServices;
 using ControlPlane.Tests.Support;
 using FakeArm;
 using FakeKubernetes;
 using Provisioner.Health;
+using Xunit.Abstractions;
 
 namespace ControlPlane.Tests.Dapr;
 
@@ -13,7 +15,7 @@ namespace ControlPlane.Tests.Dapr;
 /// whose instances are real Garnet processes.
 /// </summary>
 [Collection(DaprProcessesCollection.Name)]
-public sealed class CloudBackendTests
+public sealed class CloudBackendTests(ITestOutputHelper output)
 {
     private static string DotnetHost => Path.GetFullPath(Path.Combine(RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", "..", "dotnet"));
 
@@ -36,7 +38,9 @@ public sealed class CloudBackendTests
         var api = apps.ControlPlane.CreateAdminApi();
         var tenantId = (string)(await api.CreateTenantAsync("Kube Ltd", "team"))["id"]!;
 
+        var created = Stopwatch.StartNew();
         var instance = await api.CreateRunningInstanceAsync(tenantId, "on-kubernetes");
+        output.WriteLine($"Create to Running through the API with the Kubernetes backend: {created.ElapsedMilliseconds} ms");
 
         var instanceId = (string)instance["id"]!;
         var ns = "tenant-" + tenantId;
@@ -81,7 +85,9 @@ public sealed class CloudBackendTests
         var api = apps.ControlPlane.CreateAdminApi();
         var tenantId = (string)(await api.CreateTenantAsync("Azure Ltd", "team"))["id"]!;
 
+        var created = Stopwatch.StartNew();
         var instance = await api.CreateRunningInstanceAsync(tenantId, "on-azure");
+        output.WriteLine($"Create to Running through the API with the Azure backend: {created.ElapsedMilliseconds} ms");
 
         var instanceId = (string)instance["id"]!;
         Assert.Equal("azure", (string?)instance["backend"]);
