@@ -251,8 +251,9 @@ public sealed class AzureResourceManager
         {
             HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden => new DeploymentFailedException(
                 "azure-forbidden",
-                $"Azure refused to {what} ({reason}). The provisioner's managed identity needs Contributor on the subscription's tenant resource groups " +
-                "and Reader on the Container Apps environment (the Bicep deployment grants both); check Provisioner:Azure:ManagedIdentityClientId.",
+                $"Azure refused to {what} ({reason}). The provisioner's managed identity needs the custom role \"<prefix> instance provisioner\" " +
+                "(tenants' resource groups, Container Apps, joining the environment) that deploy/bicep assigns it on the subscription; " +
+                "check Provisioner:Azure:ManagedIdentityClientId and that role assignment.",
                 exception),
             HttpStatusCode.BadRequest or HttpStatusCode.UnprocessableEntity => new DeploymentFailedException(
                 "azure-invalid",
