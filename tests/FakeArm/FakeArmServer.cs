@@ -117,6 +117,14 @@ public sealed partial class FakeArmServer : IAsyncDisposable
         return token;
     }
 
+    /// <summary>A resource group made outside the control plane (as in the portal), with the tags its owner gave it.</summary>
+    public void AddGroup(string name, IReadOnlyDictionary<string, string> tags) =>
+        PutGroup(name, new JsonObject
+        {
+            ["location"] = "westeurope",
+            ["tags"] = new JsonObject([.. tags.Select(tag => KeyValuePair.Create(tag.Key, (JsonNode?)tag.Value))]),
+        });
+
     public IReadOnlyList<string> ResourceGroups()
     {
         lock (_gate)

@@ -41,6 +41,11 @@ public sealed class AzureBackend(
         var group = ResourceGroup(Settings, desired);
         var app = AppName(desired);
         var groupTags = await arm.ReadGroupAsync(group, cancellationToken);
+        if (groupTags is not null && !IsTenantsGroup(groupTags, desired.TenantId))
+        {
+            throw ForeignGroup(group, desired.TenantId);
+        }
+
         var current = await arm.ReadAppAsync(group, app, cancellationToken);
         var recorded = new[] { current?.Tag(GenerationTag), groupTags is not null && groupTags.TryGetValue(DeletedTagPrefix + app, out var deleted) ? deleted : null }
             .Select(value => long.TryParse(value, CultureInfo.InvariantCulture, out var generation) ? generation : (long?)null)
@@ -69,7 +74,7 @@ public sealed class AzureBackend(
     public async Task CloseTenantAsync(DeploymentSpec anyInstanceOfTenant, CancellationToken cancellationToken)
     {
         var group = ResourceGroup(Settings, anyInstanceOfTenant);
-        await arm.DeleteGroupAsync(group, cancellationToken);
+        await arm.DeleteGroupAsync(group, anyInstanceOfTenant.TenantId, cancellationToken);
         logger.LogInformation("Removed resource group {Group} of tenant {TenantId}", group, anyInstanceOfTenant.TenantId);
     }
 

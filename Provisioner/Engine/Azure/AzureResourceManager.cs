@@ -103,18 +103,24 @@ public sealed class AzureResourceManager
             }
 
             data.Tags[ContainerAppManifest.TenantTag] = tenantId;
-            data.Tags["managed-by"] = "controlplane";
+            data.Tags[ContainerAppManifest.ManagedByTag] = ContainerAppManifest.ManagedBy;
             var subscription = _client.GetSubscriptionResource(SubscriptionResource.CreateResourceIdentifier(_options.SubscriptionId));
             await subscription.GetResourceGroups().CreateOrUpdateAsync(WaitUntil.Completed, group, data, cancellationToken);
             return true;
         });
 
-    public Task DeleteGroupAsync(string group, CancellationToken cancellationToken) =>
+    /// <summary>Deletes the tenant's group, and refuses one its tags do not say is the tenant's.</summary>
+    public Task DeleteGroupAsync(string group, string tenantId, CancellationToken cancellationToken) =>
         CallAsync($"delete resource group {group}", async () =>
         {
             try
             {
                 var resource = await _client.GetResourceGroupResource(GroupId(group)).GetAsync(cancellationToken);
+                if (!ContainerAppManifest.IsTenantsGroup(resource.Value.Data.Tags, tenantId))
+                {
+                    throw ContainerAppManifest.ForeignGroup(group, tenantId);
+                }
+
                 await resource.Value.DeleteAsync(WaitUntil.Completed, cancellationToken: cancellationToken);
             }
             catch (RequestFailedException exception) when (exception.Status == 404)

@@ -23,7 +23,23 @@ public static partial class ContainerAppManifest
     public const string RestartsVariable = "CONTROLPLANE_RESTARTS";
     public const string PasswordSecret = "instance-password";
 
+    public const string ManagedByTag = "managed-by";
+    public const string ManagedBy = "controlplane";
+
     public static string ResourceGroup(AzureBackendOptions options, DeploymentSpec spec) => options.ResourceGroupPrefix + spec.TenantId;
+
+    /// <summary>
+    /// Whether a resource group's tags say it is this tenant's, made by the backend. The identity may write any group of the
+    /// subscription (Azure's RBAC cannot match a name prefix), so the backend itself never places into or deletes another.
+    /// </summary>
+    public static bool IsTenantsGroup(IDictionary<string, string> tags, string tenantId) =>
+        tags.TryGetValue(ManagedByTag, out var managedBy) && managedBy == ManagedBy
+        && tags.TryGetValue(TenantTag, out var tenant) && tenant == tenantId;
+
+    public static DeploymentFailedException ForeignGroup(string group, string tenantId) => new(
+        "azure-foreign-group",
+        $"Resource group {group} exists but is not tenant {tenantId}'s (its tags {TenantTag} and {ManagedByTag} say otherwise), so the " +
+        "provisioner neither places instances in it nor deletes it. Rename or remove that group, or choose another Provisioner:Azure:ResourceGroupPrefix.");
 
     public static string AppName(DeploymentSpec spec) =>
         AppNamePattern().IsMatch(spec.InstanceId)

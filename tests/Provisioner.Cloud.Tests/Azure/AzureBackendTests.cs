@@ -95,6 +95,24 @@ public sealed class AzureBackendTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_resource_group_with_the_tenants_name_that_is_not_the_tenants_is_neither_used_nor_deleted()
+    {
+        await using var world = await AzureWorld.StartAsync(output);
+        world.Arm.AddGroup(world.Group, new Dictionary<string, string> { ["owner"] = "finance team" });
+        var provisioner = await world.StartProvisionerAsync();
+        var instanceId = Specs.NewId("ins");
+
+        var refused = Assert.IsType<DeploymentFailed>(await provisioner.ApplyAsync(world.Spec(instanceId)));
+        Assert.Equal("azure-foreign-group", refused.ErrorCode);
+        var closing = await Assert.ThrowsAsync<DeploymentFailedException>(
+            () => provisioner.Backend<AzureBackend>().CloseTenantAsync(world.Spec(instanceId), CancellationToken.None));
+        Assert.Equal("azure-foreign-group", closing.Code);
+
+        Assert.Contains(world.Group, world.Arm.ResourceGroups());
+        Assert.Empty(world.Arm.Apps());
+    }
+
+    [Fact]
     public async Task Throttling_server_errors_and_conflicts_are_retried_until_the_operation_goes_through()
     {
         await using var world = await AzureWorld.StartAsync(output);
