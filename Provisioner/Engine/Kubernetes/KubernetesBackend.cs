@@ -42,6 +42,11 @@ public sealed class KubernetesBackend(
     public async Task<DeploymentPlan> PlanAsync(DeploymentSpec desired, CancellationToken cancellationToken)
     {
         var now = await KubernetesInstance.ReadAsync(cluster, Settings, desired, cancellationToken);
+        if (now.TenantNamespace is { } existing && !IsTenantsNamespace(existing.Metadata?.Labels, desired.TenantId))
+        {
+            throw ForeignNamespace(now.Namespace, desired.TenantId);
+        }
+
         if (now.RecordedGeneration is { } recorded && recorded > desired.Generation)
         {
             logger.LogInformation(
@@ -69,6 +74,12 @@ public sealed class KubernetesBackend(
     public async Task CloseTenantAsync(DeploymentSpec anyInstanceOfTenant, CancellationToken cancellationToken)
     {
         var ns = KubernetesNames.Namespace(Settings, anyInstanceOfTenant);
+        var existing = await cluster.ReadAsync("Namespace", null, ns, token => cluster.Client.CoreV1.ReadNamespaceAsync(ns, cancellationToken: token), cancellationToken);
+        if (existing is not null && !IsTenantsNamespace(existing.Metadata?.Labels, anyInstanceOfTenant.TenantId))
+        {
+            throw ForeignNamespace(ns, anyInstanceOfTenant.TenantId);
+        }
+
         await cluster.DeleteAsync("Namespace", null, ns, token => cluster.Client.CoreV1.DeleteNamespaceAsync(ns, cancellationToken: token), cancellationToken);
         await WaitUntilAsync(
             async token => await cluster.ReadAsync("Namespace", null, ns, t => cluster.Client.CoreV1.ReadNamespaceAsync(ns, cancellationToken: t), token) is null,

@@ -28,6 +28,20 @@ public static partial class KubernetesNames
     public static string Namespace(KubernetesBackendOptions options, DeploymentSpec spec) =>
         Checked(options.NamespacePrefix + spec.TenantId, "tenant id", spec.TenantId);
 
+    /// <summary>
+    /// Whether a namespace's labels say it is this tenant's, made by the backend. The provisioner may write in any namespace
+    /// with the tenant prefix, so the backend itself never applies into or deletes one it did not make for this tenant.
+    /// </summary>
+    public static bool IsTenantsNamespace(IDictionary<string, string>? labels, string tenantId) =>
+        labels is not null
+        && labels.TryGetValue(ManagedBy, out var managedBy) && managedBy == ManagedByValue
+        && labels.TryGetValue(TenantLabel, out var tenant) && tenant == tenantId;
+
+    public static DeploymentFailedException ForeignNamespace(string ns, string tenantId) => new(
+        "kubernetes-foreign-namespace",
+        $"Namespace {ns} exists but is not tenant {tenantId}'s (its labels {TenantLabel} and {ManagedBy} say otherwise), so the " +
+        "provisioner neither places instances in it nor deletes it. Rename or remove that namespace, or choose another Provisioner:Kubernetes:NamespacePrefix.");
+
     /// <summary>The StatefulSet, Service and NetworkPolicy; the Secret and volume claim add a suffix.</summary>
     public static string Instance(DeploymentSpec spec) => Checked(spec.InstanceId, "instance id", spec.InstanceId, maxLength: 50);
 

@@ -189,6 +189,27 @@ public sealed class KubernetesBackendTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_namespace_with_the_tenants_name_that_is_not_the_tenants_is_neither_used_nor_deleted()
+    {
+        await using var world = await KubernetesWorld.StartAsync(output);
+        world.Cluster.Store.Create(
+            new FakeKubernetes.ObjectKey(FakeKubernetes.ResourceType.Of("Namespace"), null, world.Namespace),
+            new JsonObject { ["apiVersion"] = "v1", ["kind"] = "Namespace", ["metadata"] = new JsonObject { ["name"] = world.Namespace, ["labels"] = new JsonObject { ["team"] = "finance" } } },
+            "kubectl");
+        var provisioner = await world.StartProvisionerAsync();
+        var spec = world.Spec(Specs.NewId("ins"));
+
+        var refused = Assert.IsType<DeploymentFailed>(await provisioner.ApplyAsync(spec));
+        Assert.Equal("kubernetes-foreign-namespace", refused.ErrorCode);
+        var closing = await Assert.ThrowsAsync<DeploymentFailedException>(() => provisioner.Backend<KubernetesBackend>().CloseTenantAsync(spec, CancellationToken.None));
+        Assert.Equal("kubernetes-foreign-namespace", closing.Code);
+
+        Assert.Equal("finance", (string?)world.Get("Namespace", world.Namespace)!["metadata"]!["labels"]!["team"]);
+        Assert.Null(world.Get("Namespace", world.Namespace)!["metadata"]!["labels"]!["controlplane.io/tenant"]);
+        Assert.Empty(world.All("StatefulSet"));
+    }
+
+    [Fact]
     public async Task Closing_a_tenant_removes_its_namespace_and_everything_in_it()
     {
         await using var world = await KubernetesWorld.StartAsync(output);
