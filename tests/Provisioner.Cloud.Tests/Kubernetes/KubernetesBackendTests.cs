@@ -189,6 +189,29 @@ public sealed class KubernetesBackendTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task An_upgrade_patches_the_image_in_place_and_keeps_the_volume_and_its_data()
+    {
+        await using var world = await KubernetesWorld.StartAsync(output);
+        // A second version of the same product; the fake kubelet runs every tag of the image as the same Garnet.
+        world.Settings["Catalog:Products:garnet:Versions:2.2.9:Home"] = "products/garnet";
+        world.Settings["Catalog:Products:garnet:Versions:2.2.9:Image"] = "ghcr.io/microsoft/garnet:2.2.9";
+        var provisioner = await world.StartProvisionerAsync();
+        var instanceId = Specs.NewId("ins");
+        var first = await provisioner.ApplySucceedsAsync(world.Spec(instanceId));
+        await Customer.WriteAsync(first.Observed.ProbeEndpoint!, world.Password, "kept", "across versions");
+        var claimUid = (string?)world.Get("PersistentVolumeClaim", instanceId + "-data")!["metadata"]!["uid"];
+
+        var upgraded = await provisioner.ApplySucceedsAsync(world.Spec(instanceId, generation: 2) with { Version = "2.2.9" });
+
+        Assert.Equal("2.2.9", upgraded.Observed.Version);
+        Assert.Equal(2, upgraded.Observed.ProcessStarts);
+        Assert.Equal("ghcr.io/microsoft/garnet:2.2.9", (string?)world.Get("StatefulSet", instanceId)!["spec"]!["template"]!["spec"]!["containers"]![0]!["image"]);
+        Assert.Equal(claimUid, (string?)world.Get("PersistentVolumeClaim", instanceId + "-data")!["metadata"]!["uid"]);
+        Assert.Equal("across versions", await Customer.ReadAsync(upgraded.Observed.ProbeEndpoint!, world.Password, "kept"));
+        Assert.Single(world.All("StatefulSet"));
+    }
+
+    [Fact]
     public async Task A_namespace_with_the_tenants_name_that_is_not_the_tenants_is_neither_used_nor_deleted()
     {
         await using var world = await KubernetesWorld.StartAsync(output);
