@@ -39,6 +39,11 @@ public sealed record InstanceLifecycleNotice
     /// metering never calls back into the instance's grain (which may be waiting on it), and kept only in memory.
     /// </summary>
     [Id(3)] public ProbeTarget? Probe { get; init; }
+    /// <summary>
+    /// When the instance entered this state and size, as it stored the change: billing counts from then, not from when
+    /// it heard (a notice retried after billing was unreachable is late). Null from an instance stored before this existed.
+    /// </summary>
+    [Id(4)] public DateTimeOffset? ChangedAt { get; init; }
 }
 
 /// <summary>

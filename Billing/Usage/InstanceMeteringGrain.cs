@@ -14,6 +14,8 @@ public sealed class MeteringState
     public string Size { get; set; } = "";
     /// <summary>The sequence number of the last lifecycle change recorded in <see cref="LifecycleLog"/>.</summary>
     public long LifecycleSequence { get; set; }
+    /// <summary>When the last recorded lifecycle change took effect: a later one never takes effect before it.</summary>
+    public DateTimeOffset? LifecycleChangedAt { get; set; }
     public DateTimeOffset? DeletedAt { get; set; }
     /// <summary>Every hour before this one is in the usage ledger.</summary>
     public DateTimeOffset? UsageAppendedUntil { get; set; }
@@ -85,7 +87,7 @@ public sealed partial class InstanceMeteringGrain(
             return;
         }
 
-        var at = WholeSeconds(clock.GetUtcNow());
+        var at = EffectiveAt(notice.ChangedAt);
         var sequence = S.LifecycleSequence + 1;
         // Recorded before the state that counts it: a crash in between re-records the same sequence number, which the log keeps once.
         await lifecycle.AppendAsync(InstanceId, notice.TenantId, sequence, new LifecycleChange(at, notice.State, notice.Size));
@@ -93,6 +95,7 @@ public sealed partial class InstanceMeteringGrain(
         S.State = notice.State;
         S.Size = notice.Size;
         S.LifecycleSequence = sequence;
+        S.LifecycleChangedAt = at;
         S.UsageAppendedUntil ??= UsageMeters.HourOf(at);
         if (notice.State == MeteredState.Deleted)
         {
@@ -274,6 +277,25 @@ public sealed partial class InstanceMeteringGrain(
         _timer = this.RegisterGrainTimer(
             _ => MeasureAsync(),
             new GrainTimerCreationOptions { DueTime = firstTick, Period = interval, Interleave = false, KeepAlive = true });
+    }
+
+    /// <summary>
+    /// When a change reported now takes effect: when it happened, as the instance says, but never in the future of
+    /// billing's clock, before the last recorded change, or in an hour whose usage is already in the ledger (that hour is final).
+    /// </summary>
+    private DateTimeOffset EffectiveAt(DateTimeOffset? changedAt)
+    {
+        var now = clock.GetUtcNow();
+        var at = changedAt is { } happened && happened < now ? happened : now;
+        foreach (var floor in new[] { S.LifecycleChangedAt, S.UsageAppendedUntil })
+        {
+            if (floor is { } notBefore && at < notBefore)
+            {
+                at = notBefore;
+            }
+        }
+
+        return WholeSeconds(at);
     }
 
     private static DateTimeOffset WholeSeconds(DateTimeOffset time) => new(time.UtcTicks - (time.UtcTicks % TimeSpan.TicksPerSecond), TimeSpan.Zero);

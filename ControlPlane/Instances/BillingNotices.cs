@@ -45,8 +45,19 @@ public sealed class BillingNotices
         }
     }
 
+    /// <summary>Notes when what billing meters (the metered state and the size) last changed; called as a change is stored.</summary>
+    public static void Stamp(InstanceState state, DateTimeOffset now)
+    {
+        var meteredAs = $"{InstanceLifecycleTable.Metered(state.Lifecycle)}/{state.Size}";
+        if (state.MeteredAs != meteredAs)
+        {
+            (state.MeteredAs, state.MeteredSince) = (meteredAs, now);
+        }
+    }
+
     public static InstanceLifecycleNotice For(InstanceState state) => new()
     {
+        ChangedAt = state.MeteredSince,
         TenantId = state.TenantId,
         State = InstanceLifecycleTable.Metered(state.Lifecycle),
         Size = state.Size,

@@ -275,6 +275,7 @@ public sealed partial class InstanceGrain(
     {
         try
         {
+            BillingNotices.Stamp(S, Now);
             await change.State.WriteAsync(() => _outbox.TakeBack(change.OutboxMark));
         }
         catch (StoreUnavailableException unavailable)

@@ -131,6 +131,9 @@ public sealed class InstanceState
     public List<OperationRecord> Operations { get; set; } = [];
     public List<InstanceEvent> Events { get; set; } = [];
     public long EventSequence { get; set; }
+    /// <summary>What billing meters the instance as (metered state and size), and since when: billing counts from then.</summary>
+    public string? MeteredAs { get; set; }
+    public DateTimeOffset? MeteredSince { get; set; }
 
     public OperationRecord? FindOperation(string operationId) => Operations.Find(operation => operation.Id == operationId);
 

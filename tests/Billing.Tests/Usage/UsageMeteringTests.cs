@@ -115,6 +115,31 @@ public sealed class UsageMeteringTests : IAsyncLifetime
         Assert.DoesNotContain(_host.Logs.Lines, line => line.Contains((string)credentials["password"]!, StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task A_change_billing_hears_of_late_is_billed_from_when_it_happened_but_never_into_an_hour_already_in_the_ledger()
+    {
+        var tenantId = (string)(await _host.CreateAdminApi().CreateTenantAsync("Late notices", "team"))["id"]!;
+        var metering = _host.Metering("ins-late-notices");
+
+        // Running since 10:05, heard of at 10:20; stopped at 10:30, heard of at 10:55 (billing was unreachable). Counted
+        // when heard, that would be 35 minutes; as it happened, it is 25.
+        await metering.ObserveLifecycleAsync(Notice(tenantId, MeteredState.Running, changedAt: Ten.AddMinutes(5)));
+        _clock.SetUtcNow(Ten.AddMinutes(55));
+        await metering.ObserveLifecycleAsync(Notice(tenantId, MeteredState.Stopped, changedAt: Ten.AddMinutes(30)));
+        await MeasureAtAsync("ins-late-notices", Eleven.AddMinutes(5));
+        Assert.Equal(25 * 60, _ledger.Quantity(UsageMeters.InstanceSeconds("small"), Ten));
+
+        // Started at 10:50 says a notice heard at 11:10: hour 10 is final, so it counts from 11:00.
+        _clock.SetUtcNow(Eleven.AddMinutes(10));
+        await metering.ObserveLifecycleAsync(Notice(tenantId, MeteredState.Running, changedAt: Ten.AddMinutes(50)));
+        await MeasureAtAsync("ins-late-notices", Eleven.AddMinutes(65));
+        Assert.Equal(25 * 60, _ledger.Quantity(UsageMeters.InstanceSeconds("small"), Ten));
+        Assert.Equal(3_600, _ledger.Quantity(UsageMeters.InstanceSeconds("small"), Eleven));
+    }
+
+    private static InstanceLifecycleNotice Notice(string tenantId, MeteredState state, DateTimeOffset changedAt) =>
+        new() { TenantId = tenantId, State = state, Size = "small", ChangedAt = changedAt };
+
     private BillingHost NewHost() => new(_directory, _clock, _ledger, new Dictionary<string, string> { ["Reconcile:Interval"] = "00:00:01" });
 
     private async Task MeasureAtAsync(string instanceId, DateTimeOffset at)
