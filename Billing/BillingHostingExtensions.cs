@@ -43,6 +43,7 @@ public static class BillingHostingExtensions
         services.AddSingleton<MaintenanceWindows>();
         services.AddSingleton<SlaAssessments>();
         services.AddSingleton<SlaReports>();
+        services.AddSingleton<TenantUsage>();
         services.AddSingleton<SlaMonthClose>();
         services.AddHostedService<SlaMonthCloseService>();
         services.AddSingleton<ISlaAssessmentSource>(provider => provider.GetRequiredService<SlaAssessments>());

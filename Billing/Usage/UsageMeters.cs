@@ -16,7 +16,12 @@ public static class UsageMeters
     public const string Operations = "operations";
 
     /// <summary>Seconds in Running at one size: whole seconds stay integral through every sum and split by hour.</summary>
-    public static string InstanceSeconds(string size) => $"instance_seconds_{size}";
+    public static string InstanceSeconds(string size) => $"{InstanceSecondsPrefix}{size}";
+
+    /// <summary>The size an instance-seconds meter counts, or null for another meter.</summary>
+    public static string? SizeOf(string meter) => meter.StartsWith(InstanceSecondsPrefix, StringComparison.Ordinal) ? meter[InstanceSecondsPrefix.Length..] : null;
+
+    private const string InstanceSecondsPrefix = "instance_seconds_";
 
     /// <summary>E.g. <c>ins-…:instance_seconds_small:2026-11-27T10Z</c>: the instance, the meter and the hour it measures.</summary>
     public static string SourceEventId(string instanceId, string meter, DateTimeOffset hour) =>

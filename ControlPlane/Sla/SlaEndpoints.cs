@@ -1,6 +1,7 @@
 using System.Security.Claims;
 using Billing;
 using Billing.Sla;
+using Billing.Usage;
 using ControlPlane.Api;
 using ControlPlane.Auditing;
 using ControlPlane.Errors;
@@ -25,6 +26,8 @@ public static class SlaEndpoints
         var tenant = app.MapGroup("/api/v1/tenants/{tenantId}").WithTags("SLA");
         tenant.MapGet("/instances/{instanceId}/sla", GetInstanceSlaAsync).WithSummary("An instance's SLA for a month");
         tenant.MapGet("/sla", GetTenantSlaAsync).WithSummary("The tenant's SLA for a month, per instance");
+        tenant.MapGet("/usage", GetTenantUsageAsync)
+            .WithSummary("The tenant's usage for a month (default: this one), per instance and meter, with its estimated charge and SLA credit so far");
         tenant.MapGet("/sla/assessments", ListTenantAssessmentsAsync).WithSummary("The tenant's assessments of a closed month (default: the last one)");
         tenant.MapGet("/maintenance-windows", ListMaintenanceAsync).WithSummary("Maintenance announced for a month");
         tenant.MapPost("/maintenance-windows", AnnounceMaintenanceAsync)
@@ -51,6 +54,13 @@ public static class SlaEndpoints
     {
         await grains.RequireTenantAsync(user, tenantId);
         return await reports.ForTenantAsync(tenantId, MonthOrCurrent(month, clock));
+    }
+
+    private static async Task<TenantUsageReport> GetTenantUsageAsync(
+        string tenantId, string? month, ClaimsPrincipal user, IGrainFactory grains, TenantUsage usage, [FromKeyedServices(BillingClock.Key)] TimeProvider clock)
+    {
+        await grains.RequireTenantAsync(user, tenantId);
+        return await usage.ForTenantAsync(tenantId, MonthOrCurrent(month, clock));
     }
 
     private static async Task<ItemList<SlaAssessment>> ListTenantAssessmentsAsync(

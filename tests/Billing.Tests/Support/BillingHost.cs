@@ -15,9 +15,10 @@ namespace Billing.Tests.Support;
 /// <summary>
 /// The whole control plane in-process (API, silo, real Garnet instances) over a data directory the test owns, so a
 /// second host on the same directory is a restart. Billing runs on <see cref="Clock"/>, a fake clock the test moves;
-/// usage goes to <see cref="Ledger"/>, which outlives the host as a real ledger would.
+/// usage goes to <see cref="Ledger"/>, which outlives the host as a real ledger would, or, without one, to the real
+/// ledger in the host's database.
 /// </summary>
-public sealed class BillingHost(TestDirectory directory, FakeTimeProvider clock, RecordingLedger ledger, IReadOnlyDictionary<string, string>? settings = null)
+public sealed class BillingHost(TestDirectory directory, FakeTimeProvider clock, RecordingLedger? ledger, IReadOnlyDictionary<string, string>? settings = null)
     : WebApplicationFactory<Program>
 {
     // Billing.Tests' instances use 11000–11999 (ControlPlane.Tests 12000–20999, Provisioner.Tests 22000–31999), in
@@ -30,7 +31,7 @@ public sealed class BillingHost(TestDirectory directory, FakeTimeProvider clock,
 
     public FakeTimeProvider Clock { get; } = clock;
 
-    public RecordingLedger Ledger { get; } = ledger;
+    public RecordingLedger? Ledger { get; } = ledger;
 
     public CapturedLogs Logs { get; } = new();
 
@@ -65,7 +66,10 @@ public sealed class BillingHost(TestDirectory directory, FakeTimeProvider clock,
         builder.ConfigureTestServices(services =>
         {
             services.AddKeyedSingleton<TimeProvider>(BillingClock.Key, Clock);
-            services.AddSingleton<IUsageLedger>(Ledger);
+            if (Ledger is not null)
+            {
+                services.AddSingleton<IUsageLedger>(Ledger);
+            }
         });
         builder.ConfigureLogging(logging => logging.SetMinimumLevel(LogLevel.Debug).AddProvider(Logs));
     }
