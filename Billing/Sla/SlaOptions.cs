@@ -19,6 +19,12 @@ public sealed class SlaOptions
     /// <summary>The longest maintenance window an SRE may announce at once.</summary>
     public TimeSpan MaxMaintenanceWindow { get; set; } = TimeSpan.FromHours(24);
 
+    /// <summary>Planned maintenance is announced at least this long before it starts; emergency maintenance may start at once (and counts against the SLA).</summary>
+    public TimeSpan MaintenanceNotice { get; set; } = TimeSpan.FromHours(72);
+
+    /// <summary>Planned maintenance an instance may have in one calendar month (its own windows and its tenant's together).</summary>
+    public TimeSpan MaxMaintenancePerMonth { get; set; } = TimeSpan.FromHours(24);
+
     /// <summary>The Orleans reminder that brings an instance's metering back after a restart until its usage is all in the ledger.</summary>
     public TimeSpan ReminderPeriod { get; set; } = TimeSpan.FromMinutes(5);
 }
@@ -46,6 +52,16 @@ public sealed class SlaOptionsValidator : IValidateOptions<SlaOptions>
         if (options.MaxMaintenanceWindow <= TimeSpan.Zero)
         {
             failures.Add($"{SlaOptions.SectionName}:MaxMaintenanceWindow must be positive.");
+        }
+
+        if (options.MaintenanceNotice < TimeSpan.Zero)
+        {
+            failures.Add($"{SlaOptions.SectionName}:MaintenanceNotice must not be negative.");
+        }
+
+        if (options.MaxMaintenancePerMonth < options.MaxMaintenanceWindow)
+        {
+            failures.Add($"{SlaOptions.SectionName}:MaxMaintenancePerMonth ({options.MaxMaintenancePerMonth}) must be at least MaxMaintenanceWindow ({options.MaxMaintenanceWindow}).");
         }
 
         if (options.ReminderPeriod < TimeSpan.FromMinutes(1))

@@ -90,7 +90,7 @@ public sealed class SlaReports(
     {
         var windows = await maintenance.ListAsync(timeline.TenantId, timeline.InstanceId, month.Start, until, cancellationToken);
         var bad = await probeMinutes.BadMinutesAsync(timeline.InstanceId, month.Start, until, cancellationToken);
-        var measurement = SlaCalculator.Measure(timeline, [.. windows.Select(window => new TimeRange(window.StartsAt, window.EndsAt))], bad, month.Start, until);
+        var measurement = SlaCalculator.Measure(timeline, [.. windows.Where(window => window.Excuses).Select(window => new TimeRange(window.StartsAt, window.EndsAt))], bad, month.Start, until);
         var outcome = SlaCalculator.Assess(measurement, plan);
         return new SlaAssessment
         {

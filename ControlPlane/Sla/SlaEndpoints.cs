@@ -12,8 +12,11 @@ using Microsoft.Extensions.Options;
 
 namespace ControlPlane.Sla;
 
-/// <summary>An SRE announces maintenance for one instance (<see cref="InstanceId"/>) or every instance of the tenant.</summary>
-public sealed record AnnounceMaintenanceRequest(DateTimeOffset? StartsAt, DateTimeOffset? EndsAt, string? Reason, string? InstanceId);
+/// <summary>
+/// An SRE announces maintenance for one instance (<see cref="InstanceId"/>) or every instance of the tenant; <see cref="Kind"/>
+/// is <c>planned</c> (the default: announced ahead, excused from the SLA) or <c>emergency</c> (at once, counted against it).
+/// </summary>
+public sealed record AnnounceMaintenanceRequest(DateTimeOffset? StartsAt, DateTimeOffset? EndsAt, string? Reason, string? InstanceId, string? Kind = null);
 
 /// <summary>
 /// The SLA as customers, SREs and finance see it: per instance and per tenant for a month (<c>?month=yyyy-MM</c>,
@@ -32,8 +35,11 @@ public static class SlaEndpoints
         tenant.MapGet("/maintenance-windows", ListMaintenanceAsync).WithSummary("Maintenance announced for a month");
         tenant.MapPost("/maintenance-windows", AnnounceMaintenanceAsync)
             .RequireAuthorization(policy => policy.RequireRole(Roles.PlatformAdmin))
-            .WithSummary("Announce maintenance (platform admins): its minutes do not count against the SLA")
+            .WithSummary("Announce maintenance (platform admins): planned, its minutes do not count against the SLA; emergency, they do")
             .Produces<MaintenanceWindow>(201);
+        tenant.MapDelete("/maintenance-windows/{windowId}", WithdrawMaintenanceAsync)
+            .RequireAuthorization(policy => policy.RequireRole(Roles.PlatformAdmin))
+            .WithSummary("Withdraw announced maintenance (platform admins; audited): it no longer excuses any minute");
 
         var platform = app.MapGroup("/api/v1/sla").WithTags("SLA").RequireAuthorization(policy => policy.RequireRole(Roles.PlatformAdmin));
         platform.MapPost("/months/{month}:close", CloseMonthAsync).WithSummary("Close an ended month now (platform admins); closing again answers the same assessments");
@@ -104,7 +110,18 @@ public static class SlaEndpoints
     {
         await grains.RequireTenantAsync(context.User, tenantId);
         var now = clock.GetUtcNow();
-        var errors = MaintenanceWindows.Validate(request.StartsAt, request.EndsAt, request.Reason, now, options.Value.MaxMaintenanceWindow);
+        var kind = request.Kind?.ToLowerInvariant() switch
+        {
+            null or "planned" => MaintenanceKind.Planned,
+            "emergency" => MaintenanceKind.Emergency,
+            _ => (MaintenanceKind?)null,
+        };
+        var errors = MaintenanceWindows.Validate(request.StartsAt, request.EndsAt, request.Reason, kind ?? MaintenanceKind.Planned, now, options.Value);
+        if (kind is null)
+        {
+            errors["kind"] = ["kind must be \"planned\" (announced ahead; its minutes do not count against the SLA) or \"emergency\" (at once; they do)."];
+        }
+
         if (request.InstanceId is { } instanceId
             && (!Ids.IsWellFormed(instanceId, "ins") || (await grains.GetGrain<IInstanceGrain>(instanceId).GetAsync())?.TenantId != tenantId))
         {
@@ -122,7 +139,18 @@ public static class SlaEndpoints
             Reason = request.Reason!,
             AnnouncedBy = context.User.Actor(),
             AnnouncedAt = now,
+            Kind = kind!.Value,
         };
+        var month = SlaMonth.Of(window.StartsAt);
+        var existing = await windows.ListAsync(
+            tenantId, instanceId: null, Earlier(month.Start, window.StartsAt), Later(month.End, window.EndsAt), context.RequestAborted);
+        if (MaintenanceWindows.PolicyRefusal(window, existing, options.Value.MaxMaintenancePerMonth) is { } refusal)
+        {
+            throw refusal.Conflict
+                ? new ControlPlaneException(ProblemKind.Conflict, "maintenance-overlaps", "The window overlaps announced maintenance", refusal.Detail)
+                : new RequestValidationException(new Dictionary<string, string[]> { ["endsAt"] = [refusal.Detail] });
+        }
+
         await audit.AuditedAsync(
             context,
             tenantId,
@@ -136,6 +164,25 @@ public static class SlaEndpoints
             announced => (announced.Id, $"{announced.InstanceId ?? "all instances"} from {announced.StartsAt:O} to {announced.EndsAt:O}: {announced.Reason}"));
         return TypedResults.Created($"/api/v1/tenants/{tenantId}/maintenance-windows?month={SlaMonth.Of(window.StartsAt)}", window);
     }
+
+    private static async Task<MaintenanceWindow> WithdrawMaintenanceAsync(
+        string tenantId, string windowId, HttpContext context, IGrainFactory grains, AuditLog audit, MaintenanceWindows windows,
+        [FromKeyedServices(BillingClock.Key)] TimeProvider clock)
+    {
+        await grains.RequireTenantAsync(context.User, tenantId);
+        return await audit.AuditedAsync(
+            context,
+            tenantId,
+            "maintenance.withdraw",
+            windowId,
+            async () => await windows.WithdrawAsync(tenantId, windowId, context.User.Actor(), clock.GetUtcNow(), context.RequestAborted)
+                ?? throw Problems.NotFound("maintenance window", windowId),
+            withdrawn => (withdrawn.Id, $"{withdrawn.Kind} maintenance of {withdrawn.InstanceId ?? "all instances"} from {withdrawn.StartsAt:O} to {withdrawn.EndsAt:O}"));
+    }
+
+    private static DateTimeOffset Earlier(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;
+
+    private static DateTimeOffset Later(DateTimeOffset a, DateTimeOffset b) => a > b ? a : b;
 
     private static async Task<ItemList<SlaAssessment>> CloseMonthAsync(string month, HttpContext context, SlaMonthClose close, AuditLog audit)
     {

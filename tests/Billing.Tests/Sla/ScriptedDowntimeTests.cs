@@ -27,6 +27,8 @@ public sealed class ScriptedDowntimeTests : IAsyncLifetime
             // The script kills and starts the instance itself; no reconcile, and so no liveness check, interferes.
             ["Reconcile:Interval"] = "1.00:00:00",
             ["Reconcile:LivenessTimeout"] = "1.00:00:00",
+            // The script announces planned maintenance minutes before it starts.
+            ["Billing:Sla:MaintenanceNotice"] = "00:00:00",
         });
 
     public async Task InitializeAsync()

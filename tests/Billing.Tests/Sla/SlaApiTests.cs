@@ -148,8 +148,8 @@ public sealed class SlaApiTests(TwoTenants fixture) : IClassFixture<TwoTenants>
 
         using var announced = await _admin.SendAsync(HttpMethod.Post, path, new
         {
-            startsAt = Now.AddHours(1),
-            endsAt = Now.AddHours(2),
+            startsAt = Now.AddDays(4),
+            endsAt = Now.AddDays(4).AddHours(1),
             reason = "Kernel upgrade",
             instanceId = _instanceA,
         });
@@ -164,5 +164,73 @@ public sealed class SlaApiTests(TwoTenants fixture) : IClassFixture<TwoTenants>
         Assert.Equal("accepted", entry.Outcome);
         Assert.Equal((string?)window["id"], entry.Target);
         Assert.StartsWith("apikey:", entry.Actor, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Maintenance_policy_needs_notice_for_planned_work_refuses_overlaps_and_the_monthly_cap_and_a_withdrawal_is_audited()
+    {
+        var path = $"/api/v1/tenants/{_tenantA}/maintenance-windows";
+        async Task<HttpResponseMessage> AnnounceAsync(DateTimeOffset startsAt, double hours, string? kind = null, string? instanceId = null) =>
+            await _admin.SendAsync(HttpMethod.Post, path, new { startsAt, endsAt = startsAt.AddHours(hours), reason = "Storage firmware", instanceId, kind });
+
+        using (var shortNotice = await AnnounceAsync(Now.AddHours(71), 1))
+        {
+            var problem = await ControlPlaneApi.ExpectProblemAsync(shortNotice, HttpStatusCode.BadRequest, "validation-failed");
+            Assert.Contains("72 hours", (string?)problem["errors"]!["startsAt"]![0], StringComparison.Ordinal);
+        }
+
+        using (var unknownKind = await AnnounceAsync(Now.AddDays(4), 1, kind: "whenever"))
+        {
+            await ControlPlaneApi.ExpectProblemAsync(unknownKind, HttpStatusCode.BadRequest, "validation-failed");
+        }
+
+        using var emergency = await AnnounceAsync(Now.AddMinutes(5), 1, kind: "emergency", instanceId: _instanceA);
+        Assert.Equal("emergency", (string?)(await ControlPlaneApi.ExpectAsync(emergency, HttpStatusCode.Created))["kind"]);
+
+        var monday = Now.AddDays(5);
+        using var planned = await AnnounceAsync(monday, 20);
+        var plannedWindow = await ControlPlaneApi.ExpectAsync(planned, HttpStatusCode.Created);
+        using (var overlapping = await AnnounceAsync(monday.AddHours(19), 2, instanceId: _instanceA))
+        {
+            var problem = await ControlPlaneApi.ExpectProblemAsync(overlapping, HttpStatusCode.Conflict, "maintenance-overlaps");
+            Assert.Contains((string)plannedWindow["id"]!, (string?)problem["detail"], StringComparison.Ordinal);
+        }
+
+        // 20 h tenant-wide plus 6 h for one instance is 26 h of that instance's month: over the 24 h cap.
+        using (var overCap = await AnnounceAsync(monday.AddDays(1), 6, instanceId: _instanceA))
+        {
+            var problem = await ControlPlaneApi.ExpectProblemAsync(overCap, HttpStatusCode.BadRequest, "validation-failed");
+            Assert.Contains("monthly cap of 24 hours", (string?)problem["errors"]!["endsAt"]![0], StringComparison.Ordinal);
+        }
+
+        using (var withdraw = await _admin.SendAsync(HttpMethod.Delete, $"{path}/{plannedWindow["id"]}"))
+        {
+            var withdrawn = await ControlPlaneApi.ExpectAsync(withdraw, HttpStatusCode.OK);
+            Assert.NotNull(withdrawn["withdrawnAt"]);
+            Assert.StartsWith("apikey:", (string?)withdrawn["withdrawnBy"], StringComparison.Ordinal);
+        }
+
+        // Withdrawn, it neither overlaps nor counts toward the cap.
+        using (var nowFits = await AnnounceAsync(monday.AddDays(1), 6, instanceId: _instanceA))
+        {
+            await ControlPlaneApi.ExpectAsync(nowFits, HttpStatusCode.Created);
+        }
+
+        using (var byCustomer = await (await _host.CreateTenantApiAsync(_tenantA)).SendAsync(HttpMethod.Delete, $"{path}/{plannedWindow["id"]}"))
+        {
+            await ControlPlaneApi.ExpectProblemAsync(byCustomer, HttpStatusCode.Forbidden, "forbidden");
+        }
+
+        using (var unknown = await _admin.SendAsync(HttpMethod.Delete, $"{path}/mw-0000000000000000"))
+        {
+            await ControlPlaneApi.ExpectProblemAsync(unknown, HttpStatusCode.NotFound);
+        }
+
+        var audit = await _host.Services.GetRequiredService<AuditLog>().ReadAsync(_tenantA, 50);
+        var entry = Assert.Single(audit, record => record.Action == "maintenance.withdraw" && record.Outcome == "accepted");
+        Assert.Equal((string?)plannedWindow["id"], entry.Target);
+        var listed = (await _admin.GetAsync($"{path}?month=2026-11"))["items"]!.AsArray();
+        Assert.Equal((string?)plannedWindow["id"], (string?)Assert.Single(listed, window => window!["withdrawnAt"] is not null)!["id"]);
+        Assert.Single(listed, window => (string?)window!["kind"] == "emergency");
     }
 }

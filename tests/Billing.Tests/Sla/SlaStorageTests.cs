@@ -12,7 +12,7 @@ namespace Billing.Tests.Sla;
 public sealed class SlaStorageTests : IDisposable
 {
     private static readonly DateTimeOffset Start = new(2026, 11, 1, 0, 0, 0, TimeSpan.Zero);
-    private static readonly Migration[] s_migrations = [LifecycleLog.Migration, ProbeMinutes.Migration, MaintenanceWindows.Migration, SlaAssessments.Migration];
+    private static readonly Migration[] s_migrations = [LifecycleLog.Migration, ProbeMinutes.Migration, MaintenanceWindows.Migration, MaintenanceWindows.PolicyMigration, SlaAssessments.Migration];
 
     private readonly TestDirectory _directory = new();
 
@@ -73,6 +73,28 @@ public sealed class SlaStorageTests : IDisposable
         Assert.Equal(["mw-a", "mw-tenant"], forA.Select(window => window.Id).Order(StringComparer.Ordinal));
         Assert.Equal(3, (await windows.ListAsync("tnt-a", instanceId: null, Start, Start.AddDays(1))).Count);
         Assert.Empty(await windows.ListAsync("tnt-a", "ins-a", Start.AddDays(1), Start.AddDays(2)));
+    }
+
+    [Theory]
+    [InlineData(DatabaseProvider.Sqlite)]
+    [InlineData(DatabaseProvider.Postgres)]
+    public async Task Only_planned_maintenance_that_was_not_withdrawn_excuses_minutes(DatabaseProvider provider)
+    {
+        var windows = new MaintenanceWindows(await DatabaseAsync(provider));
+        await windows.AnnounceAsync(Window("mw-planned", "ins-a"));
+        await windows.AnnounceAsync(Window("mw-emergency", "ins-a") with { Kind = MaintenanceKind.Emergency });
+        await windows.AnnounceAsync(Window("mw-withdrawn", instanceId: null));
+
+        var withdrawn = await windows.WithdrawAsync("tnt-a", "mw-withdrawn", "apikey:sre", Start.AddHours(1));
+        var again = await windows.WithdrawAsync("tnt-a", "mw-withdrawn", "apikey:other", Start.AddHours(2));
+
+        Assert.Equal((Start.AddHours(1), "apikey:sre"), (withdrawn!.WithdrawnAt, withdrawn.WithdrawnBy));
+        Assert.Equal(withdrawn, again);
+        Assert.Null(await windows.WithdrawAsync("tnt-b", "mw-planned", "apikey:sre", Start));
+        var listed = await windows.ListAsync("tnt-a", "ins-a", Start, Start.AddDays(1));
+        Assert.Equal(3, listed.Count);
+        Assert.Equal(["mw-planned"], listed.Where(window => window.Excuses).Select(window => window.Id));
+        Assert.Equal(MaintenanceKind.Emergency, listed.Single(window => window.Id == "mw-emergency").Kind);
     }
 
     private async Task<Database> DatabaseAsync(DatabaseProvider provider)

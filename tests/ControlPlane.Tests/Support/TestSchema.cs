@@ -18,6 +18,7 @@ public static class TestSchema
         LifecycleLog.Migration,
         ProbeMinutes.Migration,
         MaintenanceWindows.Migration,
+        MaintenanceWindows.PolicyMigration,
         SlaAssessments.Migration,
         .. StripeBillingSchema.All,
     ];
