@@ -106,9 +106,6 @@ public sealed class ReconcileSchedule(ReconcileOptions options)
         return (CheckVerdict.Nothing, backoff);
     }
 
-    /// <summary>How long the process has not answered, while it runs; null when it answers.</summary>
-    public TimeSpan? Unanswered(DateTimeOffset now) => now - _unansweredSince;
-
     private bool RecordRestart(DateTimeOffset now, InstanceState state, ObservedDeployment observed, string? detail)
     {
         var known = state.ProcessStarts;

@@ -50,11 +50,8 @@ public sealed class AzureBackend(
         var recorded = new[] { current?.Tag(GenerationTag), groupTags is not null && groupTags.TryGetValue(DeletedTagPrefix + app, out var deleted) ? deleted : null }
             .Select(value => long.TryParse(value, CultureInfo.InvariantCulture, out var generation) ? generation : (long?)null)
             .Max();
-        if (recorded > desired.Generation)
+        if (DeploymentGenerations.IsSuperseded(desired, recorded, logger))
         {
-            logger.LogInformation(
-                "Ignoring generation {Generation} of instance {InstanceId}: generation {RecordedGeneration} is already deployed",
-                desired.Generation, desired.InstanceId, recorded);
             return DeploymentPlan.UpToDate;
         }
 

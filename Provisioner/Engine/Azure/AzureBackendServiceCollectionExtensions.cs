@@ -5,7 +5,6 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Provisioner.Catalog;
-using Provisioner.Deployments;
 
 namespace Provisioner.Azure;
 
@@ -18,16 +17,11 @@ public static class AzureBackendServiceCollectionExtensions
     /// </summary>
     public static IServiceCollection AddAzureBackend(this IServiceCollection services, IConfiguration configuration)
     {
-        var section = configuration.GetSection(AzureBackendOptions.SectionName);
-        if (!section.GetValue<bool>(nameof(AzureBackendOptions.Enabled)))
+        if (!services.TryAddCloudBackend<AzureBackend, AzureBackendOptions, AzureBackendOptionsValidator>(configuration.GetSection(AzureBackendOptions.SectionName)))
         {
             return services;
         }
 
-        services.AddOptions<AzureBackendOptions>().Bind(section).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<AzureBackendOptions>, AzureBackendOptionsValidator>();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<CatalogOptions>, CloudOfferingValidator>());
-        services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<TokenCredential>(provider =>
         {
             var clientId = provider.GetRequiredService<IOptions<AzureBackendOptions>>().Value.ManagedIdentityClientId;
@@ -36,8 +30,6 @@ public static class AzureBackendServiceCollectionExtensions
                 : new ManagedIdentityCredential(ManagedIdentityId.FromUserAssignedClientId(clientId));
         });
         services.AddSingleton<AzureResourceManager>();
-        services.AddSingleton<AzureBackend>();
-        services.AddSingleton<IDeploymentBackend>(provider => provider.GetRequiredService<AzureBackend>());
         return services;
     }
 }

@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Logging;
+
 namespace Provisioner.Deployments;
 
 /// <summary>
@@ -50,4 +52,24 @@ public sealed class DeploymentFailedException(string code, string message, Excep
 {
     /// <summary>A stable, machine-readable reason, e.g. <c>process-exited</c>, <c>startup-timeout</c>.</summary>
     public string Code { get; } = code;
+}
+
+public static class DeploymentGenerations
+{
+    /// <summary>
+    /// A newer generation than <paramref name="desired"/>'s is already deployed (<paramref name="deployed"/>): a late or
+    /// repeated command must not undo it, so its plan is to do nothing. Says so in the log.
+    /// </summary>
+    public static bool IsSuperseded(DeploymentSpec desired, long? deployed, ILogger logger)
+    {
+        if (deployed is not { } recorded || recorded <= desired.Generation)
+        {
+            return false;
+        }
+
+        logger.LogInformation(
+            "Ignoring generation {Generation} of instance {InstanceId}: generation {RecordedGeneration} is already deployed",
+            desired.Generation, desired.InstanceId, recorded);
+        return true;
+    }
 }

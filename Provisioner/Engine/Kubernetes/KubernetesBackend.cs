@@ -47,11 +47,8 @@ public sealed class KubernetesBackend(
             throw ForeignNamespace(now.Namespace, desired.TenantId);
         }
 
-        if (now.RecordedGeneration is { } recorded && recorded > desired.Generation)
+        if (DeploymentGenerations.IsSuperseded(desired, now.RecordedGeneration, logger))
         {
-            logger.LogInformation(
-                "Ignoring generation {Generation} of instance {InstanceId}: generation {RecordedGeneration} is already deployed",
-                desired.Generation, desired.InstanceId, recorded);
             return DeploymentPlan.UpToDate;
         }
 

@@ -1,9 +1,6 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.DependencyInjection.Extensions;
-using Microsoft.Extensions.Options;
 using Provisioner.Catalog;
-using Provisioner.Deployments;
 
 namespace Provisioner.Kubernetes;
 
@@ -15,19 +12,11 @@ public static class KubernetesBackendServiceCollectionExtensions
     /// </summary>
     public static IServiceCollection AddKubernetesBackend(this IServiceCollection services, IConfiguration configuration)
     {
-        var section = configuration.GetSection(KubernetesBackendOptions.SectionName);
-        if (!section.GetValue<bool>(nameof(KubernetesBackendOptions.Enabled)))
+        if (services.TryAddCloudBackend<KubernetesBackend, KubernetesBackendOptions, KubernetesBackendOptionsValidator>(configuration.GetSection(KubernetesBackendOptions.SectionName)))
         {
-            return services;
+            services.AddSingleton<KubernetesCluster>();
         }
 
-        services.AddOptions<KubernetesBackendOptions>().Bind(section).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<KubernetesBackendOptions>, KubernetesBackendOptionsValidator>();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<CatalogOptions>, CloudOfferingValidator>());
-        services.TryAddSingleton(TimeProvider.System);
-        services.AddSingleton<KubernetesCluster>();
-        services.AddSingleton<KubernetesBackend>();
-        services.AddSingleton<IDeploymentBackend>(provider => provider.GetRequiredService<KubernetesBackend>());
         return services;
     }
 }

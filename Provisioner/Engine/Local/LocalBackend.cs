@@ -46,12 +46,8 @@ public sealed partial class LocalBackend(
     public async Task<DeploymentPlan> PlanAsync(DeploymentSpec desired, CancellationToken cancellationToken)
     {
         var now = Inspect(desired);
-        var recordedGeneration = Math.Max(now.Record?.Generation ?? long.MinValue, now.Paths.ReadTombstone() ?? long.MinValue);
-        if (recordedGeneration > desired.Generation)
+        if (DeploymentGenerations.IsSuperseded(desired, new[] { now.Record?.Generation, now.Paths.ReadTombstone() }.Max(), logger))
         {
-            logger.LogInformation(
-                "Ignoring generation {Generation} of instance {InstanceId}: generation {RecordedGeneration} is already deployed",
-                desired.Generation, desired.InstanceId, recordedGeneration);
             return DeploymentPlan.UpToDate;
         }
 
