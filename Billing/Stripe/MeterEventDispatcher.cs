@@ -107,6 +107,7 @@ public sealed partial class MeterEventDispatcher(
     {
         var settings = options.Value;
         var now = clock.GetUtcNow();
+        var reach = new StripeReach();
         if (row.HourStart < outbox.OldestSendableHour(now))
         {
             await outbox.ExpireAsync(row, cancellationToken);
@@ -136,7 +137,7 @@ public sealed partial class MeterEventDispatcher(
                 return resolved;
             }
 
-            await stripe.CreateMeterEventAsync(settings.EventName(row.Meter), customerId, row.Value, row.HourStart, row.Identifier, cancellationToken);
+            await stripe.CreateMeterEventAsync(settings.EventName(row.Meter), customerId, row.Value, row.HourStart, row.Identifier, cancellationToken, reach);
             await outbox.CompleteAsync(row.Id, OutboxStatus.Acknowledged, null, cancellationToken);
             return Outcome.Acknowledged;
         }
@@ -147,7 +148,7 @@ public sealed partial class MeterEventDispatcher(
         }
         catch (BrokenCircuitException)
         {
-            await outbox.ReleaseAsync(unclaimed, now, "circuit open after repeated Stripe failures; not sent");
+            await GiveBackAsync(unclaimed, reach, now, "circuit open after repeated Stripe failures; not sent");
             return Outcome.CircuitOpen;
         }
         catch (StripeException limited) when (limited.HttpStatusCode == HttpStatusCode.TooManyRequests)
@@ -156,7 +157,7 @@ public sealed partial class MeterEventDispatcher(
             // Stripe's Retry-After is honoured as asked; without one, a short wait (our own backoffs are capped).
             var wait = StripeGateway.RetryAfter(limited) ?? settings.InProcessRetryDelay;
             wait += Jitter(wait);
-            await outbox.ReleaseAsync(unclaimed, now + wait, $"rate limited: {limited.StripeError?.Message}");
+            await GiveBackAsync(unclaimed, reach, now + wait, $"rate limited: {limited.StripeError?.Message}");
             return Outcome.Rescheduled;
         }
         catch (StripeException denied) when (denied.HttpStatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
@@ -183,7 +184,7 @@ public sealed partial class MeterEventDispatcher(
             // that execution: only then can the summary settle it. Waiting is no attempt.
             var keyExpires = DateTimeOffset.FromUnixTimeSeconds(row.FirstAttemptAt ?? now.ToUnixTimeSeconds()) + IdempotencyWindow + settings.InProcessRetryDelay;
             var at = now + Backoff(unclaimed.Attempts);
-            await outbox.ReleaseAsync(unclaimed, at > keyExpires ? at : keyExpires, "Stripe replayed an earlier failure saved under the idempotency key");
+            await GiveBackAsync(unclaimed, reach, at > keyExpires ? at : keyExpires, "Stripe replayed an earlier failure saved under the idempotency key");
             return Outcome.Rescheduled;
         }
         catch (Exception failure) when (StripeGateway.IsTransient(failure) && !cancellationToken.IsCancellationRequested)
@@ -229,6 +230,17 @@ public sealed partial class MeterEventDispatcher(
         return null;
     }
 
+    /// <summary>
+    /// A claim whose request Stripe never ran gives its attempt back. When an earlier try of the same call may have run
+    /// (counted, then its answer lost before the retry met a 429, an open circuit or its own replayed 500), the attempt
+    /// stands and the row stays ambiguous: given back, it would look unsent, and a resend after Stripe's 24-hour dedupe
+    /// would be counted twice.
+    /// </summary>
+    private Task GiveBackAsync(OutboxRow unclaimed, StripeReach reach, DateTimeOffset at, string error) =>
+        reach.MayHaveActed
+            ? outbox.RescheduleAsync(unclaimed.Id, at, error + " (an earlier try may have reached Stripe)", ambiguous: true, CancellationToken.None)
+            : outbox.ReleaseAsync(unclaimed, at, error);
+
     private async Task<Outcome> RetryLaterAsync(OutboxRow row, DateTimeOffset at, string error, bool ambiguous)
     {
         if (row.Attempts >= options.Value.MaxAttempts)
@@ -240,7 +252,7 @@ public sealed partial class MeterEventDispatcher(
         }
 
         // Written even when the host is stopping, so the next owner sees the ambiguity and the backoff.
-        await outbox.RescheduleAsync(row.Id, at, error, ambiguous, CancellationToken.None);
+        await outbox.RescheduleAsync(row.Id, at, error, row.Ambiguous || ambiguous, CancellationToken.None);
         return Outcome.Rescheduled;
     }
 

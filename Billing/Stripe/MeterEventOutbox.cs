@@ -174,15 +174,18 @@ public sealed class MeterEventOutbox(Database database, IOptions<StripeBillingOp
     }
 
     /// <summary>
-    /// Takes the row for one attempt: answers the row as claimed (attempts counted before the request, so a crash
-    /// mid-request still counts), or null when it is not due or another dispatcher holds it.
+    /// Takes the row for one attempt: answers the row as claimed, or null when it is not due or another dispatcher
+    /// holds it. The attempt is counted and the row marked ambiguous before the request, so a crash mid-request leaves
+    /// a row that may have been counted, to be checked against Stripe's summary once Stripe's dedupe may have lapsed.
+    /// The answer's <see cref="OutboxRow.Ambiguous"/> is still what earlier attempts left.
     /// </summary>
     public async Task<OutboxRow?> ClaimAsync(OutboxRow row, CancellationToken cancellationToken = default)
     {
         var now = clock.GetUtcNow().ToUnixTimeSeconds();
         await using var connection = await database.OpenAsync(cancellationToken);
         await using var command = Command(connection, null, """
-            UPDATE meter_outbox SET claimed_until = @until, attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, @now), last_attempt_at = @now
+            UPDATE meter_outbox SET claimed_until = @until, attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, @now), last_attempt_at = @now,
+                ambiguous = 1
             WHERE id = @id AND status = 'pending' AND next_attempt_at <= @now AND (claimed_until IS NULL OR claimed_until <= @now)
             """);
         Database.AddParameter(command, "until", now + (long)options.Value.ClaimDuration.TotalSeconds);
@@ -200,12 +203,13 @@ public sealed class MeterEventOutbox(Database database, IOptions<StripeBillingOp
     public Task ReleaseAsync(OutboxRow unclaimed, DateTimeOffset at, string error) =>
         ExecuteAsync(
             """
-            UPDATE meter_outbox SET attempts = @attempts, first_attempt_at = @first, last_attempt_at = @last, claimed_until = NULL,
-                next_attempt_at = @at, last_error = @error
+            UPDATE meter_outbox SET attempts = @attempts, first_attempt_at = @first, last_attempt_at = @last, ambiguous = @ambiguous,
+                claimed_until = NULL, next_attempt_at = @at, last_error = @error
             WHERE id = @id AND status = 'pending'
             """,
             CancellationToken.None,
             ("attempts", unclaimed.Attempts),
+            ("ambiguous", unclaimed.Ambiguous ? 1 : 0),
             ("first", unclaimed.FirstAttemptAt),
             ("last", unclaimed.LastAttemptAt),
             ("at", at.ToUnixTimeSeconds()),
@@ -221,9 +225,10 @@ public sealed class MeterEventOutbox(Database database, IOptions<StripeBillingOp
             ("error", error),
             ("id", id));
 
+    /// <summary>Ends a claim whose attempt counts; <paramref name="ambiguous"/> is whether any attempt so far may have been counted.</summary>
     public Task RescheduleAsync(long id, DateTimeOffset at, string error, bool ambiguous, CancellationToken cancellationToken = default) =>
         ExecuteAsync(
-            "UPDATE meter_outbox SET next_attempt_at = @at, claimed_until = NULL, last_error = @error, ambiguous = CASE WHEN @ambiguous = 1 THEN 1 ELSE ambiguous END WHERE id = @id AND status = 'pending'",
+            "UPDATE meter_outbox SET next_attempt_at = @at, claimed_until = NULL, last_error = @error, ambiguous = @ambiguous WHERE id = @id AND status = 'pending'",
             cancellationToken,
             ("at", at.ToUnixTimeSeconds()),
             ("error", error),

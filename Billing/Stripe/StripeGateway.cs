@@ -94,7 +94,8 @@ public sealed class StripeGateway : IDisposable
         _ => false,
     };
 
-    public async Task<T> CallAsync<T>(Func<IStripeClient, CancellationToken, Task<T>> call, CancellationToken cancellationToken, StripeRequestPacer? budget = null) =>
+    /// <param name="reach">When given, learns whether any try of the call may have taken effect in Stripe.</param>
+    public async Task<T> CallAsync<T>(Func<IStripeClient, CancellationToken, Task<T>> call, CancellationToken cancellationToken, StripeRequestPacer? budget = null, StripeReach? reach = null) =>
         await _pipeline.ExecuteAsync(
             async token =>
             {
@@ -107,6 +108,7 @@ public sealed class StripeGateway : IDisposable
                 try
                 {
                     var result = await call(Client, token);
+                    reach?.MayHaveActed = true;
                     Pacer.Succeeded();
                     return result;
                 }
@@ -116,10 +118,16 @@ public sealed class StripeGateway : IDisposable
                     budget?.RateLimited(RetryAfter(limited));
                     throw;
                 }
+                catch (Exception failure) when (reach is not null && !IsReplayed(failure))
+                {
+                    // Stripe ran nothing only for a 429 or a replayed answer; any other failure may follow its effect.
+                    reach.MayHaveActed = true;
+                    throw;
+                }
             },
             cancellationToken);
 
-    public Task<MeterEvent> CreateMeterEventAsync(string eventName, string customerId, long value, long timestamp, string identifier, CancellationToken cancellationToken) =>
+    public Task<MeterEvent> CreateMeterEventAsync(string eventName, string customerId, long value, long timestamp, string identifier, CancellationToken cancellationToken, StripeReach? reach = null) =>
         CallAsync(
             (client, token) => new MeterEventService(client).CreateAsync(
                 new MeterEventCreateOptions
@@ -135,7 +143,8 @@ public sealed class StripeGateway : IDisposable
                 },
                 new RequestOptions { IdempotencyKey = identifier },
                 token),
-            cancellationToken);
+            cancellationToken,
+            reach: reach);
 
     /// <summary>Stripe's aggregated value of a meter for one customer over [start, end) (minute-aligned Unix seconds).</summary>
     public async Task<long> EventSummaryAsync(string meterId, string customerId, long start, long end, CancellationToken cancellationToken, StripeRequestPacer? budget = null)
@@ -179,4 +188,20 @@ public sealed class StripeGateway : IDisposable
         && exception.StripeError?.Message?.StartsWith("An event already exists with identifier", StringComparison.Ordinal) == true;
 
     public void Dispose() => _http.Dispose();
+}
+
+/// <summary>
+/// Whether any try of one call may have taken effect in Stripe. The pipeline retries inside a call, so the failure a
+/// caller sees (a 429, an open circuit, a replayed 500) says nothing of the tries before it: the first may have been
+/// counted before its answer was lost.
+/// </summary>
+public sealed class StripeReach
+{
+    private volatile bool _mayHaveActed;
+
+    public bool MayHaveActed
+    {
+        get => _mayHaveActed;
+        internal set => _mayHaveActed = value;
+    }
 }

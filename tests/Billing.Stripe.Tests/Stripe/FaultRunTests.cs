@@ -115,7 +115,10 @@ public sealed class FaultRunTests
         Assert.Equal(tenants.Count * s_meters.Length, ledgerTotals.Count);
         foreach (var ((tenant, meter), total) in ledgerTotals)
         {
-            Assert.Equal((tenant, meter, total), (tenant, meter, await scenario.StripeTotalAsync(tenant, meter)));
+            if (await scenario.StripeTotalAsync(tenant, meter) != total)
+            {
+                Assert.Fail(await scenario.ExplainDifferenceAsync(tenant, meter, total));
+            }
         }
 
         var customers = scenario.Stripe.Customers();

@@ -131,6 +131,79 @@ public sealed class MeterEventOutboxTests
         Assert.Equal("acknowledged", await scenario.TextAsync("SELECT status FROM meter_outbox"));
     }
 
+    /// <summary>
+    /// Polly retries inside one attempt: when an earlier try reached Stripe (counted, answer lost) and the retry was then
+    /// stopped before Stripe acted (a 429, a replay of the first try's saved 500), the attempt is not given back as if
+    /// nothing had been sent. Given back, the row looked fresh, and a resend a day later, after Stripe's dedupe had
+    /// lapsed, was counted twice (the fault run caught it once as 2,405 extra operations).
+    /// </summary>
+    [Theory]
+    [InlineData(FaultKind.ResetAfterProcessing, FaultKind.RateLimited)]
+    [InlineData(FaultKind.ServerErrorAfterProcessing, FaultKind.None)]
+    public async Task A_retry_stopped_after_an_earlier_try_reached_Stripe_keeps_the_row_ambiguous_and_a_day_later_it_is_not_counted_twice(FaultKind firstTry, FaultKind retry)
+    {
+        await using var scenario = await OneClosedHourAsync(17, options => options.InProcessRetries = 1);
+        var tries = 0;
+        scenario.Stripe.Faults = request => request.Path == "/v1/billing/meter_events"
+            ? Interlocked.Increment(ref tries) switch { 1 => new Fault(firstTry), 2 => new Fault(retry), _ => Fault.None }
+            : Fault.None;
+
+        await scenario.Worker.RunOnceAsync();
+
+        Assert.Equal(2, tries);
+        Assert.Equal(17, await scenario.StripeTotalAsync("tnt-a", "operations"));
+        Assert.Equal(1, await scenario.ScalarAsync("SELECT ambiguous FROM meter_outbox"));
+        Assert.Equal(1, await scenario.ScalarAsync("SELECT attempts FROM meter_outbox"));
+
+        // Our side is down for a day: the key's saved answer and Stripe's dedupe of the identifier both lapse.
+        scenario.Clock.Advance(TimeSpan.FromHours(24) + TimeSpan.FromMinutes(5));
+        await scenario.DrainAsync(TimeSpan.FromMinutes(1));
+
+        Assert.Equal(17, await scenario.StripeTotalAsync("tnt-a", "operations"));
+        Assert.Equal(2, tries);
+        Assert.Equal("acknowledged", await scenario.TextAsync("SELECT status FROM meter_outbox"));
+    }
+
+    [Fact]
+    public async Task A_crash_while_a_request_is_in_flight_leaves_the_row_ambiguous_so_a_resend_a_day_later_is_checked_first()
+    {
+        await using var scenario = await OneClosedHourAsync(19, options => options.RequestTimeout = TimeSpan.FromSeconds(30));
+        var tries = 0;
+        scenario.Stripe.Faults = request => request.Path == "/v1/billing/meter_events" && Interlocked.Increment(ref tries) == 1
+            ? new Fault(FaultKind.HangAfterProcessing)
+            : Fault.None;
+
+        var round = Task.Run(() => scenario.Worker.RunOnceAsync());
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while (await scenario.StripeTotalAsync("tnt-a", "operations") == 0 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(10);
+        }
+
+        Assert.Equal(19, await scenario.StripeTotalAsync("tnt-a", "operations"));
+        await scenario.RestartAsync();
+        await round.ContinueWith(_ => { }, TaskScheduler.Default);
+        Assert.Equal(1, await scenario.ScalarAsync("SELECT ambiguous FROM meter_outbox WHERE status = 'pending'"));
+
+        scenario.Clock.Advance(TimeSpan.FromHours(24) + TimeSpan.FromMinutes(5));
+        await scenario.DrainAsync(TimeSpan.FromMinutes(1));
+
+        Assert.Equal(19, await scenario.StripeTotalAsync("tnt-a", "operations"));
+        Assert.Equal(1, tries);
+        Assert.Equal("acknowledged", await scenario.TextAsync("SELECT status FROM meter_outbox"));
+    }
+
+    /// <summary>One closed hour of tnt-a's operations waiting to be sent, its customer and meter already in Stripe.</summary>
+    private static async Task<BillingScenario> OneClosedHourAsync(long quantity, Action<StripeBillingOptions> configure)
+    {
+        var scenario = await BillingScenario.StartAsync(start: s_start, configure: configure);
+        await scenario.AppendAsync("tnt-a", "operations", "e1", quantity, s_start);
+        await scenario.Host.Get<StripeCustomers>().EnsureAsync("tnt-a");
+        await scenario.Host.Get<StripeMeters>().EnsureAsync("operations");
+        scenario.Clock.Advance(TimeSpan.FromMinutes(66));
+        return scenario;
+    }
+
     [Fact]
     public async Task A_permanent_refusal_is_kept_as_rejected_for_finance()
     {

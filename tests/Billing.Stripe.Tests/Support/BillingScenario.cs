@@ -79,6 +79,34 @@ public sealed class BillingScenario : IAsyncDisposable
         return customer is null ? 0 : Stripe.Totals(start, end).GetValueOrDefault((customer, meter));
     }
 
+    /// <summary>
+    /// Why Stripe's total for a tenant's meter is not the ledger's: the identifiers Stripe counted more than once, and
+    /// the outbox rows behind them (or every row of the lane when none was counted twice).
+    /// </summary>
+    public async Task<string> ExplainDifferenceAsync(string tenant, string meter, long ledger)
+    {
+        var customer = await Host.Get<StripeCustomers>().FindAsync(tenant);
+        var counted = customer is null ? [] : Stripe.Identifiers(customer, meter);
+        var twice = counted.GroupBy(i => i).Where(g => g.Count() > 1).Select(g => g.Key).ToHashSet();
+        var lines = new List<string> { $"{tenant}/{meter}: ledger {ledger}, Stripe {await StripeTotalAsync(tenant, meter)}; counted more than once: [{string.Join(", ", twice)}]" };
+        await using var connection = await Database.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT identifier, value, status, attempts, first_attempt_at, last_attempt_at, ambiguous, last_error FROM meter_outbox WHERE tenant_id = @tenant AND meter = @meter ORDER BY id";
+        Database.AddParameter(command, "tenant", tenant);
+        Database.AddParameter(command, "meter", meter);
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            var identifier = reader.GetString(0);
+            if (twice.Count == 0 || twice.Contains(identifier))
+            {
+                lines.Add(string.Join(" | ", Enumerable.Range(0, reader.FieldCount).Select(i => reader.IsDBNull(i) ? "null" : Convert.ToString(reader.GetValue(i), CultureInfo.InvariantCulture))));
+            }
+        }
+
+        return string.Join(Environment.NewLine, lines);
+    }
+
     public async Task<long> ScalarAsync(string sql)
     {
         await using var connection = await Database.OpenAsync();
