@@ -68,7 +68,8 @@ public sealed partial class MeterEventDispatcher(
             new ParallelOptions { MaxDegreeOfParallelism = settings.MaxConcurrentLanes, CancellationToken = cancellationToken },
             async (head, token) =>
             {
-                for (var row = head; row is not null && !Volatile.Read(ref circuitOpen);)
+                await using var lane = await outbox.TryLockLaneAsync(head.TenantId, head.Meter, token);
+                for (var row = lane is null ? null : head; row is not null && !Volatile.Read(ref circuitOpen);)
                 {
                     var claimed = await outbox.ClaimAsync(row, token);
                     if (claimed is null)

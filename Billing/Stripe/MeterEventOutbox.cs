@@ -49,6 +49,7 @@ public sealed class MeterEventOutbox(Database database, IOptions<StripeBillingOp
     public static readonly TimeSpan StripeWindow = TimeSpan.FromDays(35);
 
     private const int AggregationBatch = 1000;
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, SemaphoreSlim> s_sqliteLanes = new(StringComparer.Ordinal);
     private const string Columns = "id, identifier, tenant_id, meter, hour_start, version, value, attempts, first_attempt_at, last_attempt_at, ambiguous";
 
     /// <summary>
@@ -215,6 +216,54 @@ public sealed class MeterEventOutbox(Database database, IOptions<StripeBillingOp
             ("at", at.ToUnixTimeSeconds()),
             ("error", error),
             ("id", unclaimed.Id));
+
+    /// <summary>
+    /// Holds a lane for one request, across every host sharing the database, for as long as the request is in flight
+    /// (a PostgreSQL session lock, released if the host dies; embedded, the one process's lock), so no two hosts ever
+    /// send a lane at once whatever their clocks say about claims. Null when another host holds it.
+    /// </summary>
+    public async Task<IAsyncDisposable?> TryLockLaneAsync(string tenantId, string meter, CancellationToken cancellationToken = default)
+    {
+        var lane = $"meter-lane:{tenantId}:{meter}";
+        if (!database.IsPostgres)
+        {
+            var gate = s_sqliteLanes.GetOrAdd(database.FilePath + "|" + lane, _ => new SemaphoreSlim(1, 1));
+            return await gate.WaitAsync(0, cancellationToken) ? new Releaser(() => { gate.Release(); return ValueTask.CompletedTask; }) : null;
+        }
+
+        var connection = await database.OpenAsync(cancellationToken);
+        try
+        {
+            await using var take = Command(connection, null, "SELECT pg_try_advisory_lock(hashtext(@lane))");
+            Database.AddParameter(take, "lane", lane);
+            if (await take.ExecuteScalarAsync(cancellationToken) is true)
+            {
+                return new Releaser(async () =>
+                {
+                    await using (var release = Command(connection, null, "SELECT pg_advisory_unlock(hashtext(@lane))"))
+                    {
+                        Database.AddParameter(release, "lane", lane);
+                        await release.ExecuteScalarAsync(CancellationToken.None);
+                    }
+
+                    await connection.DisposeAsync();
+                });
+            }
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+
+        await connection.DisposeAsync();
+        return null;
+    }
+
+    private sealed class Releaser(Func<ValueTask> release) : IAsyncDisposable
+    {
+        public ValueTask DisposeAsync() => release();
+    }
 
     public Task CompleteAsync(long id, string status, string? error, CancellationToken cancellationToken = default) =>
         ExecuteAsync(

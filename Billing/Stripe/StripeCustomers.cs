@@ -12,11 +12,14 @@ public interface IStripeCustomerSink
 }
 
 /// <summary>
-/// One Stripe customer per tenant, ever. Onboarding records the wish (<see cref="RequestAsync"/>) in the same database
-/// as everything else; <see cref="EnsureAsync"/> then finds or creates the customer: first our own row, then Stripe's
-/// search by the tenant id in metadata (covers a crash after Stripe answered but before our write, older than the
-/// idempotency window), and only then a create whose idempotency key is derived from the tenant id (covers the same
-/// crash within 24 h, when search may not show the new customer yet).
+/// One Stripe customer per tenant, ever, whatever the number of hosts. Onboarding records the wish
+/// (<see cref="RequestAsync"/>) in the same database as everything else; <see cref="EnsureAsync"/> then finds or
+/// creates the customer: first our own row, then Stripe's search by the tenant id in metadata (covers a crash after
+/// Stripe answered but before our write, older than the idempotency window), and only then a create whose idempotency
+/// key is derived from the tenant id (covers the same crash within 24 h, when search may not show the new customer
+/// yet, and two hosts creating at once). Stripe keeps a create's failure under its key for 24 h; when it replays one,
+/// a list of the customers created since the key was first used (lists, unlike search, see a new customer at once)
+/// tells whether the failed create made one; if not, every host moves on to the key's next generation, once.
 /// </summary>
 public sealed partial class StripeCustomers(
     Database database,
@@ -25,6 +28,9 @@ public sealed partial class StripeCustomers(
     IEnumerable<IStripeCustomerSink> sinks,
     ILogger<StripeCustomers> logger)
 {
+    /// <summary>How far Stripe's clock may be behind ours when listing customers created since a time.</summary>
+    private static readonly TimeSpan ClockSkew = TimeSpan.FromMinutes(5);
+
     /// <summary>Records that the tenant needs a Stripe customer; the billing worker creates it. Safe to call again.</summary>
     public async Task RequestAsync(string tenantId, string? tenantName, CancellationToken cancellationToken = default)
     {
@@ -105,22 +111,13 @@ public sealed partial class StripeCustomers(
             return known;
         }
 
+        var (generation, startedAt) = await StartCreationAsync(tenantId, tenantName, cancellationToken);
         // The ledger restricts tenant ids to letters, digits, '-' and '_': nothing here can break out of the quotes.
         var found = await stripe.CallAsync(
             (client, token) => new CustomerService(client).SearchAsync(new CustomerSearchOptions { Query = $"metadata['tenant_id']:'{tenantId}'" }, null, token),
             cancellationToken);
         var customer = found.Data.OrderBy(c => c.Created).FirstOrDefault()
-            ?? await stripe.CallAsync(
-                (client, token) => new CustomerService(client).CreateAsync(
-                    new CustomerCreateOptions
-                    {
-                        Name = tenantName ?? tenantId,
-                        Description = $"Tenant {tenantId}",
-                        Metadata = new Dictionary<string, string> { ["tenant_id"] = tenantId },
-                    },
-                    new RequestOptions { IdempotencyKey = $"customer:{tenantId}" },
-                    token),
-                cancellationToken);
+            ?? await CreateAsync(tenantId, tenantName, generation, startedAt, cancellationToken);
 
         await using (var connection = await database.OpenAsync(cancellationToken))
         await using (var command = MeterEventOutbox.Command(connection, null, """
@@ -143,6 +140,81 @@ public sealed partial class StripeCustomers(
         }
 
         return customerId;
+    }
+
+    /// <summary>Generation 1 is <c>customer:&lt;tenant&gt;</c>, so keys already used before generations existed still count.</summary>
+    private static string IdempotencyKey(string tenantId, int generation) =>
+        generation == 1 ? $"customer:{tenantId}" : string.Create(CultureInfo.InvariantCulture, $"customer:{tenantId}:{generation}");
+
+    private async Task<Customer> CreateAsync(string tenantId, string? tenantName, int generation, long startedAt, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await stripe.CallAsync(
+                (client, token) => new CustomerService(client).CreateAsync(
+                    new CustomerCreateOptions
+                    {
+                        Name = tenantName ?? tenantId,
+                        Description = $"Tenant {tenantId}",
+                        Metadata = new Dictionary<string, string> { ["tenant_id"] = tenantId },
+                    },
+                    new RequestOptions { IdempotencyKey = IdempotencyKey(tenantId, generation) },
+                    token),
+                cancellationToken);
+        }
+        catch (StripeException replayed) when (StripeGateway.IsReplayed(replayed))
+        {
+            if (await ListCreatedSinceAsync(tenantId, startedAt - (long)ClockSkew.TotalSeconds, cancellationToken) is { } made)
+            {
+                return made;
+            }
+
+            // The failed create made no customer: the next generation's key, taken by one host for all.
+            await database.ExecuteAsync(
+                "UPDATE stripe_customers SET create_generation = @next, create_started_at = @now WHERE tenant_id = @tenant AND create_generation = @generation",
+                cancellationToken,
+                ("next", generation + 1),
+                ("now", clock.GetUtcNow().ToUnixTimeSeconds()),
+                ("tenant", tenantId),
+                ("generation", generation));
+            throw;
+        }
+    }
+
+    /// <summary>The tenant's oldest customer created at or after <paramref name="since"/>, from the (consistent) list.</summary>
+    private async Task<Customer?> ListCreatedSinceAsync(string tenantId, long since, CancellationToken cancellationToken) =>
+        await stripe.CallAsync(
+            async (client, token) =>
+            {
+                Customer? oldest = null;
+                var list = new CustomerListOptions { Created = new DateRangeOptions { GreaterThanOrEqual = DateTimeOffset.FromUnixTimeSeconds(since).UtcDateTime }, Limit = 100 };
+                await foreach (var customer in new CustomerService(client).ListAutoPagingAsync(list, null, token))
+                {
+                    if (customer.Metadata?.GetValueOrDefault("tenant_id") == tenantId)
+                    {
+                        oldest = customer;
+                    }
+                }
+
+                return oldest;
+            },
+            cancellationToken);
+
+    /// <summary>The key generation to create under, and when it was first used (recorded now if never).</summary>
+    private async Task<(int Generation, long StartedAt)> StartCreationAsync(string tenantId, string? tenantName, CancellationToken cancellationToken)
+    {
+        var rows = await database.QueryAsync(
+            """
+            INSERT INTO stripe_customers (tenant_id, tenant_name, requested_at, create_started_at) VALUES (@tenant, @name, @now, @now)
+            ON CONFLICT (tenant_id) DO UPDATE SET create_started_at = COALESCE(stripe_customers.create_started_at, excluded.create_started_at)
+            RETURNING create_generation, create_started_at
+            """,
+            reader => (reader.GetInt32(0), reader.GetInt64(1)),
+            cancellationToken,
+            ("tenant", tenantId),
+            ("name", tenantName),
+            ("now", clock.GetUtcNow().ToUnixTimeSeconds()));
+        return rows.Single();
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Tenant {TenantId} is Stripe customer {CustomerId}")]
@@ -169,22 +241,18 @@ public sealed class StripeMeters(Database database, StripeGateway stripe, Micros
 
         var settings = options.Value.MeterOptions(meter);
         var eventName = options.Value.EventName(meter);
-        var existing = await stripe.CallAsync(
-            (client, token) => FindActiveAsync(new global::Stripe.Billing.MeterService(client), eventName, token),
-            cancellationToken);
-        var meterId = existing ?? (await stripe.CallAsync(
-            (client, token) => new global::Stripe.Billing.MeterService(client).CreateAsync(
-                new global::Stripe.Billing.MeterCreateOptions
-                {
-                    DisplayName = settings.DisplayName ?? meter,
-                    EventName = eventName,
-                    DefaultAggregation = new global::Stripe.Billing.MeterDefaultAggregationOptions { Formula = "sum" },
-                    CustomerMapping = new global::Stripe.Billing.MeterCustomerMappingOptions { Type = "by_id", EventPayloadKey = "stripe_customer_id" },
-                    ValueSettings = new global::Stripe.Billing.MeterValueSettingsOptions { EventPayloadKey = "value" },
-                },
-                new RequestOptions { IdempotencyKey = $"meter:{eventName}" },
-                token),
-            cancellationToken)).Id;
+        var existing = await FindAsync(eventName, cancellationToken);
+        string meterId;
+        try
+        {
+            meterId = existing ?? await CreateAsync(settings.DisplayName ?? meter, eventName, $"meter:{eventName}", cancellationToken);
+        }
+        catch (StripeException failed) when (StripeGateway.IsReplayed(failed) || IsAlreadyActive(failed))
+        {
+            // Stripe keeps one active meter per event name, so a create under a fresh key cannot make a second: it makes
+            // the meter the failed create (whose 500 Stripe replays for a day) did not, or is refused because it exists.
+            meterId = await FindAsync(eventName, cancellationToken) ?? await CreateAsync(settings.DisplayName ?? meter, eventName, $"meter:{eventName}:{Guid.NewGuid():N}", cancellationToken);
+        }
 
         await using (var connection = await database.OpenAsync(cancellationToken))
         await using (var command = MeterEventOutbox.Command(connection, null, """
@@ -213,6 +281,27 @@ public sealed class StripeMeters(Database database, StripeGateway stripe, Micros
 
         return meters;
     }
+
+    private Task<string?> FindAsync(string eventName, CancellationToken cancellationToken) =>
+        stripe.CallAsync((client, token) => FindActiveAsync(new global::Stripe.Billing.MeterService(client), eventName, token), cancellationToken);
+
+    private async Task<string> CreateAsync(string displayName, string eventName, string idempotencyKey, CancellationToken cancellationToken) =>
+        (await stripe.CallAsync(
+            (client, token) => new global::Stripe.Billing.MeterService(client).CreateAsync(
+                new global::Stripe.Billing.MeterCreateOptions
+                {
+                    DisplayName = displayName,
+                    EventName = eventName,
+                    DefaultAggregation = new global::Stripe.Billing.MeterDefaultAggregationOptions { Formula = "sum" },
+                    CustomerMapping = new global::Stripe.Billing.MeterCustomerMappingOptions { Type = "by_id", EventPayloadKey = "stripe_customer_id" },
+                    ValueSettings = new global::Stripe.Billing.MeterValueSettingsOptions { EventPayloadKey = "value" },
+                },
+                new RequestOptions { IdempotencyKey = idempotencyKey },
+                token),
+            cancellationToken)).Id;
+
+    private static bool IsAlreadyActive(StripeException exception) =>
+        exception.HttpStatusCode == System.Net.HttpStatusCode.BadRequest && exception.StripeError?.Code == "resource_already_exists";
 
     private static async Task<string?> FindActiveAsync(global::Stripe.Billing.MeterService meters, string eventName, CancellationToken cancellationToken)
     {

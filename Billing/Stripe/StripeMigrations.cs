@@ -100,5 +100,13 @@ public static class StripeMigrations
             """
             ALTER TABLE meter_outbox ADD COLUMN last_attempt_at BIGINT NULL;
             """),
+        // Which idempotency key a customer is created under: a new one only after Stripe kept a failure under the last
+        // and lists show no customer from it.
+        Migration.Portable(
+            "0220-stripe-customer-generation",
+            """
+            ALTER TABLE stripe_customers ADD COLUMN create_generation INTEGER NOT NULL DEFAULT 1;
+            ALTER TABLE stripe_customers ADD COLUMN create_started_at BIGINT NULL;
+            """),
     ];
 }

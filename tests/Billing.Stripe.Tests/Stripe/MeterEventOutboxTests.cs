@@ -193,6 +193,25 @@ public sealed class MeterEventOutboxTests
         Assert.Equal("acknowledged", await scenario.TextAsync("SELECT status FROM meter_outbox"));
     }
 
+    [Theory]
+    [InlineData(FaultKind.ServerErrorDuringExecution)]
+    [InlineData(FaultKind.ServerErrorAfterProcessing)]
+    public async Task A_meter_whose_failed_create_Stripe_replays_is_made_at_once_and_only_once(FaultKind firstCreate)
+    {
+        await using var scenario = await BillingScenario.StartAsync(start: s_start);
+        var creates = 0;
+        scenario.Stripe.Faults = request => request is { Method: "POST", Path: "/v1/billing/meters" } && Interlocked.Increment(ref creates) == 1
+            ? new Fault(firstCreate)
+            : Fault.None;
+        var meters = scenario.Host.Get<StripeMeters>();
+
+        // The in-process retry meets the replayed 500; before, the meter (and every event) waited a day for the key to expire.
+        var id = await meters.EnsureAsync("operations");
+
+        Assert.True(scenario.Stripe.Stats.ReplayedErrors > 0, "Stripe never replayed the failed create");
+        Assert.Equal([id], scenario.Stripe.Meters().Select(m => m.Id));
+    }
+
     /// <summary>One closed hour of tnt-a's operations waiting to be sent, its customer and meter already in Stripe.</summary>
     private static async Task<BillingScenario> OneClosedHourAsync(long quantity, Action<StripeBillingOptions> configure)
     {

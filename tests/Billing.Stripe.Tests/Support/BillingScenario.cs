@@ -13,6 +13,7 @@ public sealed class BillingScenario : IAsyncDisposable
 {
     private readonly Action<StripeBillingOptions>? _configure;
     private readonly Action<IServiceCollection>? _services;
+    private readonly List<BillingHost> _others = [];
 
     private BillingScenario(Database database, FakeTimeProvider clock, FakeStripeServer stripe, Action<StripeBillingOptions>? configure, Action<IServiceCollection>? services)
     {
@@ -49,6 +50,14 @@ public sealed class BillingScenario : IAsyncDisposable
     {
         await Host.DisposeAsync();
         Host = await BillingHost.StartAsync(Database, Stripe, Clock, _configure, _services);
+    }
+
+    /// <summary>Another billing host on the same database, Stripe and clock, as a second silo of one cluster runs one.</summary>
+    public async Task<BillingHost> StartAnotherHostAsync()
+    {
+        var host = await BillingHost.StartAsync(Database, Stripe, Clock, _configure, _services);
+        _others.Add(host);
+        return host;
     }
 
     /// <summary>Runs rounds, moving the clock on between them, until nothing is waiting to be aggregated or sent.</summary>
@@ -125,6 +134,11 @@ public sealed class BillingScenario : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        foreach (var other in _others)
+        {
+            await other.DisposeAsync();
+        }
+
         await Host.DisposeAsync();
         await Stripe.DisposeAsync();
     }
