@@ -75,6 +75,14 @@ public static class ControlPlaneHostingExtensions
         services.Configure<RouteHandlerOptions>(route => route.ThrowOnBadRequest = true);
         services.ConfigureHttpJsonOptions(json => ConfigureJson(json.SerializerOptions));
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = 64 * 1024);
+        if (ProvisioningTransportExtensions.TransportOf(builder.Configuration) == ProvisioningTransport.Dapr)
+        {
+            // The sidecar's own listener: the Dapr routes answer there only, never on the public API's port.
+            var channel = DaprAppChannel.From(builder.Configuration);
+            channel.Listen(builder);
+            services.AddSingleton(channel);
+        }
+
         services.AddOpenApi(openApi => openApi.AddDocumentTransformer((document, _, _) =>
         {
             document.Info.Title = "Control plane API";

@@ -65,9 +65,13 @@ internal sealed class DaprPath : IAsyncDisposable
     {
         var provisionerDll = ControlPlaneHost.LocateBuild("ProvisionerPath", "Provisioner app");
         var controlPlanePort = LoopbackPorts.Ephemeral();
+        var controlPlaneAppPort = LoopbackPorts.Ephemeral();
         var provisionerPort = LoopbackPorts.Ephemeral();
-        _controlPlaneSidecar = await FakeDaprSidecar.StartAsync(_broker, "controlplane", new Uri($"http://127.0.0.1:{controlPlanePort}"));
-        _provisionerSidecar = await FakeDaprSidecar.StartAsync(_broker, "provisioner", new Uri($"http://127.0.0.1:{provisionerPort}"));
+        // The app tokens daprd would send, which both apps require.
+        var controlPlaneToken = Convert.ToHexString(RandomNumberGenerator.GetBytes(16));
+        var provisionerToken = Convert.ToHexString(RandomNumberGenerator.GetBytes(16));
+        _controlPlaneSidecar = await FakeDaprSidecar.StartAsync(_broker, "controlplane", new Uri($"http://127.0.0.1:{controlPlaneAppPort}"), appApiToken: controlPlaneToken);
+        _provisionerSidecar = await FakeDaprSidecar.StartAsync(_broker, "provisioner", new Uri($"http://127.0.0.1:{provisionerPort}"), appApiToken: provisionerToken);
         var key = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
         var provisionerData = Path.Combine(workDirectory, "provisioner");
         ProvisionerLogFile = Path.Combine(workDirectory, "provisioner.log");
@@ -77,6 +81,7 @@ internal sealed class DaprPath : IAsyncDisposable
                 provisionerDll, "--data-dir", provisionerData, "--urls", $"http://127.0.0.1:{provisionerPort}",
                 $"--Provisioning:Dapr:GrpcEndpoint={_provisionerSidecar.GrpcEndpoint}",
                 $"--Provisioning:Dapr:SecretKey={key}",
+                $"--Provisioning:Dapr:AppApiToken={provisionerToken}",
                 // Apart from the embedded control plane's instances (21000-21999) and the bare Garnets (23000-23999).
                 "--Provisioner:Local:FirstPort=24000",
                 "--Provisioner:Local:LastPort=24999",
@@ -94,6 +99,8 @@ internal sealed class DaprPath : IAsyncDisposable
                 ["Provisioning:Transport"] = "Dapr",
                 ["Provisioning:Dapr:GrpcEndpoint"] = _controlPlaneSidecar.GrpcEndpoint,
                 ["Provisioning:Dapr:SecretKey"] = key,
+                ["Provisioning:Dapr:AppApiToken"] = controlPlaneToken,
+                ["Provisioning:Dapr:AppPort"] = controlPlaneAppPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
             },
             port: controlPlanePort,
             instancesDirectory: Path.Combine(provisionerData, "instances"),

@@ -34,10 +34,14 @@ public sealed class HelmChartTests
         var annotations = pod["metadata"]!["annotations"]!;
         Assert.Equal("true", (string?)annotations["dapr.io/enabled"]);
         Assert.Equal("controlplane", (string?)annotations["dapr.io/app-id"]);
-        Assert.Equal("8080", (string?)annotations["dapr.io/app-port"]);
+        // The sidecar calls the silo on its own loopback port with the app token; the Dapr routes are not on the API's port.
+        Assert.Equal("8081", (string?)annotations["dapr.io/app-port"]);
+        Assert.Equal("dapr-app-token", (string?)annotations["dapr.io/app-token-secret"]);
         var container = pod["spec"]!["containers"]![0]!;
         Assert.Equal(["8080", "11111", "30000"], container["ports"]!.AsArray().Select(port => (string?)port!["containerPort"]));
         var env = Env(container);
+        Assert.Equal("8081", (string?)env["Provisioning__Dapr__AppPort"]!["value"]);
+        Assert.Equal("*.svc.cluster.local", (string?)env["Provisioning__Dapr__EndpointHosts__0"]!["value"]);
         Assert.Equal("status.podIP", (string?)env["POD_IP"]!["valueFrom"]!["fieldRef"]!["fieldPath"]);
         Assert.Equal("metadata.name", (string?)env["POD_NAME"]!["valueFrom"]!["fieldRef"]!["fieldPath"]);
         Assert.Equal("$(POD_IP)", (string?)env["Orleans__AdvertisedIPAddress"]!["value"]);

@@ -10,9 +10,9 @@ namespace ControlPlane.Provisioning.Dapr;
 
 /// <summary>
 /// The control plane's Dapr subscriptions (only with <c>Provisioning:Transport=Dapr</c>): worker events go to
-/// <see cref="IProvisioningEventSink"/> exactly as the in-process workers' do, and dead-lettered commands are
-/// recorded on the operation they belonged to. The sidecar calls these without an API key; when it is given
-/// an app token (APP_API_TOKEN), requests must carry it (<see cref="DaprAppToken"/>).
+/// <see cref="IProvisioningEventSink"/> as the in-process workers' do, once checked (<see cref="DaprAppChannel.Check"/>),
+/// and dead-lettered commands are recorded on the operation they belonged to. The sidecar calls these without an API
+/// key, so they answer only on the app channel's own listener and only with the sidecar's app token.
 /// </summary>
 public static partial class ProvisioningSubscriptions
 {
@@ -37,20 +37,21 @@ public static partial class ProvisioningSubscriptions
         }
 
         var settings = app.Services.GetRequiredService<IOptions<DaprTransportOptions>>().Value;
-        app.MapSubscribeHandler().AllowAnonymous().RequireDaprAppToken();
-        app.MapPost(EventsRoute, HandleEventAsync)
-            .AllowAnonymous()
-            .RequireDaprAppToken()
-            .WithTopic(settings.PubSubName, settings.EventsTopic);
-        app.MapPost(DeadLettersRoute, HandleDeadLetterAsync)
-            .AllowAnonymous()
-            .RequireDaprAppToken()
-            .WithTopic(settings.PubSubName, settings.DeadLetterTopic);
+        var channel = app.Services.GetRequiredService<DaprAppChannel>();
+        channel.OnlyHere(app.MapSubscribeHandler());
+        channel.OnlyHere(app.MapPost(EventsRoute, HandleEventAsync)).WithTopic(settings.PubSubName, settings.EventsTopic);
+        channel.OnlyHere(app.MapPost(DeadLettersRoute, HandleDeadLetterAsync)).WithTopic(settings.PubSubName, settings.DeadLetterTopic);
         return app;
     }
 
     private static async Task<IResult> HandleEventAsync(
-        HttpRequest request, ProvisioningWireFormat wire, IProvisioningEventSink sink, ILoggerFactory loggers, CancellationToken cancellationToken)
+        HttpRequest request,
+        ProvisioningWireFormat wire,
+        IProvisioningEventSink sink,
+        DaprAppChannel channel,
+        TimeProvider clock,
+        ILoggerFactory loggers,
+        CancellationToken cancellationToken)
     {
         var logger = loggers.CreateLogger(typeof(ProvisioningSubscriptions));
         ProvisioningEvent provisioningEvent;
@@ -63,6 +64,12 @@ public static partial class ProvisioningSubscriptions
             // It will never read differently; the next reconcile reports the instance's state again.
             LogEventDropped(logger, exception.Message);
             return TopicResponses.Drop;
+        }
+
+        (provisioningEvent, var refused) = channel.Check(provisioningEvent, clock.GetUtcNow());
+        if (refused is not null)
+        {
+            LogEventChecked(logger, provisioningEvent.InstanceId, refused);
         }
 
         try
@@ -153,6 +160,9 @@ public static partial class ProvisioningSubscriptions
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Dropping a provisioning event that cannot be read: {Reason}")]
     private static partial void LogEventDropped(ILogger logger, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "A provisioning event for instance {InstanceId} was not taken as sent: {Refused}")]
+    private static partial void LogEventChecked(ILogger logger, string instanceId, string refused);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not deliver a provisioning message to instance {InstanceId}; the sidecar delivers it again")]
     private static partial void LogEventRetry(ILogger logger, Exception exception, string instanceId);

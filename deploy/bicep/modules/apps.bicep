@@ -17,6 +17,8 @@ param hasStripeKey bool
 param tenantResourceGroupPrefix string
 
 var httpPort = 8080
+// The control plane's Dapr routes answer only here, on loopback, where the replica's sidecar calls it; never on the ingress port.
+var daprAppPort = 8081
 var siloPort = 11111
 
 resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' existing = {
@@ -177,7 +179,7 @@ resource controlPlane 'Microsoft.App/containerApps@2024-03-01' = {
       dapr: {
         enabled: true
         appId: 'controlplane'
-        appPort: httpPort
+        appPort: daprAppPort
         appProtocol: 'http'
       }
     }
@@ -216,6 +218,15 @@ resource controlPlane 'Microsoft.App/containerApps@2024-03-01' = {
             {
               name: 'Instances__DefaultBackend'
               value: 'azure'
+            }
+            {
+              name: 'Provisioning__Dapr__AppPort'
+              value: string(daprAppPort)
+            }
+            {
+              // Instances are container apps of this environment: an event naming any other host is not believed.
+              name: 'Provisioning__Dapr__EndpointHosts__0'
+              value: '*.${environment.properties.defaultDomain}'
             }
             {
               name: 'ConnectionStrings__ControlPlane'

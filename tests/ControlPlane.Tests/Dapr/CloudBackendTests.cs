@@ -30,6 +30,9 @@ public sealed class CloudBackendTests(ITestOutputHelper output)
         await using var apps = await DaprApps.StartAsync(apps =>
         {
             apps.ControlPlane.Settings["Instances:DefaultBackend"] = "kubernetes";
+            // What this backend advertises: service names in the cluster domain, and the fake kubelet's loopback pod addresses.
+            apps.ControlPlane.Settings["Provisioning:Dapr:EndpointHosts:0"] = "*.svc.cluster.local";
+            apps.ControlPlane.Settings["Provisioning:Dapr:EndpointHosts:1"] = "127.0.0.0/8";
             apps.Provisioner.Settings["Provisioner:Kubernetes:Enabled"] = "true";
             apps.Provisioner.Settings["Provisioner:Kubernetes:ApiServer"] = cluster.BaseUrl;
             apps.Provisioner.Settings["Provisioner:Kubernetes:PlatformNamespace"] = "controlplane";
@@ -69,6 +72,8 @@ public sealed class CloudBackendTests(ITestOutputHelper output)
         await using var apps = await DaprApps.StartAsync(apps =>
         {
             apps.ControlPlane.Settings["Instances:DefaultBackend"] = "azure";
+            // The fake ARM serves each container app on a loopback address, where Azure would give an FQDN in the environment's domain.
+            apps.ControlPlane.Settings["Provisioning:Dapr:EndpointHosts:0"] = "127.0.0.0/8";
             var provisioner = apps.Provisioner.Settings;
             provisioner["Provisioner:Azure:Enabled"] = "true";
             provisioner["Provisioner:Azure:SubscriptionId"] = FakeArmServer.SubscriptionId;

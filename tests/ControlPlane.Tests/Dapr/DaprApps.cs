@@ -37,6 +37,9 @@ public sealed class DaprApps : IAsyncDisposable
 
     public ControlPlaneProcess ControlPlane { get; }
 
+    /// <summary>The port of the control plane's Dapr app channel (<c>Provisioning:Dapr:AppPort</c>).</summary>
+    public int ControlPlaneAppPort { get; } = Ports.Free();
+
     public ProvisionerProcess Provisioner { get; }
 
     public FakeDaprSidecar ControlPlaneSidecar => _controlPlaneSidecar!;
@@ -53,8 +56,10 @@ public sealed class DaprApps : IAsyncDisposable
         {
             configure?.Invoke(apps);
             // Both tokens daprd uses, as a cluster would set them: the app's calls to its sidecar, and the sidecar's to its app.
+            // The control plane's sidecar calls it on its own loopback listener, apart from the public API.
+            apps.ControlPlane.Settings["Provisioning:Dapr:AppPort"] = apps.ControlPlaneAppPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
             apps._controlPlaneSidecar = await FakeDaprSidecar.StartAsync(
-                apps.Broker, "controlplane", apps.ControlPlane.BaseAddress, secretStores: apps.Secrets, apiToken: NewToken(), appApiToken: NewToken());
+                apps.Broker, "controlplane", new Uri($"http://127.0.0.1:{apps.ControlPlaneAppPort}"), secretStores: apps.Secrets, apiToken: NewToken(), appApiToken: NewToken());
             apps._provisionerSidecar = await FakeDaprSidecar.StartAsync(
                 apps.Broker, "provisioner", apps.Provisioner.BaseAddress, secretStores: apps.Secrets, apiToken: NewToken(), appApiToken: NewToken());
             UseSidecar(apps.ControlPlane, apps.ControlPlaneSidecar);

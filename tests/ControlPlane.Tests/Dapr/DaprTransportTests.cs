@@ -66,10 +66,24 @@ public sealed class DaprTransportTests(ITestOutputHelper output)
         Assert.Empty(apps.ControlPlaneSidecar.Warnings);
         Assert.Empty(apps.ProvisionerSidecar.Warnings);
 
-        // Only the sidecar, holding the app token, may post to the apps' Dapr routes.
+        // Only the sidecar, holding the app token, may post to the apps' Dapr routes; the control plane's are not on
+        // its public port at all, token or not.
         using var anyone = new HttpClient();
-        using var forged = await anyone.PostAsync(new Uri(apps.ControlPlane.BaseAddress, "/dapr/provisioning/events"), new StringContent("{}"));
+        foreach (var token in new[] { null, "not-the-token-0123456789", apps.ControlPlaneSidecar.AppApiToken })
+        {
+            using var onPublicPort = new HttpRequestMessage(HttpMethod.Post, new Uri(apps.ControlPlane.BaseAddress, "/dapr/provisioning/events")) { Content = new StringContent("{}") };
+            onPublicPort.Headers.TryAddWithoutValidation("dapr-api-token", token);
+            using var refused = await anyone.SendAsync(onPublicPort);
+            Assert.Equal(HttpStatusCode.NotFound, refused.StatusCode);
+        }
+
+        var appChannel = new Uri($"http://127.0.0.1:{apps.ControlPlaneAppPort}/dapr/provisioning/events");
+        using var forged = await anyone.PostAsync(appChannel, new StringContent("{}"));
         Assert.Equal(HttpStatusCode.Unauthorized, forged.StatusCode);
+        using var wrongToken = new HttpRequestMessage(HttpMethod.Post, appChannel) { Content = new StringContent("{}") };
+        wrongToken.Headers.Add("dapr-api-token", "not-the-token-0123456789");
+        using var forgedWithWrongToken = await anyone.SendAsync(wrongToken);
+        Assert.Equal(HttpStatusCode.Unauthorized, forgedWithWrongToken.StatusCode);
         using var forgedCommand = await anyone.PostAsync(new Uri(apps.Provisioner.BaseAddress, "/provisioning/commands"), new StringContent("{}"));
         Assert.Equal(HttpStatusCode.Unauthorized, forgedCommand.StatusCode);
     }

@@ -43,6 +43,9 @@ public sealed class DaprProvisionerHarness : IAsyncDisposable
 
     public string Root { get; }
     public string Password { get; } = "pw-" + Guid.NewGuid().ToString("N");
+
+    /// <summary>The sidecar's app token, which the Provisioner app requires on its Dapr routes.</summary>
+    public string AppApiToken { get; } = Guid.NewGuid().ToString("N");
     public FakePubSub Broker { get; } = new("pubsub") { MaxAttempts = 5, RetryInterval = TimeSpan.FromMilliseconds(100) };
     public CapturingLoggerProvider Logs { get; }
 
@@ -155,7 +158,7 @@ public sealed class DaprProvisionerHarness : IAsyncDisposable
 
     private async Task StartAppAsync(byte[] provisionerKey)
     {
-        _sidecar = await FakeDaprSidecar.StartAsync(Broker, "provisioner", new Uri("http://provisioner"), _appHandler);
+        _sidecar = await FakeDaprSidecar.StartAsync(Broker, "provisioner", new Uri("http://provisioner"), _appHandler, appApiToken: AppApiToken);
         _controlPlaneSidecar = await FakeDaprSidecar.StartAsync(Broker, "controlplane", appAddress: null);
         _controlPlane = new DaprClientBuilder().UseGrpcEndpoint(_controlPlaneSidecar.GrpcEndpoint).Build();
         var (first, last) = TestPorts.Next(20);
@@ -167,6 +170,7 @@ public sealed class DaprProvisionerHarness : IAsyncDisposable
             web.UseSetting("Provisioner:Local:StopInstancesOnShutdown", "true");
             web.UseSetting("Provisioning:Dapr:GrpcEndpoint", _sidecar.GrpcEndpoint);
             web.UseSetting("Provisioning:Dapr:SecretKey", Convert.ToBase64String(provisionerKey));
+            web.UseSetting("Provisioning:Dapr:AppApiToken", AppApiToken);
             web.ConfigureLogging(logging => logging.AddProvider(Logs));
         });
         _appHandler.Target = app.Server.CreateHandler();

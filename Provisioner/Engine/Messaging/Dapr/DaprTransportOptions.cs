@@ -32,6 +32,17 @@ public sealed class DaprTransportOptions
     public string? SecretStore { get; set; }
 
     public string SecretName { get; set; } = "provisioning-secret-key";
+
+    /// <summary>
+    /// The token the sidecar sends on every call to this app (<c>dapr-api-token</c>): daprd's app token, which Dapr puts in
+    /// the app's environment as APP_API_TOKEN when the sidecar has one (Kubernetes: the <c>dapr.io/app-token-secret</c>
+    /// annotation). Unset here, APP_API_TOKEN is used. Required: without it, whoever reaches the app's Dapr routes could
+    /// forge provisioning events or commands.
+    /// </summary>
+    public string? AppApiToken { get; set; }
+
+    /// <summary>The token to require on the app's Dapr routes, from the setting or else the environment.</summary>
+    public string? EffectiveAppApiToken => string.IsNullOrEmpty(AppApiToken) ? Environment.GetEnvironmentVariable(DaprAppToken.Variable) : AppApiToken;
 }
 
 public sealed class DaprTransportOptionsValidator : IValidateOptions<DaprTransportOptions>
@@ -65,6 +76,14 @@ public sealed class DaprTransportOptionsValidator : IValidateOptions<DaprTranspo
         else if (hasKey && !IsKey(options.SecretKey!))
         {
             failures.Add($"{DaprTransportOptions.SectionName}:SecretKey must be base64 of exactly 32 bytes.");
+        }
+
+        if (options.EffectiveAppApiToken is not { Length: >= 16 })
+        {
+            failures.Add(
+                $"The Dapr transport needs the sidecar's app token, of at least 16 characters, in {DaprAppToken.Variable} (Dapr sets it from the " +
+                $"sidecar's dapr.io/app-token-secret) or {DaprTransportOptions.SectionName}:AppApiToken: without it anyone who reaches this app's " +
+                "Dapr routes could forge provisioning messages.");
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);

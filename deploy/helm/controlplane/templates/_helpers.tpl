@@ -46,6 +46,7 @@ dapr.io/enabled: "true"
 dapr.io/app-id: {{ .appId | quote }}
 dapr.io/app-port: {{ .port | quote }}
 dapr.io/app-protocol: http
+dapr.io/app-token-secret: {{ required "dapr.appTokenSecret is required: a Secret with the token each sidecar sends its app" .root.Values.dapr.appTokenSecret | quote }}
 dapr.io/log-level: {{ .root.Values.dapr.logLevel | quote }}
 dapr.io/enable-api-logging: "false"
 dapr.io/sidecar-cpu-request: 50m
