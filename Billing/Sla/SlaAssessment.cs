@@ -14,9 +14,11 @@ public sealed record SlaAssessment
     [Id(3)] public required string Plan { get; init; }
     /// <summary>First day of the month, UTC.</summary>
     [Id(4)] public required DateOnly Month { get; init; }
+    /// <summary>Good, bad and unmeasured (proven or unproven) together.</summary>
     [Id(5)] public required long EligibleMinutes { get; init; }
+    /// <summary>Probed, and more than half the probes failed.</summary>
     [Id(6)] public required long BadMinutes { get; init; }
-    /// <summary>(eligible − bad) / eligible × 100; 100 when nothing was eligible.</summary>
+    /// <summary>(good + unmeasured proven) / eligible × 100; 100 when nothing was eligible.</summary>
     [Id(7)] public required decimal UptimePercent { get; init; }
     [Id(8)] public required decimal TargetPercent { get; init; }
     /// <summary>Share of the month's charge credited, e.g. 10 for 10 %; 0 when the target was met.</summary>
@@ -32,4 +34,13 @@ public sealed record SlaAssessment
     [Id(15)] public long MaintenanceMinutes { get; init; }
     /// <summary>Seconds in Running during the month, per size: what <see cref="ChargeMinorUnits"/> was computed from.</summary>
     [Id(16)] public IReadOnlyDictionary<string, long> RunningSecondsBySize { get; init; } = new Dictionary<string, long>();
+    /// <summary>
+    /// Probed and not bad. Assessed before unmeasured minutes were told apart, every minute not bad was counted good:
+    /// such an assessment reads back with eligible − bad here and no unmeasured minutes.
+    /// </summary>
+    [Id(17)] public long GoodMinutes { get; init; }
+    /// <summary>Not probed (the control plane was down), and the instance's process demonstrably ran throughout: available.</summary>
+    [Id(18)] public long UnmeasuredProvenMinutes { get; init; }
+    /// <summary>Not probed, and nothing proves the instance served: counted as unavailable.</summary>
+    [Id(19)] public long UnmeasuredUnprovenMinutes { get; init; }
 }

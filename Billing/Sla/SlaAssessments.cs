@@ -16,6 +16,15 @@ public sealed class SlaAssessments(Database database) : ISlaAssessmentSource
         Sqlite: Schema,
         Postgres: Schema);
 
+    /// <summary>Good and unmeasured minutes apart; rows assessed before have none unmeasured and read good as eligible − bad.</summary>
+    public static readonly Migration UnmeasuredMigration = Migration.Portable(
+        "sla-0006-assessment-unmeasured",
+        """
+        ALTER TABLE sla_assessments ADD COLUMN good_minutes BIGINT NULL;
+        ALTER TABLE sla_assessments ADD COLUMN unmeasured_proven_minutes BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE sla_assessments ADD COLUMN unmeasured_unproven_minutes BIGINT NOT NULL DEFAULT 0;
+        """);
+
     // Decimals as invariant text: SQLite has no exact decimal type, and both dialects then read back the same value.
     private const string Schema = """
         CREATE TABLE sla_assessments (
@@ -43,7 +52,7 @@ public sealed class SlaAssessments(Database database) : ISlaAssessmentSource
     private const string Columns = """
         id, tenant_id, instance_id, month, plan, eligible_minutes, bad_minutes, maintenance_minutes, uptime_percent,
         target_percent, tier_below_percent, credit_percent, running_seconds, charge_minor_units, credit_minor_units,
-        currency, assessed_at
+        currency, assessed_at, good_minutes, unmeasured_proven_minutes, unmeasured_unproven_minutes
         """;
 
     public static string IdFor(string instanceId, SlaMonth month) => $"sla:{instanceId}:{month}";
@@ -55,7 +64,7 @@ public sealed class SlaAssessments(Database database) : ISlaAssessmentSource
             $"""
             INSERT INTO sla_assessments ({Columns})
             VALUES (@id, @tenant, @instance, @month, @plan, @eligible, @bad, @maintenance, @uptime, @target, @tier, @credit_percent,
-                    @running, @charge, @credit, @currency, @at)
+                    @running, @charge, @credit, @currency, @at, @good, @proven, @unproven)
             ON CONFLICT (id) DO NOTHING
             """,
             cancellationToken,
@@ -75,7 +84,10 @@ public sealed class SlaAssessments(Database database) : ISlaAssessmentSource
             ("charge", assessment.ChargeMinorUnits),
             ("credit", assessment.CreditMinorUnits),
             ("currency", assessment.Currency),
-            ("at", assessment.AssessedAt.ToUnixTimeMilliseconds()));
+            ("at", assessment.AssessedAt.ToUnixTimeMilliseconds()),
+            ("good", assessment.GoodMinutes),
+            ("proven", assessment.UnmeasuredProvenMinutes),
+            ("unproven", assessment.UnmeasuredUnprovenMinutes));
         return await GetAsync(assessment.Id, cancellationToken)
             ?? throw new InvalidOperationException($"Assessment {assessment.Id} was neither stored nor found.");
     }
@@ -117,6 +129,9 @@ public sealed class SlaAssessments(Database database) : ISlaAssessmentSource
         CreditMinorUnits = reader.GetInt64(14),
         Currency = reader.GetString(15),
         AssessedAt = DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(16)),
+        GoodMinutes = reader.IsDBNull(17) ? reader.GetInt64(5) - reader.GetInt64(6) : reader.GetInt64(17),
+        UnmeasuredProvenMinutes = reader.GetInt64(18),
+        UnmeasuredUnprovenMinutes = reader.GetInt64(19),
     };
 
     public async Task<IReadOnlyList<DateOnly>> MonthsWithCreditsAsync(CancellationToken cancellationToken = default) =>

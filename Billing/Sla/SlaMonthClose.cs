@@ -43,7 +43,7 @@ public sealed partial class SlaMonthClose(
                 plans[timeline.TenantId] = plan = await reports.PlanAsync(timeline.TenantId, cancellationToken);
             }
 
-            closed.Add(await assessments.InsertOnceAsync(await reports.AssessAsync(timeline, month, month.End, plan, cancellationToken), cancellationToken));
+            closed.Add(await assessments.InsertOnceAsync(await reports.AssessAsync(timeline, month, plan, cancellationToken), cancellationToken));
             assessedNow++;
         }
 

@@ -13,9 +13,22 @@ public sealed record InstanceSlaReport
     /// <summary><c>open</c> (measured until <see cref="MeasuredUntil"/>) or <c>closed</c> (assessed; see <see cref="AssessmentId"/>).</summary>
     public required string Status { get; init; }
     public required DateTimeOffset MeasuredUntil { get; init; }
+    /// <summary>Good, bad and unmeasured together: the minutes the SLA counts.</summary>
     public required long EligibleMinutes { get; init; }
+    /// <summary>Probed and available.</summary>
+    public required long GoodMinutes { get; init; }
+    /// <summary>Probed, and more than half the probes failed.</summary>
     public required long BadMinutes { get; init; }
+    /// <summary>Not probed (the control plane itself was down): proven, unproven and pending together.</summary>
+    public required long UnmeasuredMinutes { get; init; }
+    /// <summary>Unmeasured, and the instance's process demonstrably ran throughout: counted available.</summary>
+    public required long UnmeasuredProvenMinutes { get; init; }
+    /// <summary>Unmeasured, and nothing proves the instance served: counted unavailable.</summary>
+    public required long UnmeasuredUnprovenMinutes { get; init; }
+    /// <summary>Unmeasured, and no probe has ended the gap yet (open months only): not judged, so not in the uptime.</summary>
+    public required long UnmeasuredPendingMinutes { get; init; }
     public required long MaintenanceMinutes { get; init; }
+    /// <summary>(good + unmeasured proven) / (eligible − pending) × 100, truncated to 4 decimals.</summary>
     public required decimal UptimePercent { get; init; }
     /// <summary>Null when the plan has no SLA.</summary>
     public decimal? TargetPercent { get; init; }
@@ -35,7 +48,13 @@ public sealed record TenantSlaReport
     public required string TenantId { get; init; }
     public required string Month { get; init; }
     public required long EligibleMinutes { get; init; }
+    public required long GoodMinutes { get; init; }
     public required long BadMinutes { get; init; }
+    public required long UnmeasuredMinutes { get; init; }
+    public required long UnmeasuredProvenMinutes { get; init; }
+    public required long UnmeasuredUnprovenMinutes { get; init; }
+    public required long UnmeasuredPendingMinutes { get; init; }
+    /// <summary>Over every instance's minutes: (good + unmeasured proven) / (eligible − pending) × 100.</summary>
     public required decimal UptimePercent { get; init; }
     public required long CreditMinorUnits { get; init; }
     public required IReadOnlyList<InstanceSlaReport> Instances { get; init; }
@@ -69,30 +88,48 @@ public sealed class SlaReports(
         }
 
         var eligible = reports.Sum(report => report.EligibleMinutes);
-        var bad = reports.Sum(report => report.BadMinutes);
+        var good = reports.Sum(report => report.GoodMinutes);
+        var proven = reports.Sum(report => report.UnmeasuredProvenMinutes);
+        var pending = reports.Sum(report => report.UnmeasuredPendingMinutes);
         return new TenantSlaReport
         {
             TenantId = tenantId,
             Month = month.ToString(),
             EligibleMinutes = eligible,
-            BadMinutes = bad,
-            UptimePercent = SlaCalculator.UptimePercent(eligible, bad),
+            GoodMinutes = good,
+            BadMinutes = reports.Sum(report => report.BadMinutes),
+            UnmeasuredMinutes = reports.Sum(report => report.UnmeasuredMinutes),
+            UnmeasuredProvenMinutes = proven,
+            UnmeasuredUnprovenMinutes = reports.Sum(report => report.UnmeasuredUnprovenMinutes),
+            UnmeasuredPendingMinutes = pending,
+            UptimePercent = SlaCalculator.UptimeOf(judgedMinutes: eligible - pending, availableMinutes: good + proven),
             CreditMinorUnits = reports.Sum(report => report.CreditMinorUnits),
             Instances = reports,
         };
     }
 
     /// <summary>
-    /// The instance's SLA within [month start, <paramref name="until"/>) under <paramref name="plan"/>, as an assessment:
-    /// stored as is when the month closes, shown as is while it is open.
+    /// The instance's SLA within [month start, <paramref name="until"/>) under <paramref name="plan"/>: measured so far
+    /// while the month is open, final (a gap no probe ended is unproven) once <paramref name="until"/> is its end. The
+    /// assessment is stored as is when the month closes.
     /// </summary>
-    public async Task<SlaAssessment> AssessAsync(InstanceTimeline timeline, SlaMonth month, DateTimeOffset until, BillingPlan plan, CancellationToken cancellationToken = default)
+    public async Task<(SlaAssessment Assessment, SlaMeasurement Measurement)> MeasureAsync(
+        InstanceTimeline timeline, SlaMonth month, DateTimeOffset until, BillingPlan plan, CancellationToken cancellationToken = default)
     {
         var windows = await maintenance.ListAsync(timeline.TenantId, timeline.InstanceId, month.Start, until, cancellationToken);
-        var bad = await probeMinutes.BadMinutesAsync(timeline.InstanceId, month.Start, until, cancellationToken);
-        var measurement = SlaCalculator.Measure(timeline, [.. windows.Where(window => window.Excuses).Select(window => new TimeRange(window.StartsAt, window.EndsAt))], bad, month.Start, until);
+        var probed = await probeMinutes.ProbedAsync(timeline.InstanceId, month.Start, until, cancellationToken);
+        var excused = windows.Where(window => window.Excuses).Select(window => new TimeRange(window.StartsAt, window.EndsAt)).ToList();
+        var measurement = SlaCalculator.Measure(timeline, excused, probed, month.Start, until, final: until >= month.End);
         var outcome = SlaCalculator.Assess(measurement, plan);
-        return new SlaAssessment
+        return (Assessment(timeline, month, plan, measurement, outcome), measurement);
+    }
+
+    /// <summary>The month's assessment, as the month close stores it.</summary>
+    public async Task<SlaAssessment> AssessAsync(InstanceTimeline timeline, SlaMonth month, BillingPlan plan, CancellationToken cancellationToken = default) =>
+        (await MeasureAsync(timeline, month, month.End, plan, cancellationToken)).Assessment;
+
+    private SlaAssessment Assessment(InstanceTimeline timeline, SlaMonth month, BillingPlan plan, SlaMeasurement measurement, SlaOutcome outcome) =>
+        new()
         {
             Id = SlaAssessments.IdFor(timeline.InstanceId, month),
             TenantId = timeline.TenantId,
@@ -100,7 +137,10 @@ public sealed class SlaReports(
             Plan = plan.Name,
             Month = month.FirstDay,
             EligibleMinutes = measurement.EligibleMinutes,
+            GoodMinutes = measurement.GoodMinutes,
             BadMinutes = measurement.BadMinutes,
+            UnmeasuredProvenMinutes = measurement.UnmeasuredProvenMinutes,
+            UnmeasuredUnprovenMinutes = measurement.UnmeasuredUnprovenMinutes,
             MaintenanceMinutes = measurement.MaintenanceMinutes,
             UptimePercent = measurement.UptimePercent,
             TargetPercent = outcome.TargetPercent ?? 0m,
@@ -112,7 +152,6 @@ public sealed class SlaReports(
             Currency = outcome.Currency,
             AssessedAt = clock.GetUtcNow(),
         };
-    }
 
     public async Task<BillingPlan> PlanAsync(string tenantId, CancellationToken cancellationToken) =>
         await plans.GetPlanAsync(tenantId, cancellationToken) ?? new BillingPlan("unknown", new PlanSlaTerms(), new PlanPrices());
@@ -126,12 +165,16 @@ public sealed class SlaReports(
 
         var now = clock.GetUtcNow();
         var until = month.End < now ? month.End : now;
-        return Report(await AssessAsync(timeline, month, until, plan, cancellationToken), month, "open", until) with
+        var (assessment, measurement) = await MeasureAsync(timeline, month, until, plan, cancellationToken);
+        return Report(assessment, month, "open", until) with
         {
+            UnmeasuredPendingMinutes = measurement.UnmeasuredPendingMinutes,
+            UnmeasuredMinutes = measurement.UnmeasuredMinutes,
             Probes = await probeMinutes.SummarizeAsync(timeline.InstanceId, month.Start, until, cancellationToken),
         };
     }
 
+    /// <summary>A stored or would-be assessment as a report; an assessment has nothing pending (a closed month judged every gap).</summary>
     private static InstanceSlaReport Report(SlaAssessment assessed, SlaMonth month, string status, DateTimeOffset measuredUntil) => new()
     {
         InstanceId = assessed.InstanceId,
@@ -141,7 +184,12 @@ public sealed class SlaReports(
         Status = status,
         MeasuredUntil = measuredUntil,
         EligibleMinutes = assessed.EligibleMinutes,
+        GoodMinutes = assessed.GoodMinutes,
         BadMinutes = assessed.BadMinutes,
+        UnmeasuredMinutes = assessed.UnmeasuredProvenMinutes + assessed.UnmeasuredUnprovenMinutes,
+        UnmeasuredProvenMinutes = assessed.UnmeasuredProvenMinutes,
+        UnmeasuredUnprovenMinutes = assessed.UnmeasuredUnprovenMinutes,
+        UnmeasuredPendingMinutes = 0,
         MaintenanceMinutes = assessed.MaintenanceMinutes,
         UptimePercent = assessed.UptimePercent,
         TargetPercent = assessed.TargetPercent == 0 ? null : assessed.TargetPercent,

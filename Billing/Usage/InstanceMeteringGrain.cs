@@ -34,8 +34,8 @@ public sealed class HourlyOperations
 
 /// <summary>
 /// Meters one instance. Lifecycle changes go to the <see cref="LifecycleLog"/> as they are reported; while the SLA
-/// counts (Running or Failed) a timer probes the instance (authenticated PING, then INFO for its operation counter)
-/// and records the minute in <see cref="ProbeMinutes"/>; once an hour has ended its instance-seconds (from the
+/// counts (Running or Failed) a timer probes the instance (authenticated PING, then INFO for its operation counter
+/// and its process run) and records the minute in <see cref="ProbeMinutes"/>; once an hour has ended its instance-seconds (from the
 /// lifecycle log) and operations are appended to the ledger with source ids fixed by instance, meter and hour, and the
 /// hour is marked done only after the ledger took it, so a crash in between replays the same events, which the ledger
 /// deduplicates. Every time comes from billing's clock.
@@ -173,6 +173,11 @@ public sealed partial class InstanceMeteringGrain(
         }
 
         _minute.Add(result.Answered, result.Latency);
+        if (result.Answered && ProcessSighting.Parse(result.Info, now) is { } sighting)
+        {
+            _minute.Run = sighting;
+        }
+
         await probeMinutes.SaveAsync(InstanceId, S.TenantId, _minute);
         if (!result.Answered)
         {

@@ -37,38 +37,11 @@ public sealed record OperationsReading(string RunId, long Count)
     /// <summary>Reads <c>INFO server stats</c> as Garnet answers it; null when a field is missing.</summary>
     public static OperationsReading? Parse(string? info)
     {
-        if (info is null)
-        {
-            return null;
-        }
-
-        string? runId = null;
-        long? reads = null;
-        long? writes = null;
-        foreach (var line in info.Split('\n', StringSplitOptions.TrimEntries))
-        {
-            var colon = line.IndexOf(':', StringComparison.Ordinal);
-            if (colon <= 0)
-            {
-                continue;
-            }
-
-            var value = line[(colon + 1)..];
-            switch (line[..colon])
-            {
-                case "run_id":
-                    runId = value;
-                    break;
-                case "total_read_commands_processed" when long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var read):
-                    reads = read;
-                    break;
-                case "total_write_commands_processed" when long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var written):
-                    writes = written;
-                    break;
-            }
-        }
-
-        return runId is { Length: > 0 } && reads is not null && writes is not null ? new OperationsReading(runId, reads.Value + writes.Value) : null;
+        var fields = GarnetInfo.Fields(info);
+        var runId = GarnetInfo.RunId(fields);
+        var reads = GarnetInfo.Count(fields, "total_read_commands_processed");
+        var writes = GarnetInfo.Count(fields, "total_write_commands_processed");
+        return runId is not null && reads is not null && writes is not null ? new OperationsReading(runId, reads.Value + writes.Value) : null;
     }
 
     /// <summary>

@@ -27,7 +27,12 @@ public static class SlaEndpoints
     public static IEndpointRouteBuilder MapSla(this IEndpointRouteBuilder app)
     {
         var tenant = app.MapGroup("/api/v1/tenants/{tenantId}").WithTags("SLA");
-        tenant.MapGet("/instances/{instanceId}/sla", GetInstanceSlaAsync).WithSummary("An instance's SLA for a month");
+        tenant.MapGet("/instances/{instanceId}/sla", GetInstanceSlaAsync)
+            .WithSummary("An instance's SLA for a month")
+            .WithDescription(
+                "Eligible minutes are good, bad or unmeasured (no probe: the control plane was down). Unmeasured minutes are proven when the "
+                + "instance's process demonstrably ran throughout (the same run_id, its uptime spanning the gap), unproven otherwise, or pending "
+                + "while no probe has ended the gap in an open month. Uptime is (good + proven) / (eligible - pending).");
         tenant.MapGet("/sla", GetTenantSlaAsync).WithSummary("The tenant's SLA for a month, per instance");
         tenant.MapGet("/usage", GetTenantUsageAsync)
             .WithSummary("The tenant's usage for a month (default: this one), per instance and meter, with its estimated charge and SLA credit so far");

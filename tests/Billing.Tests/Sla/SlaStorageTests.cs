@@ -12,7 +12,7 @@ namespace Billing.Tests.Sla;
 public sealed class SlaStorageTests : IDisposable
 {
     private static readonly DateTimeOffset Start = new(2026, 11, 1, 0, 0, 0, TimeSpan.Zero);
-    private static readonly Migration[] s_migrations = [LifecycleLog.Migration, ProbeMinutes.Migration, MaintenanceWindows.Migration, MaintenanceWindows.PolicyMigration, SlaAssessments.Migration];
+    private static readonly Migration[] s_migrations = [LifecycleLog.Migration, .. SlaSchema.All];
 
     private readonly TestDirectory _directory = new();
 
@@ -42,6 +42,28 @@ public sealed class SlaStorageTests : IDisposable
     [Theory]
     [InlineData(DatabaseProvider.Sqlite)]
     [InlineData(DatabaseProvider.Postgres)]
+    public async Task Unmeasured_minutes_are_stored_with_an_assessment_and_one_assessed_before_reads_every_minute_not_bad_as_good(DatabaseProvider provider)
+    {
+        var database = await DatabaseAsync(provider);
+        var assessments = new SlaAssessments(database);
+        var stored = await assessments.InsertOnceAsync(Assessment(uptime: 0.0503m, credit: 2_647) with
+        {
+            GoodMinutes = 20,
+            UnmeasuredProvenMinutes = 0,
+            UnmeasuredUnprovenMinutes = 39_637,
+        });
+        Assert.Equal((20, 0, 39_637), (stored.GoodMinutes, stored.UnmeasuredProvenMinutes, stored.UnmeasuredUnprovenMinutes));
+
+        // A row written before sla-0006 has no good_minutes and the columns' defaults for the rest.
+        await database.ExecuteAsync(
+            "UPDATE sla_assessments SET good_minutes = NULL, unmeasured_proven_minutes = 0, unmeasured_unproven_minutes = 0", default);
+        var earlier = await assessments.GetAsync(stored.Id);
+        Assert.Equal((39_702 - 45, 0, 0), (earlier!.GoodMinutes, earlier.UnmeasuredProvenMinutes, earlier.UnmeasuredUnprovenMinutes));
+    }
+
+    [Theory]
+    [InlineData(DatabaseProvider.Sqlite)]
+    [InlineData(DatabaseProvider.Postgres)]
     public async Task Lifecycle_minutes_and_windows_round_trip(DatabaseProvider provider)
     {
         var database = await DatabaseAsync(provider);
@@ -62,7 +84,15 @@ public sealed class SlaStorageTests : IDisposable
         await minutes.SaveAsync("ins-a", "tnt-a", minute);
         var read = await minutes.ReadAsync("ins-a", minute.Minute);
         Assert.Equal((3, 2, 1.5), (read!.Probes, read.Failed, read.LatenciesMs.Single()));
-        Assert.Equal([minute.Minute], await minutes.BadMinutesAsync("ins-a", Start, Start.AddHours(1)));
+        var before = new ProbeMinute(ProbeMinute.MinuteOf(Start.AddMinutes(-3))) { Run = new ProcessSighting("run-a", 100, Start.AddMinutes(-2.5)) };
+        before.Add(answered: true, TimeSpan.FromMilliseconds(1));
+        await minutes.SaveAsync("ins-a", "tnt-a", before);
+        minute.Run = new ProcessSighting("run-a", 580, Start.AddMinutes(5.5));
+        await minutes.SaveAsync("ins-a", "tnt-a", minute);
+        Assert.Equal(minute.Run, (await minutes.ReadAsync("ins-a", minute.Minute))!.Run);
+        Assert.Equal(
+            [new ProbedMinute(before.Minute, IsBad: false, before.Run), new ProbedMinute(minute.Minute, IsBad: true, minute.Run)],
+            await minutes.ProbedAsync("ins-a", Start, Start.AddHours(1)));
         Assert.Equal(new ProbeSummary(1, 1.5, 1.5), await minutes.SummarizeAsync("ins-a", Start, Start.AddHours(1)));
 
         var windows = new MaintenanceWindows(database);

@@ -16,10 +16,7 @@ public static class TestSchema
         ApiKeyStore.Migration,
         AuditLog.Migration,
         LifecycleLog.Migration,
-        ProbeMinutes.Migration,
-        MaintenanceWindows.Migration,
-        MaintenanceWindows.PolicyMigration,
-        SlaAssessments.Migration,
+        .. SlaSchema.All,
         .. StripeBillingSchema.All,
     ];
 
