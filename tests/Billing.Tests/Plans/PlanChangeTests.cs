@@ -1,0 +1,135 @@
+using System.Net;
+using Billing.Tests.Support;
+using ControlPlane.Auditing;
+using ControlPlane.Tenants;
+using ControlPlane.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Billing.Tests.Plans;
+
+/// <summary>A plan change: the API validates, audits and records it with billing's time.</summary>
+public sealed class PlanChangeTests : IAsyncLifetime
+{
+    private static readonly DateTimeOffset MonthStart = new(2026, 11, 1, 0, 0, 0, TimeSpan.Zero);
+    private static readonly DateTimeOffset Change = new(2026, 11, 10, 13, 37, 0, TimeSpan.Zero);
+
+    private readonly TestDirectory _directory = new();
+    private readonly FakeTimeProvider _clock = new(MonthStart);
+    private BillingHost _host;
+
+    public PlanChangeTests() => _host = new BillingHost(_directory, _clock, ledger: null);
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        await _host.DisposeAsync();
+        _directory.Dispose();
+    }
+
+    [Fact]
+    public async Task A_plan_change_is_validated_audited_and_kept_with_billings_time_and_a_retry_changes_nothing_again()
+    {
+        var admin = _host.CreateAdminApi();
+        var tenantId = (string)(await admin.CreateTenantAsync("Mover", "team"))["id"]!;
+        var created = await admin.GetAsync($"/api/v1/tenants/{tenantId}");
+        var path = $"/api/v1/tenants/{tenantId}:changePlan";
+
+        using (var unknown = await admin.SendAsync(HttpMethod.Post, path, new { plan = "gold" }))
+        {
+            var problem = await ControlPlaneApi.ExpectProblemAsync(unknown, HttpStatusCode.BadRequest, "validation-failed");
+            Assert.Equal("Unknown plan 'gold'. Available: developer, enterprise, team.", (string?)problem["errors"]!["plan"]![0]);
+        }
+
+        using (var missing = await admin.SendAsync(HttpMethod.Post, path, new { }))
+        {
+            await ControlPlaneApi.ExpectProblemAsync(missing, HttpStatusCode.BadRequest, "validation-failed");
+        }
+
+        using (var same = await admin.SendAsync(HttpMethod.Post, path, new { plan = "team" }))
+        {
+            var answer = await ControlPlaneApi.ExpectAsync(same, HttpStatusCode.OK);
+            Assert.False((bool)answer["changed"]!);
+            Assert.Equal((string?)created["createdAt"], (string?)answer["planSince"]);
+        }
+
+        // Nobody else may move this tenant: another tenant's key sees a 404, like a tenant that does not exist.
+        var otherTenant = (string)(await admin.CreateTenantAsync("Someone else", "team"))["id"]!;
+        var other = await _host.CreateTenantApiAsync(otherTenant);
+        using (var notTheirs = await other.SendAsync(HttpMethod.Post, path, new { plan = "enterprise" }))
+        {
+            await ControlPlaneApi.ExpectProblemAsync(notTheirs, HttpStatusCode.NotFound, "not-found");
+        }
+
+        _clock.SetUtcNow(Change);
+        var owner = await _host.CreateTenantApiAsync(tenantId);
+        using (var moved = await owner.SendAsync(HttpMethod.Post, path, new { plan = "enterprise" }, idempotencyKey: "move-1"))
+        {
+            var answer = await ControlPlaneApi.ExpectAsync(moved, HttpStatusCode.OK);
+            Assert.Equal(("team", "enterprise", true), ((string?)answer["previousPlan"], (string?)answer["plan"], (bool)answer["changed"]!));
+            Assert.Equal(Change, (DateTimeOffset)answer["planSince"]!);
+        }
+
+        // Someone moves it back; the first caller's retry (same key) answers what it did then and does not undo the move back.
+        _clock.Advance(TimeSpan.FromMinutes(3));
+        using (var back = await admin.SendAsync(HttpMethod.Post, path, new { plan = "team" }))
+        {
+            await ControlPlaneApi.ExpectAsync(back, HttpStatusCode.OK);
+        }
+
+        using (var retry = await owner.SendAsync(HttpMethod.Post, path, new { plan = "enterprise" }, idempotencyKey: "move-1"))
+        {
+            var answer = await ControlPlaneApi.ExpectAsync(retry, HttpStatusCode.OK);
+            Assert.Equal(("enterprise", Change), ((string?)answer["plan"], (DateTimeOffset)answer["planSince"]!));
+        }
+
+        using (var reused = await owner.SendAsync(HttpMethod.Post, path, new { plan = "developer" }, idempotencyKey: "move-1"))
+        {
+            await ControlPlaneApi.ExpectProblemAsync(reused, HttpStatusCode.UnprocessableEntity, "idempotency-key-reused");
+        }
+
+        var tenant = await admin.GetAsync($"/api/v1/tenants/{tenantId}");
+        Assert.Equal(("team", Change.AddMinutes(3)), ((string?)tenant["plan"], (DateTimeOffset)tenant["planSince"]!));
+        // One record per request: the retry's repeats the change it replays, time and all; the reused key's says it was refused.
+        var audit = (await _host.Services.GetRequiredService<AuditLog>().ReadAsync(tenantId, 50)).Where(entry => entry.Action == "tenant.plan.change").Reverse().ToList();
+        Assert.Equal(
+            [
+                ("succeeded", "plan team unchanged"),
+                ("succeeded", "plan team -> enterprise at 2026-11-10T13:37:00.0000000+00:00"),
+                ("succeeded", "plan enterprise -> team at 2026-11-10T13:40:00.0000000+00:00"),
+                ("succeeded", "plan team -> enterprise at 2026-11-10T13:37:00.0000000+00:00"),
+                ("rejected:idempotency-key-reused", "Idempotency-Key 'move-1' was already used for a different request. Use a new key for a new request."),
+            ],
+            audit.Select(entry => (entry.Outcome, entry.Details)));
+        Assert.All(audit, entry => Assert.Equal(tenantId, entry.Target));
+        Assert.Contains("tenant key", audit[1].Actor, StringComparison.Ordinal);
+
+        // The history is the tenant's state: it survives a restart, each change with its time.
+        await _host.DisposeAsync();
+        _host = new BillingHost(_directory, _clock, ledger: null);
+        var history = await _host.Grains.GetGrain<ITenantGrain>(tenantId).GetPlanHistoryAsync();
+        Assert.Equal(
+            [("team", "enterprise", Change), ("enterprise", "team", Change.AddMinutes(3))],
+            history!.Changes.Select(change => (change.FromPlan, change.ToPlan, change.At)));
+    }
+
+    [Fact]
+    public async Task A_move_to_a_plan_with_fewer_instances_than_the_tenant_has_is_refused_with_the_quota_problem_and_audited()
+    {
+        await _host.DisposeAsync();
+        _host = new BillingHost(_directory, _clock, ledger: null, new Dictionary<string, string> { ["Plans:Definitions:developer:MaxInstances"] = "0" });
+        var admin = _host.CreateAdminApi();
+        var tenantId = (string)(await admin.CreateTenantAsync("Busy", "team"))["id"]!;
+        await admin.CreateInstanceAsync(tenantId, "cache");
+
+        using var refused = await admin.SendAsync(HttpMethod.Post, $"/api/v1/tenants/{tenantId}:changePlan", new { plan = "developer" });
+
+        var problem = await ControlPlaneApi.ExpectProblemAsync(refused, HttpStatusCode.Forbidden, "quota-exceeded");
+        Assert.Equal("The 'developer' plan allows 0 instance(s) and the tenant has 1. Delete instances first, or choose a larger plan.", (string?)problem["detail"]);
+        Assert.Equal("team", (string?)(await admin.GetAsync($"/api/v1/tenants/{tenantId}"))["plan"]);
+        var audit = await _host.Services.GetRequiredService<AuditLog>().ReadAsync(tenantId, 20);
+        Assert.Equal("rejected:quota-exceeded", Assert.Single(audit, entry => entry.Action == "tenant.plan.change").Outcome);
+        Assert.Empty((await _host.Grains.GetGrain<ITenantGrain>(tenantId).GetPlanHistoryAsync())!.Changes);
+    }
+}
