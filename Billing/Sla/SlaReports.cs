@@ -114,6 +114,11 @@ public sealed class SlaReports(
         };
     }
 
+    /// <summary>The plans in force over the month, in order; a tenant billing cannot find is on a plan that promises and prices nothing.</summary>
+    public async Task<IReadOnlyList<PlanPeriod>> PlanPeriodsAsync(string tenantId, SlaMonth month, CancellationToken cancellationToken) =>
+        await plans.GetPlanPeriodsAsync(tenantId, month.Start, month.End, cancellationToken)
+            ?? [new PlanPeriod(month.Start, month.End, new BillingPlan("unknown", new PlanSlaTerms(), new PlanPrices()))];
+
     public async Task<BillingPlan> PlanAsync(string tenantId, CancellationToken cancellationToken) =>
         await plans.GetPlanAsync(tenantId, cancellationToken) ?? new BillingPlan("unknown", new PlanSlaTerms(), new PlanPrices());
 

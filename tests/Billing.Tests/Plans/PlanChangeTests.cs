@@ -1,5 +1,7 @@
 using System.Net;
+using System.Text.Json.Nodes;
 using Billing.Tests.Support;
+using Billing.Usage;
 using ControlPlane.Auditing;
 using ControlPlane.Tenants;
 using ControlPlane.Tests.Support;
@@ -8,7 +10,10 @@ using Microsoft.Extensions.Time.Testing;
 
 namespace Billing.Tests.Plans;
 
-/// <summary>A plan change: the API validates, audits and records it with billing's time.</summary>
+/// <summary>
+/// A plan change mid-month: the API validates, audits and records it with billing's time; usage is then priced per
+/// minute under the plan in force. Team: small 4, medium 8 cents an hour; enterprise: small 6, medium 12.
+/// </summary>
 public sealed class PlanChangeTests : IAsyncLifetime
 {
     private static readonly DateTimeOffset MonthStart = new(2026, 11, 1, 0, 0, 0, TimeSpan.Zero);
@@ -132,4 +137,47 @@ public sealed class PlanChangeTests : IAsyncLifetime
         Assert.Equal("rejected:quota-exceeded", Assert.Single(audit, entry => entry.Action == "tenant.plan.change").Outcome);
         Assert.Empty((await _host.Grains.GetGrain<ITenantGrain>(tenantId).GetPlanHistoryAsync())!.Changes);
     }
+
+    [Fact]
+    public async Task Usage_in_a_month_with_a_change_on_the_10th_at_13_37_is_priced_minute_exactly_under_each_plan()
+    {
+        var admin = _host.CreateAdminApi();
+        var tenantId = (string)(await admin.CreateTenantAsync("Mover", "team"))["id"]!;
+        _clock.SetUtcNow(Change);
+        await ChangePlanAsync(admin, tenantId, "enterprise");
+        // small runs 12:00–15:00 (hours 12, 13, 14); medium runs the 13:00 hour, the one the change splits 37/23.
+        _clock.SetUtcNow(Change.Date.AddHours(15));
+        await _host.RunAsync(tenantId, "ins-plan-small", "small", Change.Date.AddHours(12), Change.Date.AddHours(15));
+        await _host.RunAsync(tenantId, "ins-plan-medium", "medium", Change.Date.AddHours(13), Change.Date.AddHours(14));
+        _clock.SetUtcNow(Change.Date.AddHours(16).AddMinutes(5));
+        await _host.Metering("ins-plan-small").MeasureAsync();
+        await _host.Metering("ins-plan-medium").MeasureAsync();
+
+        var usage = await admin.GetAsync($"/api/v1/tenants/{tenantId}/usage?month=2026-11");
+
+        // small: team 3600 + 3600 × 37/60 = 5820 s × 4 / 3600 = 6.47 → 6; enterprise 3600 × 23/60 + 3600 = 4980 s × 6 / 3600 = 8.3 → 8.
+        // medium: team 3600 × 37/60 = 2220 s × 8 / 3600 = 4.93 → 5; enterprise 1380 s × 12 / 3600 = 4.6 → 5.
+        var instances = usage["instances"]!.AsArray();
+        Assert.Equal(["ins-plan-medium", "ins-plan-small"], instances.Select(i => (string?)i!["instanceId"]));
+        Assert.Equal([("team", 5L), ("enterprise", 5L)], Charges(instances[0]!["planCharges"]!));
+        Assert.Equal([("team", 6L), ("enterprise", 8L)], Charges(instances[1]!["planCharges"]!));
+        Assert.Equal((10, 14), ((long)instances[0]!["estimatedChargeMinorUnits"]!, (long)instances[1]!["estimatedChargeMinorUnits"]!));
+        var periods = usage["planPeriods"]!.AsArray();
+        Assert.Equal([("team", 11L), ("enterprise", 13L)], Charges(periods));
+        Assert.Equal(
+            [(MonthStart, Change), (Change, MonthStart.AddMonths(1))],
+            periods.Select(p => ((DateTimeOffset)p!["from"]!, (DateTimeOffset)p!["to"]!)));
+        Assert.Equal(24, (long)usage["estimatedChargeMinorUnits"]!);
+        Assert.Equal("enterprise", (string?)usage["plan"]);
+        Assert.Equal(3 * 3600, (long)instances[1]!["meters"]!.AsArray().Single(m => (string?)m!["meter"] == UsageMeters.InstanceSeconds("small"))!["quantity"]!);
+    }
+
+    private static async Task ChangePlanAsync(ControlPlaneApi api, string tenantId, string plan)
+    {
+        using var response = await api.SendAsync(HttpMethod.Post, $"/api/v1/tenants/{tenantId}:changePlan", new { plan });
+        Assert.True((bool)(await ControlPlaneApi.ExpectAsync(response, HttpStatusCode.OK))["changed"]!);
+    }
+
+    private static IEnumerable<(string?, long)> Charges(JsonNode periods) =>
+        periods.AsArray().Select(p => ((string?)p!["plan"], (long)p["estimatedChargeMinorUnits"]!));
 }
