@@ -38,7 +38,7 @@ public static class BillingHostingExtensions
         // SLA: probe minutes, maintenance windows, reports, month close and its timer.
         services.AddOptions<SlaOptions>().Bind(configuration.GetSection(SlaOptions.SectionName)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<SlaOptions>, SlaOptionsValidator>();
-        services.AddMigrations([ProbeMinutes.Migration, MaintenanceWindows.Migration, MaintenanceWindows.PolicyMigration, SlaAssessments.Migration]);
+        services.AddMigrations([ProbeMinutes.Migration, MaintenanceWindows.Migration, MaintenanceWindows.PolicyMigration, SlaAssessments.Migration, SlaAssessments.PlanPeriodsMigration]);
         services.AddSingleton<ProbeMinutes>();
         services.AddSingleton<MaintenanceWindows>();
         services.AddSingleton<SlaAssessments>();

@@ -16,6 +16,12 @@ public sealed class SlaAssessments(Database database) : ISlaAssessmentSource
         Sqlite: Schema,
         Postgres: Schema);
 
+    /// <summary>An assessment's plan periods (JSON), when the plan changed during its month; null otherwise.</summary>
+    public static readonly Migration PlanPeriodsMigration = new(
+        "sla-0005-assessment-plan-periods",
+        Sqlite: "ALTER TABLE sla_assessments ADD COLUMN plan_periods TEXT NULL;",
+        Postgres: "ALTER TABLE sla_assessments ADD COLUMN plan_periods TEXT NULL;");
+
     // Decimals as invariant text: SQLite has no exact decimal type, and both dialects then read back the same value.
     private const string Schema = """
         CREATE TABLE sla_assessments (
@@ -43,7 +49,7 @@ public sealed class SlaAssessments(Database database) : ISlaAssessmentSource
     private const string Columns = """
         id, tenant_id, instance_id, month, plan, eligible_minutes, bad_minutes, maintenance_minutes, uptime_percent,
         target_percent, tier_below_percent, credit_percent, running_seconds, charge_minor_units, credit_minor_units,
-        currency, assessed_at
+        currency, assessed_at, plan_periods
         """;
 
     public static string IdFor(string instanceId, SlaMonth month) => $"sla:{instanceId}:{month}";
@@ -55,7 +61,7 @@ public sealed class SlaAssessments(Database database) : ISlaAssessmentSource
             $"""
             INSERT INTO sla_assessments ({Columns})
             VALUES (@id, @tenant, @instance, @month, @plan, @eligible, @bad, @maintenance, @uptime, @target, @tier, @credit_percent,
-                    @running, @charge, @credit, @currency, @at)
+                    @running, @charge, @credit, @currency, @at, @periods)
             ON CONFLICT (id) DO NOTHING
             """,
             cancellationToken,
@@ -75,7 +81,8 @@ public sealed class SlaAssessments(Database database) : ISlaAssessmentSource
             ("charge", assessment.ChargeMinorUnits),
             ("credit", assessment.CreditMinorUnits),
             ("currency", assessment.Currency),
-            ("at", assessment.AssessedAt.ToUnixTimeMilliseconds()));
+            ("at", assessment.AssessedAt.ToUnixTimeMilliseconds()),
+            ("periods", assessment.PlanPeriods is { } periods ? JsonSerializer.Serialize(periods) : null));
         return await GetAsync(assessment.Id, cancellationToken)
             ?? throw new InvalidOperationException($"Assessment {assessment.Id} was neither stored nor found.");
     }
@@ -117,6 +124,7 @@ public sealed class SlaAssessments(Database database) : ISlaAssessmentSource
         CreditMinorUnits = reader.GetInt64(14),
         Currency = reader.GetString(15),
         AssessedAt = DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(16)),
+        PlanPeriods = reader.IsDBNull(17) ? null : JsonSerializer.Deserialize<List<SlaPlanPeriod>>(reader.GetString(17)),
     };
 
     public async Task<IReadOnlyList<DateOnly>> MonthsWithCreditsAsync(CancellationToken cancellationToken = default) =>

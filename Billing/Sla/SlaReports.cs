@@ -25,6 +25,8 @@ public sealed record InstanceSlaReport
     public required long CreditMinorUnits { get; init; }
     public required string Currency { get; init; }
     public string? AssessmentId { get; init; }
+    /// <summary>When the plan changed during the month: each plan's period, assessed under that plan (see <see cref="SlaAssessment.PlanPeriods"/>).</summary>
+    public IReadOnlyList<SlaPlanPeriod>? PlanPeriods { get; init; }
     /// <summary>Probe latency over the month (open months only): the median minute's p50 and the worst minute's p99, in ms.</summary>
     public ProbeSummary? Probes { get; init; }
 }
@@ -56,16 +58,16 @@ public sealed class SlaReports(
         var timeline = await lifecycle.ReadAsync(instanceId, cancellationToken);
         return timeline is null || timeline.TenantId != tenantId
             ? null
-            : await ReportAsync(timeline, month, await PlanAsync(tenantId, cancellationToken), cancellationToken);
+            : await ReportAsync(timeline, month, await PlanPeriodsAsync(tenantId, month, cancellationToken), cancellationToken);
     }
 
     public async Task<TenantSlaReport> ForTenantAsync(string tenantId, SlaMonth month, CancellationToken cancellationToken = default)
     {
-        var plan = await PlanAsync(tenantId, cancellationToken);
+        var planPeriods = await PlanPeriodsAsync(tenantId, month, cancellationToken);
         var reports = new List<InstanceSlaReport>();
         foreach (var timeline in await lifecycle.ReadExistingAsync(month.Start, month.End, tenantId, cancellationToken))
         {
-            reports.Add(await ReportAsync(timeline, month, plan, cancellationToken));
+            reports.Add(await ReportAsync(timeline, month, planPeriods, cancellationToken));
         }
 
         var eligible = reports.Sum(report => report.EligibleMinutes);
@@ -83,34 +85,48 @@ public sealed class SlaReports(
     }
 
     /// <summary>
-    /// The instance's SLA within [month start, <paramref name="until"/>) under <paramref name="plan"/>, as an assessment:
-    /// stored as is when the month closes, shown as is while it is open.
+    /// The instance's SLA within [month start, <paramref name="until"/>) under the plans in force, as an assessment: stored
+    /// as is when the month closes, shown as is while it is open. Each plan period's minutes are measured on their own,
+    /// against that plan's SLA terms, and credited on that period's charge under that plan's prices; the month's credit
+    /// is the sum. So a tenant that moves to a plan with a stricter SLA is held to it only from the change on, and a
+    /// credit is always a share of what the minutes it concerns cost.
     /// </summary>
-    public async Task<SlaAssessment> AssessAsync(InstanceTimeline timeline, SlaMonth month, DateTimeOffset until, BillingPlan plan, CancellationToken cancellationToken = default)
+    public async Task<SlaAssessment> AssessAsync(
+        InstanceTimeline timeline, SlaMonth month, DateTimeOffset until, IReadOnlyList<PlanPeriod> planPeriods, CancellationToken cancellationToken = default)
     {
         var windows = await maintenance.ListAsync(timeline.TenantId, timeline.InstanceId, month.Start, until, cancellationToken);
         var bad = await probeMinutes.BadMinutesAsync(timeline.InstanceId, month.Start, until, cancellationToken);
-        var measurement = SlaCalculator.Measure(timeline, [.. windows.Where(window => window.Excuses).Select(window => new TimeRange(window.StartsAt, window.EndsAt))], bad, month.Start, until);
-        var outcome = SlaCalculator.Assess(measurement, plan);
+        TimeRange[] excused = [.. windows.Where(window => window.Excuses).Select(window => new TimeRange(window.StartsAt, window.EndsAt))];
+        var inForce = planPeriods.Within(month.Start, until);
+        var periods = inForce
+            .Select(period => AssessPeriod(SlaCalculator.Measure(timeline, excused, bad, period.From, period.To), period))
+            .ToList();
+        var last = periods[^1];
+        var eligible = periods.Sum(period => period.EligibleMinutes);
+        var badMinutes = periods.Sum(period => period.BadMinutes);
         return new SlaAssessment
         {
             Id = SlaAssessments.IdFor(timeline.InstanceId, month),
             TenantId = timeline.TenantId,
             InstanceId = timeline.InstanceId,
-            Plan = plan.Name,
+            Plan = last.Plan,
             Month = month.FirstDay,
-            EligibleMinutes = measurement.EligibleMinutes,
-            BadMinutes = measurement.BadMinutes,
-            MaintenanceMinutes = measurement.MaintenanceMinutes,
-            UptimePercent = measurement.UptimePercent,
-            TargetPercent = outcome.TargetPercent ?? 0m,
-            TierBelowPercent = outcome.Tier?.BelowPercent,
-            CreditPercent = outcome.CreditPercent,
-            RunningSecondsBySize = measurement.RunningSecondsBySize,
-            ChargeMinorUnits = outcome.ChargeMinorUnits,
-            CreditMinorUnits = outcome.CreditMinorUnits,
-            Currency = outcome.Currency,
+            EligibleMinutes = eligible,
+            BadMinutes = badMinutes,
+            MaintenanceMinutes = periods.Sum(period => period.MaintenanceMinutes),
+            UptimePercent = periods.Count == 1 ? last.UptimePercent : SlaCalculator.UptimePercent(eligible, badMinutes),
+            TargetPercent = last.TargetPercent ?? 0m,
+            TierBelowPercent = last.TierBelowPercent,
+            CreditPercent = last.CreditPercent,
+            RunningSecondsBySize = periods.Count == 1
+                ? last.RunningSecondsBySize
+                : periods.SelectMany(period => period.RunningSecondsBySize).GroupBy(size => size.Key, StringComparer.Ordinal)
+                    .ToDictionary(size => size.Key, size => size.Sum(entry => entry.Value), StringComparer.Ordinal),
+            ChargeMinorUnits = periods.Sum(period => period.ChargeMinorUnits),
+            CreditMinorUnits = periods.Sum(period => period.CreditMinorUnits),
+            Currency = inForce[^1].Plan.Prices.Currency,
             AssessedAt = clock.GetUtcNow(),
+            PlanPeriods = periods.Count == 1 ? null : periods,
         };
     }
 
@@ -119,10 +135,28 @@ public sealed class SlaReports(
         await plans.GetPlanPeriodsAsync(tenantId, month.Start, month.End, cancellationToken)
             ?? [new PlanPeriod(month.Start, month.End, new BillingPlan("unknown", new PlanSlaTerms(), new PlanPrices()))];
 
-    public async Task<BillingPlan> PlanAsync(string tenantId, CancellationToken cancellationToken) =>
-        await plans.GetPlanAsync(tenantId, cancellationToken) ?? new BillingPlan("unknown", new PlanSlaTerms(), new PlanPrices());
+    private static SlaPlanPeriod AssessPeriod(SlaMeasurement measurement, PlanPeriod period)
+    {
+        var outcome = SlaCalculator.Assess(measurement, period.Plan);
+        return new SlaPlanPeriod
+        {
+            Plan = period.Plan.Name,
+            From = period.From,
+            To = period.To,
+            EligibleMinutes = measurement.EligibleMinutes,
+            BadMinutes = measurement.BadMinutes,
+            MaintenanceMinutes = measurement.MaintenanceMinutes,
+            UptimePercent = measurement.UptimePercent,
+            TargetPercent = outcome.TargetPercent,
+            TierBelowPercent = outcome.Tier?.BelowPercent,
+            CreditPercent = outcome.CreditPercent,
+            RunningSecondsBySize = measurement.RunningSecondsBySize,
+            ChargeMinorUnits = outcome.ChargeMinorUnits,
+            CreditMinorUnits = outcome.CreditMinorUnits,
+        };
+    }
 
-    private async Task<InstanceSlaReport> ReportAsync(InstanceTimeline timeline, SlaMonth month, BillingPlan plan, CancellationToken cancellationToken)
+    private async Task<InstanceSlaReport> ReportAsync(InstanceTimeline timeline, SlaMonth month, IReadOnlyList<PlanPeriod> planPeriods, CancellationToken cancellationToken)
     {
         if (await assessments.GetAsync(SlaAssessments.IdFor(timeline.InstanceId, month), cancellationToken) is { } assessed)
         {
@@ -131,7 +165,7 @@ public sealed class SlaReports(
 
         var now = clock.GetUtcNow();
         var until = month.End < now ? month.End : now;
-        return Report(await AssessAsync(timeline, month, until, plan, cancellationToken), month, "open", until) with
+        return Report(await AssessAsync(timeline, month, until, planPeriods, cancellationToken), month, "open", until) with
         {
             Probes = await probeMinutes.SummarizeAsync(timeline.InstanceId, month.Start, until, cancellationToken),
         };
@@ -155,5 +189,6 @@ public sealed class SlaReports(
         ChargeMinorUnits = assessed.ChargeMinorUnits,
         CreditMinorUnits = assessed.CreditMinorUnits,
         Currency = assessed.Currency,
+        PlanPeriods = assessed.PlanPeriods,
     };
 }

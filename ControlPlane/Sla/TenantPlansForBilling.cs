@@ -7,9 +7,6 @@ namespace ControlPlane.Sla;
 /// <summary>Answers billing's questions about tenants from the tenants' grains and the plan configuration.</summary>
 public sealed class TenantPlansForBilling(IGrainFactory grains, IOptionsMonitor<PlanOptions> plans) : ITenantPlans
 {
-    public async Task<BillingPlan?> GetPlanAsync(string tenantId, CancellationToken cancellationToken) =>
-        await grains.GetGrain<ITenantGrain>(tenantId).GetPlanHistoryAsync().WaitAsync(cancellationToken) is { } history ? Plan(history.Plan) : null;
-
     public async Task<IReadOnlyList<PlanPeriod>?> GetPlanPeriodsAsync(string tenantId, DateTimeOffset periodStart, DateTimeOffset periodEnd, CancellationToken cancellationToken)
     {
         var history = await grains.GetGrain<ITenantGrain>(tenantId).GetPlanHistoryAsync().WaitAsync(cancellationToken);

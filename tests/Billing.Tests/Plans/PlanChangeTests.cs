@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json.Nodes;
+using Billing.Sla;
 using Billing.Tests.Support;
 using Billing.Usage;
 using ControlPlane.Auditing;
@@ -11,8 +12,9 @@ using Microsoft.Extensions.Time.Testing;
 namespace Billing.Tests.Plans;
 
 /// <summary>
-/// A plan change mid-month: the API validates, audits and records it with billing's time; usage is then priced per
-/// minute under the plan in force. Team: small 4, medium 8 cents an hour; enterprise: small 6, medium 12.
+/// A plan change mid-month: the API validates, audits and records it with billing's time; usage and the SLA month close
+/// then price each minute under the plan in force. Team: small 4, medium 8 cents an hour, SLA 99.9 % (below 99.9 → 10 %,
+/// below 99 → 25 %); enterprise: small 6, medium 12, SLA 99.95 % (below 99.95 → 10 %, below 99 → 25 %).
 /// </summary>
 public sealed class PlanChangeTests : IAsyncLifetime
 {
@@ -170,6 +172,45 @@ public sealed class PlanChangeTests : IAsyncLifetime
         Assert.Equal(24, (long)usage["estimatedChargeMinorUnits"]!);
         Assert.Equal("enterprise", (string?)usage["plan"]);
         Assert.Equal(3 * 3600, (long)instances[1]!["meters"]!.AsArray().Single(m => (string?)m!["meter"] == UsageMeters.InstanceSeconds("small"))!["quantity"]!);
+    }
+
+    [Fact]
+    public async Task Month_close_assesses_each_plans_minutes_against_its_own_sla_and_credits_its_own_charge()
+    {
+        var admin = _host.CreateAdminApi();
+        var tenantId = (string)(await admin.CreateTenantAsync("Mover", "team"))["id"]!;
+        const string instanceId = "ins-plan-sla";
+        await _host.Metering(instanceId).ObserveLifecycleAsync(new InstanceLifecycleNotice { TenantId = tenantId, State = MeteredState.Running, Size = "small", ChangedAt = MonthStart });
+        _clock.SetUtcNow(Change);
+        await ChangePlanAsync(admin, tenantId, "enterprise");
+        // 200 bad minutes under team (from day 2), 20 under enterprise (from day 20).
+        var probes = _host.Services.GetRequiredService<ProbeMinutes>();
+        foreach (var minute in Enumerable.Range(0, 200).Select(m => MonthStart.AddDays(1).AddMinutes(m))
+            .Concat(Enumerable.Range(0, 20).Select(m => MonthStart.AddDays(19).AddMinutes(m))))
+        {
+            var failed = new ProbeMinute(ProbeMinute.MinuteOf(minute));
+            failed.Add(answered: false, TimeSpan.Zero);
+            await probes.SaveAsync(instanceId, tenantId, failed);
+        }
+
+        _clock.SetUtcNow(MonthStart.AddMonths(1).AddMinutes(1));
+        using var closed = await admin.SendAsync(HttpMethod.Post, "/api/v1/sla/months/2026-11:close");
+        var assessment = Assert.Single((await ControlPlaneApi.ExpectAsync(closed, HttpStatusCode.OK))["items"]!.AsArray(), a => (string?)a!["instanceId"] == instanceId)!;
+
+        // Team: 9 d 13 h 37 min = 13,777 minutes, 200 bad: 98.5483 % < 99 → 25 % of 13,777 min × 4 / 60 = 918.47 → 918: 229.5 → 230.
+        // Enterprise: 43,200 − 13,777 = 29,423 minutes, 20 bad: 99.9320 % < 99.95 → 10 % of 29,423 × 6 / 60 = 2,942.3 → 2,942: 294.
+        var periods = assessment["planPeriods"]!.AsArray();
+        Assert.Equal(
+            [("team", 13_777L, 200L, 98.5483m, 25m, 918L, 230L), ("enterprise", 29_423L, 20L, 99.9320m, 10m, 2_942L, 294L)],
+            periods.Select(p => ((string)p!["plan"]!, (long)p["eligibleMinutes"]!, (long)p["badMinutes"]!, (decimal)p["uptimePercent"]!,
+                (decimal)p["creditPercent"]!, (long)p["chargeMinorUnits"]!, (long)p["creditMinorUnits"]!)));
+        Assert.Equal((43_200L, 220L, 99.4907m), ((long)assessment["eligibleMinutes"]!, (long)assessment["badMinutes"]!, (decimal)assessment["uptimePercent"]!));
+        Assert.Equal((3_860L, 524L, "enterprise"), ((long)assessment["chargeMinorUnits"]!, (long)assessment["creditMinorUnits"]!, (string?)assessment["plan"]));
+
+        // Stored once: the tenant's report of the closed month reads the same periods back.
+        var report = Assert.Single((await admin.GetAsync($"/api/v1/tenants/{tenantId}/sla?month=2026-11"))["instances"]!.AsArray())!;
+        Assert.Equal(("closed", 524L), ((string?)report["status"], (long)report["creditMinorUnits"]!));
+        Assert.Equal(periods.ToJsonString(), report["planPeriods"]!.ToJsonString());
     }
 
     private static async Task ChangePlanAsync(ControlPlaneApi api, string tenantId, string plan)

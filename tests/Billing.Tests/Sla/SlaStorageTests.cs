@@ -12,7 +12,7 @@ namespace Billing.Tests.Sla;
 public sealed class SlaStorageTests : IDisposable
 {
     private static readonly DateTimeOffset Start = new(2026, 11, 1, 0, 0, 0, TimeSpan.Zero);
-    private static readonly Migration[] s_migrations = [LifecycleLog.Migration, ProbeMinutes.Migration, MaintenanceWindows.Migration, MaintenanceWindows.PolicyMigration, SlaAssessments.Migration];
+    private static readonly Migration[] s_migrations = [LifecycleLog.Migration, ProbeMinutes.Migration, MaintenanceWindows.Migration, MaintenanceWindows.PolicyMigration, SlaAssessments.Migration, SlaAssessments.PlanPeriodsMigration];
 
     private readonly TestDirectory _directory = new();
 

@@ -20,6 +20,7 @@ public static class TestSchema
         MaintenanceWindows.Migration,
         MaintenanceWindows.PolicyMigration,
         SlaAssessments.Migration,
+        SlaAssessments.PlanPeriodsMigration,
         .. StripeBillingSchema.All,
     ];
 
