@@ -6,6 +6,9 @@ namespace Billing.Sla;
 /// </summary>
 public interface ITenantPlans
 {
-    /// <summary>The tenant's plan with its SLA terms and prices, or null when no such tenant exists.</summary>
-    Task<BillingPlan?> GetPlanAsync(string tenantId, CancellationToken cancellationToken);
+    /// <summary>
+    /// The plans, with their SLA terms and prices, in force over [<paramref name="periodStart"/>, <paramref name="periodEnd"/>), in order and covering it (see
+    /// <see cref="PlanPeriods.Between"/>), or null when no such tenant exists.
+    /// </summary>
+    Task<IReadOnlyList<PlanPeriod>?> GetPlanPeriodsAsync(string tenantId, DateTimeOffset periodStart, DateTimeOffset periodEnd, CancellationToken cancellationToken);
 }

@@ -74,7 +74,11 @@ public sealed class PlanPrices
     public Dictionary<string, long> HourlyMinorUnits { get; set; } = new(StringComparer.Ordinal);
 
     /// <summary>The charge for <paramref name="secondsBySize"/> of Running, rounded half away from zero to a whole minor unit.</summary>
-    public long ChargeFor(IReadOnlyDictionary<string, long> secondsBySize)
+    public long ChargeFor(IReadOnlyDictionary<string, long> secondsBySize) =>
+        ChargeFor(secondsBySize.ToDictionary(size => size.Key, size => (decimal)size.Value, StringComparer.Ordinal));
+
+    /// <summary>The charge for <paramref name="secondsBySize"/> of Running, which may be shares of seconds (a prorated hour), rounded once.</summary>
+    public long ChargeFor(IReadOnlyDictionary<string, decimal> secondsBySize)
     {
         decimal total = 0;
         foreach (var (size, seconds) in secondsBySize)

@@ -43,4 +43,33 @@ public sealed record SlaAssessment
     [Id(18)] public long UnmeasuredProvenMinutes { get; init; }
     /// <summary>Not probed, and nothing proves the instance served: counted as unavailable.</summary>
     [Id(19)] public long UnmeasuredUnprovenMinutes { get; init; }
+    /// <summary>
+    /// When the plan changed during the month: each plan's period, assessed on its own. The month's minutes, uptime,
+    /// charge and credit are then the periods' sums; <see cref="Plan"/>, the target and the tier are those of the last
+    /// period. Null when one plan was in force throughout.
+    /// </summary>
+    [Id(20)] public IReadOnlyList<SlaPlanPeriod>? PlanPeriods { get; init; }
+}
+
+/// <summary>One plan's part of an instance's month: its minutes measured against that plan's SLA, credited on that plan's charge.</summary>
+[GenerateSerializer, Immutable]
+public sealed record SlaPlanPeriod
+{
+    [Id(0)] public required string Plan { get; init; }
+    [Id(1)] public required DateTimeOffset From { get; init; }
+    [Id(2)] public required DateTimeOffset To { get; init; }
+    [Id(3)] public required long EligibleMinutes { get; init; }
+    [Id(4)] public required long BadMinutes { get; init; }
+    [Id(5)] public required long MaintenanceMinutes { get; init; }
+    [Id(6)] public required decimal UptimePercent { get; init; }
+    /// <summary>Null when the plan has no SLA.</summary>
+    [Id(7)] public decimal? TargetPercent { get; init; }
+    [Id(8)] public decimal? TierBelowPercent { get; init; }
+    [Id(9)] public required decimal CreditPercent { get; init; }
+    [Id(10)] public required IReadOnlyDictionary<string, long> RunningSecondsBySize { get; init; }
+    [Id(11)] public required long ChargeMinorUnits { get; init; }
+    [Id(12)] public required long CreditMinorUnits { get; init; }
+    [Id(13)] public long GoodMinutes { get; init; }
+    [Id(14)] public long UnmeasuredProvenMinutes { get; init; }
+    [Id(15)] public long UnmeasuredUnprovenMinutes { get; init; }
 }

@@ -25,6 +25,12 @@ public sealed class SlaAssessments(Database database) : ISlaAssessmentSource
         ALTER TABLE sla_assessments ADD COLUMN unmeasured_unproven_minutes BIGINT NOT NULL DEFAULT 0;
         """);
 
+    /// <summary>An assessment's plan periods (JSON), when the plan changed during its month; null otherwise.</summary>
+    public static readonly Migration PlanPeriodsMigration = new(
+        "sla-0007-assessment-plan-periods",
+        Sqlite: "ALTER TABLE sla_assessments ADD COLUMN plan_periods TEXT NULL;",
+        Postgres: "ALTER TABLE sla_assessments ADD COLUMN plan_periods TEXT NULL;");
+
     // Decimals as invariant text: SQLite has no exact decimal type, and both dialects then read back the same value.
     private const string Schema = """
         CREATE TABLE sla_assessments (
@@ -52,7 +58,7 @@ public sealed class SlaAssessments(Database database) : ISlaAssessmentSource
     private const string Columns = """
         id, tenant_id, instance_id, month, plan, eligible_minutes, bad_minutes, maintenance_minutes, uptime_percent,
         target_percent, tier_below_percent, credit_percent, running_seconds, charge_minor_units, credit_minor_units,
-        currency, assessed_at, good_minutes, unmeasured_proven_minutes, unmeasured_unproven_minutes
+        currency, assessed_at, good_minutes, unmeasured_proven_minutes, unmeasured_unproven_minutes, plan_periods
         """;
 
     public static string IdFor(string instanceId, SlaMonth month) => $"sla:{instanceId}:{month}";
@@ -64,7 +70,7 @@ public sealed class SlaAssessments(Database database) : ISlaAssessmentSource
             $"""
             INSERT INTO sla_assessments ({Columns})
             VALUES (@id, @tenant, @instance, @month, @plan, @eligible, @bad, @maintenance, @uptime, @target, @tier, @credit_percent,
-                    @running, @charge, @credit, @currency, @at, @good, @proven, @unproven)
+                    @running, @charge, @credit, @currency, @at, @good, @proven, @unproven, @periods)
             ON CONFLICT (id) DO NOTHING
             """,
             cancellationToken,
@@ -87,7 +93,8 @@ public sealed class SlaAssessments(Database database) : ISlaAssessmentSource
             ("at", assessment.AssessedAt.ToUnixTimeMilliseconds()),
             ("good", assessment.GoodMinutes),
             ("proven", assessment.UnmeasuredProvenMinutes),
-            ("unproven", assessment.UnmeasuredUnprovenMinutes));
+            ("unproven", assessment.UnmeasuredUnprovenMinutes),
+            ("periods", assessment.PlanPeriods is { } periods ? JsonSerializer.Serialize(periods) : null));
         return await GetAsync(assessment.Id, cancellationToken)
             ?? throw new InvalidOperationException($"Assessment {assessment.Id} was neither stored nor found.");
     }
@@ -132,6 +139,7 @@ public sealed class SlaAssessments(Database database) : ISlaAssessmentSource
         GoodMinutes = reader.IsDBNull(17) ? reader.GetInt64(5) - reader.GetInt64(6) : reader.GetInt64(17),
         UnmeasuredProvenMinutes = reader.GetInt64(18),
         UnmeasuredUnprovenMinutes = reader.GetInt64(19),
+        PlanPeriods = reader.IsDBNull(20) ? null : JsonSerializer.Deserialize<List<SlaPlanPeriod>>(reader.GetString(20)),
     };
 
     public async Task<IReadOnlyList<DateOnly>> MonthsWithCreditsAsync(CancellationToken cancellationToken = default) =>

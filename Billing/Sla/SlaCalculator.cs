@@ -58,7 +58,9 @@ public static class SlaCalculator
         var slaRanges = timeline.SlaRanges(from, to);
         var eligibleRanges = Subtract(slaRanges, maintenance);
         var eligible = eligibleRanges.Sum(WholeMinutes);
-        var probes = probed.Where(minute => minute.Minute < ProbeMinute.MinuteOf(to)).OrderBy(minute => minute.Minute).ToList();
+        // Probes after the period may end a gap inside it (a plan change splits a month into periods); whatever the caller
+        // read is all there is, so a closed month is judged only by its own probes.
+        var probes = probed.OrderBy(minute => minute.Minute).ToList();
         long bad = 0, proven = 0, unproven = 0, pending = 0;
         var next = 0;
         ProbedMinute? previous = null;

@@ -27,7 +27,7 @@ public sealed partial class SlaMonthClose(
         }
 
         var closed = new List<SlaAssessment>();
-        var plans = new Dictionary<string, BillingPlan>(StringComparer.Ordinal);
+        var plans = new Dictionary<string, IReadOnlyList<PlanPeriod>>(StringComparer.Ordinal);
         var assessedNow = 0;
         foreach (var timeline in await lifecycle.ReadExistingAsync(month.Start, month.End, tenantId: null, cancellationToken))
         {
@@ -38,12 +38,12 @@ public sealed partial class SlaMonthClose(
                 continue;
             }
 
-            if (!plans.TryGetValue(timeline.TenantId, out var plan))
+            if (!plans.TryGetValue(timeline.TenantId, out var periods))
             {
-                plans[timeline.TenantId] = plan = await reports.PlanAsync(timeline.TenantId, cancellationToken);
+                plans[timeline.TenantId] = periods = await reports.PlanPeriodsAsync(timeline.TenantId, month, cancellationToken);
             }
 
-            closed.Add(await assessments.InsertOnceAsync(await reports.AssessAsync(timeline, month, plan, cancellationToken), cancellationToken));
+            closed.Add(await assessments.InsertOnceAsync(await reports.AssessAsync(timeline, month, periods, cancellationToken), cancellationToken));
             assessedNow++;
         }
 

@@ -40,6 +40,8 @@ public sealed record InstanceSlaReport
     public string? AssessmentId { get; init; }
     /// <summary>Probe latency over the month (open months only): the median minute's p50 and the worst minute's p99, in ms.</summary>
     public ProbeSummary? Probes { get; init; }
+    /// <summary>When the plan changed during the month: each plan's period, assessed under that plan (see <see cref="SlaAssessment.PlanPeriods"/>).</summary>
+    public IReadOnlyList<SlaPlanPeriod>? PlanPeriods { get; init; }
 }
 
 /// <summary>A tenant's SLA for a month: every instance that existed in it, and the sums.</summary>
@@ -75,16 +77,16 @@ public sealed class SlaReports(
         var timeline = await lifecycle.ReadAsync(instanceId, cancellationToken);
         return timeline is null || timeline.TenantId != tenantId
             ? null
-            : await ReportAsync(timeline, month, await PlanAsync(tenantId, cancellationToken), cancellationToken);
+            : await ReportAsync(timeline, month, await PlanPeriodsAsync(tenantId, month, cancellationToken), cancellationToken);
     }
 
     public async Task<TenantSlaReport> ForTenantAsync(string tenantId, SlaMonth month, CancellationToken cancellationToken = default)
     {
-        var plan = await PlanAsync(tenantId, cancellationToken);
+        var planPeriods = await PlanPeriodsAsync(tenantId, month, cancellationToken);
         var reports = new List<InstanceSlaReport>();
         foreach (var timeline in await lifecycle.ReadExistingAsync(month.Start, month.End, tenantId, cancellationToken))
         {
-            reports.Add(await ReportAsync(timeline, month, plan, cancellationToken));
+            reports.Add(await ReportAsync(timeline, month, planPeriods, cancellationToken));
         }
 
         var eligible = reports.Sum(report => report.EligibleMinutes);
@@ -109,33 +111,77 @@ public sealed class SlaReports(
     }
 
     /// <summary>
-    /// The instance's SLA within [month start, <paramref name="until"/>) under <paramref name="plan"/>: measured so far
-    /// while the month is open, final (a gap no probe ended is unproven) once <paramref name="until"/> is its end. The
-    /// assessment is stored as is when the month closes.
+    /// The instance's SLA within [month start, <paramref name="until"/>) under the plans in force: measured so far while
+    /// the month is open, final (a gap no probe ended is unproven) once <paramref name="until"/> is its end; the
+    /// assessment is stored as is when the month closes. Each plan period's minutes are measured on their own, against
+    /// that plan's SLA terms, and credited on that period's charge under that plan's prices; the month's credit is the
+    /// sum. So a tenant that moves to a plan with a stricter SLA is held to it only from the change on, and a credit is
+    /// always a share of what the minutes it concerns cost. A gap in the probes is judged by the probes around it, across
+    /// a plan change too.
     /// </summary>
-    public async Task<(SlaAssessment Assessment, SlaMeasurement Measurement)> MeasureAsync(
-        InstanceTimeline timeline, SlaMonth month, DateTimeOffset until, BillingPlan plan, CancellationToken cancellationToken = default)
+    public async Task<(SlaAssessment Assessment, long PendingMinutes)> MeasureAsync(
+        InstanceTimeline timeline, SlaMonth month, DateTimeOffset until, IReadOnlyList<PlanPeriod> planPeriods, CancellationToken cancellationToken = default)
     {
         var windows = await maintenance.ListAsync(timeline.TenantId, timeline.InstanceId, month.Start, until, cancellationToken);
         var probed = await probeMinutes.ProbedAsync(timeline.InstanceId, month.Start, until, cancellationToken);
-        var excused = windows.Where(window => window.Excuses).Select(window => new TimeRange(window.StartsAt, window.EndsAt)).ToList();
-        var measurement = SlaCalculator.Measure(timeline, excused, probed, month.Start, until, final: until >= month.End);
-        var outcome = SlaCalculator.Assess(measurement, plan);
-        return (Assessment(timeline, month, plan, measurement, outcome), measurement);
-    }
-
-    /// <summary>The month's assessment, as the month close stores it.</summary>
-    public async Task<SlaAssessment> AssessAsync(InstanceTimeline timeline, SlaMonth month, BillingPlan plan, CancellationToken cancellationToken = default) =>
-        (await MeasureAsync(timeline, month, month.End, plan, cancellationToken)).Assessment;
-
-    private SlaAssessment Assessment(InstanceTimeline timeline, SlaMonth month, BillingPlan plan, SlaMeasurement measurement, SlaOutcome outcome) =>
-        new()
+        TimeRange[] excused = [.. windows.Where(window => window.Excuses).Select(window => new TimeRange(window.StartsAt, window.EndsAt))];
+        var inForce = planPeriods.Within(month.Start, until);
+        var measured = inForce
+            .Select(period => (Period: period, Measurement: SlaCalculator.Measure(timeline, excused, probed, period.From, period.To, final: until >= month.End)))
+            .ToList();
+        var periods = measured.Select(period => AssessPeriod(period.Measurement, period.Period)).ToList();
+        var last = periods[^1];
+        var eligible = periods.Sum(period => period.EligibleMinutes);
+        var good = periods.Sum(period => period.GoodMinutes);
+        var proven = periods.Sum(period => period.UnmeasuredProvenMinutes);
+        var pending = measured.Sum(period => period.Measurement.UnmeasuredPendingMinutes);
+        var assessment = new SlaAssessment
         {
             Id = SlaAssessments.IdFor(timeline.InstanceId, month),
             TenantId = timeline.TenantId,
             InstanceId = timeline.InstanceId,
-            Plan = plan.Name,
+            Plan = last.Plan,
             Month = month.FirstDay,
+            EligibleMinutes = eligible,
+            GoodMinutes = good,
+            BadMinutes = periods.Sum(period => period.BadMinutes),
+            UnmeasuredProvenMinutes = proven,
+            UnmeasuredUnprovenMinutes = periods.Sum(period => period.UnmeasuredUnprovenMinutes),
+            MaintenanceMinutes = periods.Sum(period => period.MaintenanceMinutes),
+            UptimePercent = periods.Count == 1 ? last.UptimePercent : SlaCalculator.UptimeOf(judgedMinutes: eligible - pending, availableMinutes: good + proven),
+            TargetPercent = last.TargetPercent ?? 0m,
+            TierBelowPercent = last.TierBelowPercent,
+            CreditPercent = last.CreditPercent,
+            RunningSecondsBySize = periods.Count == 1
+                ? last.RunningSecondsBySize
+                : periods.SelectMany(period => period.RunningSecondsBySize).GroupBy(size => size.Key, StringComparer.Ordinal)
+                    .ToDictionary(size => size.Key, size => size.Sum(entry => entry.Value), StringComparer.Ordinal),
+            ChargeMinorUnits = periods.Sum(period => period.ChargeMinorUnits),
+            CreditMinorUnits = periods.Sum(period => period.CreditMinorUnits),
+            Currency = inForce[^1].Plan.Prices.Currency,
+            AssessedAt = clock.GetUtcNow(),
+            PlanPeriods = periods.Count == 1 ? null : periods,
+        };
+        return (assessment, pending);
+    }
+
+    /// <summary>The month's assessment, as the month close stores it.</summary>
+    public async Task<SlaAssessment> AssessAsync(InstanceTimeline timeline, SlaMonth month, IReadOnlyList<PlanPeriod> planPeriods, CancellationToken cancellationToken = default) =>
+        (await MeasureAsync(timeline, month, month.End, planPeriods, cancellationToken)).Assessment;
+
+    /// <summary>The plans in force over the month, in order; a tenant billing cannot find is on a plan that promises and prices nothing.</summary>
+    public async Task<IReadOnlyList<PlanPeriod>> PlanPeriodsAsync(string tenantId, SlaMonth month, CancellationToken cancellationToken) =>
+        await plans.GetPlanPeriodsAsync(tenantId, month.Start, month.End, cancellationToken)
+            ?? [new PlanPeriod(month.Start, month.End, new BillingPlan("unknown", new PlanSlaTerms(), new PlanPrices()))];
+
+    private static SlaPlanPeriod AssessPeriod(SlaMeasurement measurement, PlanPeriod period)
+    {
+        var outcome = SlaCalculator.Assess(measurement, period.Plan);
+        return new SlaPlanPeriod
+        {
+            Plan = period.Plan.Name,
+            From = period.From,
+            To = period.To,
             EligibleMinutes = measurement.EligibleMinutes,
             GoodMinutes = measurement.GoodMinutes,
             BadMinutes = measurement.BadMinutes,
@@ -143,20 +189,16 @@ public sealed class SlaReports(
             UnmeasuredUnprovenMinutes = measurement.UnmeasuredUnprovenMinutes,
             MaintenanceMinutes = measurement.MaintenanceMinutes,
             UptimePercent = measurement.UptimePercent,
-            TargetPercent = outcome.TargetPercent ?? 0m,
+            TargetPercent = outcome.TargetPercent,
             TierBelowPercent = outcome.Tier?.BelowPercent,
             CreditPercent = outcome.CreditPercent,
             RunningSecondsBySize = measurement.RunningSecondsBySize,
             ChargeMinorUnits = outcome.ChargeMinorUnits,
             CreditMinorUnits = outcome.CreditMinorUnits,
-            Currency = outcome.Currency,
-            AssessedAt = clock.GetUtcNow(),
         };
+    }
 
-    public async Task<BillingPlan> PlanAsync(string tenantId, CancellationToken cancellationToken) =>
-        await plans.GetPlanAsync(tenantId, cancellationToken) ?? new BillingPlan("unknown", new PlanSlaTerms(), new PlanPrices());
-
-    private async Task<InstanceSlaReport> ReportAsync(InstanceTimeline timeline, SlaMonth month, BillingPlan plan, CancellationToken cancellationToken)
+    private async Task<InstanceSlaReport> ReportAsync(InstanceTimeline timeline, SlaMonth month, IReadOnlyList<PlanPeriod> planPeriods, CancellationToken cancellationToken)
     {
         if (await assessments.GetAsync(SlaAssessments.IdFor(timeline.InstanceId, month), cancellationToken) is { } assessed)
         {
@@ -165,11 +207,11 @@ public sealed class SlaReports(
 
         var now = clock.GetUtcNow();
         var until = month.End < now ? month.End : now;
-        var (assessment, measurement) = await MeasureAsync(timeline, month, until, plan, cancellationToken);
+        var (assessment, pending) = await MeasureAsync(timeline, month, until, planPeriods, cancellationToken);
         return Report(assessment, month, "open", until) with
         {
-            UnmeasuredPendingMinutes = measurement.UnmeasuredPendingMinutes,
-            UnmeasuredMinutes = measurement.UnmeasuredMinutes,
+            UnmeasuredPendingMinutes = pending,
+            UnmeasuredMinutes = assessment.UnmeasuredProvenMinutes + assessment.UnmeasuredUnprovenMinutes + pending,
             Probes = await probeMinutes.SummarizeAsync(timeline.InstanceId, month.Start, until, cancellationToken),
         };
     }
@@ -198,5 +240,6 @@ public sealed class SlaReports(
         ChargeMinorUnits = assessed.ChargeMinorUnits,
         CreditMinorUnits = assessed.CreditMinorUnits,
         Currency = assessed.Currency,
+        PlanPeriods = assessed.PlanPeriods,
     };
 }

@@ -13,5 +13,6 @@ public static class SlaSchema
         MaintenanceWindows.PolicyMigration,
         ProbeMinutes.RunMigration,
         SlaAssessments.UnmeasuredMigration,
+        SlaAssessments.PlanPeriodsMigration,
     ];
 }

@@ -74,6 +74,14 @@ public static class Problems
             $"The '{plan}' plan allows {limit} instance(s) and all are in use. Delete an instance or move the tenant to a larger plan.",
             new Dictionary<string, string> { ["plan"] = plan, ["limit"] = limit.ToString(System.Globalization.CultureInfo.InvariantCulture) });
 
+    public static ControlPlaneException QuotaExceededByPlan(string plan, int limit, int instances) =>
+        new(
+            ProblemKind.Forbidden,
+            "quota-exceeded",
+            "Instance quota reached",
+            $"The '{plan}' plan allows {limit} instance(s) and the tenant has {instances}. Delete instances first, or choose a larger plan.",
+            new Dictionary<string, string> { ["plan"] = plan, ["limit"] = limit.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+
     public static ControlPlaneException NotCancellable(string operationId, string reason) =>
         new(
             ProblemKind.Conflict,

@@ -7,16 +7,18 @@ namespace ControlPlane.Sla;
 /// <summary>Answers billing's questions about tenants from the tenants' grains and the plan configuration.</summary>
 public sealed class TenantPlansForBilling(IGrainFactory grains, IOptionsMonitor<PlanOptions> plans) : ITenantPlans
 {
-    public async Task<BillingPlan?> GetPlanAsync(string tenantId, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<PlanPeriod>?> GetPlanPeriodsAsync(string tenantId, DateTimeOffset periodStart, DateTimeOffset periodEnd, CancellationToken cancellationToken)
     {
-        var tenant = await grains.GetGrain<ITenantGrain>(tenantId).GetAsync().WaitAsync(cancellationToken);
-        if (tenant is null)
-        {
-            return null;
-        }
+        var history = await grains.GetGrain<ITenantGrain>(tenantId).GetPlanHistoryAsync().WaitAsync(cancellationToken);
+        return history is null
+            ? null
+            : PlanPeriods.Between(Plan(history.InitialPlan), history.Changes.Select(change => new PlanChangeAt(change.At, Plan(change.ToPlan))), periodStart, periodEnd);
+    }
 
-        // A plan missing from configuration promises no SLA and prices nothing, rather than failing the month's close.
-        var definition = plans.CurrentValue.Definitions.GetValueOrDefault(tenant.Plan) ?? new PlanDefinition();
-        return new BillingPlan(tenant.Plan, definition.Sla, definition.Prices);
+    // A plan missing from configuration promises no SLA and prices nothing, rather than failing the month's close.
+    private BillingPlan Plan(string name)
+    {
+        var definition = plans.CurrentValue.Definitions.GetValueOrDefault(name) ?? new PlanDefinition();
+        return new BillingPlan(name, definition.Sla, definition.Prices);
     }
 }

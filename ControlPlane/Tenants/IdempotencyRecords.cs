@@ -16,6 +16,9 @@ public sealed record IdempotencyRecord(string Fingerprint, string InstanceId, st
 /// <summary>A tenant creation: the tenant it created.</summary>
 public sealed record TenantIdempotencyRecord(string Fingerprint, string TenantId, DateTimeOffset CreatedAt) : IIdempotencyRecord;
 
+/// <summary>A plan change: what it answered, so a retry neither changes the plan again nor undoes a later change.</summary>
+public sealed record PlanChangeIdempotencyRecord(string Fingerprint, PlanChangeResult Result, DateTimeOffset CreatedAt) : IIdempotencyRecord;
+
 public static class IdempotencyRecords
 {
     /// <summary>How long a key is remembered, as Stripe does.</summary>

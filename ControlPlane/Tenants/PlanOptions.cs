@@ -11,6 +11,10 @@ public sealed class PlanOptions
     public string DefaultPlan { get; set; } = "developer";
 
     public Dictionary<string, PlanDefinition> Definitions { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>Why <paramref name="plan"/> cannot be chosen, naming the plans that can; null when it can.</summary>
+    public string? UnknownPlanError(string plan) =>
+        Definitions.ContainsKey(plan) ? null : $"Unknown plan '{plan}'. Available: {string.Join(", ", Definitions.Keys.Order(StringComparer.Ordinal))}.";
 }
 
 public sealed class PlanDefinition

@@ -10,6 +10,8 @@ namespace ControlPlane.Tenants;
 
 public sealed record CreateTenantRequest(string? Name, string? Plan);
 
+public sealed record ChangePlanRequest(string? Plan);
+
 public static class TenantEndpoints
 {
     public static IEndpointRouteBuilder MapTenants(this IEndpointRouteBuilder app)
@@ -22,6 +24,8 @@ public static class TenantEndpoints
             .RequireAuthorization(policy => policy.RequireRole(Roles.PlatformAdmin))
             .WithSummary("List all tenants (platform admins)");
         tenants.MapGet("/{tenantId}", GetTenantAsync).WithSummary("Get a tenant");
+        tenants.MapPost("/{tenantId}:changePlan", ChangePlanAsync)
+            .WithSummary("Move the tenant to another plan from now on (audited); billing prices each minute under the plan then in force");
         return app;
     }
 
@@ -35,9 +39,9 @@ public static class TenantEndpoints
         }
 
         var plan = request.Plan ?? plans.Value.DefaultPlan;
-        if (!plans.Value.Definitions.ContainsKey(plan))
+        if (plans.Value.UnknownPlanError(plan) is { } planError)
         {
-            errors["plan"] = [$"Unknown plan '{plan}'. Available: {string.Join(", ", plans.Value.Definitions.Keys.Order(StringComparer.Ordinal))}."];
+            errors["plan"] = [planError];
         }
 
         RequestValidationException.ThrowIfAny(errors);
@@ -58,6 +62,32 @@ public static class TenantEndpoints
         // Onboarding asks billing for the tenant's Stripe customer; a replayed create asks again, which is harmless.
         await stripeCustomers.RequestAsync(tenant.Id, tenant.Name, context.RequestAborted);
         return TypedResults.Created($"/api/v1/tenants/{tenant.Id}", tenant);
+    }
+
+    private static async Task<PlanChangeResult> ChangePlanAsync(
+        string tenantId, ChangePlanRequest request, HttpContext context, IGrainFactory grains, IOptions<PlanOptions> plans, AuditLog audit)
+    {
+        var tenant = await grains.RequireTenantAsync(context.User, tenantId);
+        var planError = request.Plan is null ? "plan is required: the plan to move the tenant to." : plans.Value.UnknownPlanError(request.Plan);
+        if (planError is not null)
+        {
+            throw new RequestValidationException(new Dictionary<string, string[]> { ["plan"] = [planError] });
+        }
+
+        var command = new ChangePlanCommand
+        {
+            Plan = request.Plan!,
+            RequestedBy = context.User.Actor(),
+            Idempotency = Idempotency.FromRequest(context, request),
+        };
+        return await audit.AuditedAsync(
+            context,
+            tenantId,
+            "tenant.plan.change",
+            tenantId,
+            () => tenant.ChangePlanAsync(command),
+            result => (null, result.Changed ? $"plan {result.PreviousPlan} -> {result.Plan} at {result.PlanSince:O}" : $"plan {result.Plan} unchanged"),
+            outcome: "succeeded");
     }
 
     private static async Task<ItemList<TenantView>> ListTenantsAsync([AsParameters] PageQuery query, IGrainFactory grains)

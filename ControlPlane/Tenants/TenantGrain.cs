@@ -1,3 +1,4 @@
+using Billing;
 using ControlPlane.Api;
 using ControlPlane.Errors;
 using ControlPlane.Instances;
@@ -48,6 +49,16 @@ public interface ITenantGrain : IGrainWithStringKey
     /// <summary>Keeps the tenant's Stripe customer id, as billing created (or found) it; the first one stays.</summary>
     Task SetStripeCustomerAsync(string customerId);
 
+    /// <summary>
+    /// Moves the tenant to another plan, recording when; the same plan changes nothing. A plan too small for the
+    /// instances the tenant has is refused with the quota problem.
+    /// </summary>
+    Task<PlanChangeResult> ChangePlanAsync(ChangePlanCommand command);
+
+    /// <summary>The current plan and every change, or null when no tenant with this id exists.</summary>
+    [ReadOnly]
+    Task<TenantPlanHistory?> GetPlanHistoryAsync();
+
     /// <summary>Activates every instance that is not deleted, so their reconcile loops run after a restart.</summary>
     Task WakeInstancesAsync();
 }
@@ -58,7 +69,8 @@ public sealed class TenantGrain(
     IOptions<PlanOptions> plans,
     IOptions<InstanceOptions> instances,
     IOptions<RetentionOptions> retention,
-    TimeProvider clock) : Grain, ITenantGrain
+    TimeProvider clock,
+    [FromKeyedServices(BillingClock.Key)] TimeProvider billingClock) : Grain, ITenantGrain
 {
     private TenantState S => state.State;
 
@@ -209,6 +221,47 @@ public sealed class TenantGrain(
         }
     }
 
+    public async Task<PlanChangeResult> ChangePlanAsync(ChangePlanCommand command)
+    {
+        EnsureExists();
+        if (S.PlanChangeKeys.Replay(command.Idempotency, Now) is { } earlier)
+        {
+            return earlier.Result;
+        }
+
+        var change = StateChange.Begin(state);
+        var previous = S.Plan;
+        if (command.Plan != previous)
+        {
+            var live = (await RefreshLiveInstancesAsync()).Count;
+            var limit = MaxInstances(command.Plan);
+            if (live > limit)
+            {
+                throw Problems.QuotaExceededByPlan(command.Plan, limit, live);
+            }
+
+            // Billing's clock: the time billing prices each minute by, stamped as the change is stored.
+            S.PlanChanges.Add(new TenantPlanChange { FromPlan = previous, ToPlan = command.Plan, At = billingClock.GetUtcNow(), RequestedBy = command.RequestedBy });
+            S.Plan = command.Plan;
+        }
+
+        var result = new PlanChangeResult { TenantId = S.Id, PreviousPlan = previous, Plan = S.Plan, PlanSince = PlanSince(), Changed = command.Plan != previous };
+        if (command.Idempotency is { } key)
+        {
+            S.PlanChangeKeys[key.Key] = new PlanChangeIdempotencyRecord(key.Fingerprint, result, Now);
+        }
+
+        if (result.Changed || command.Idempotency is not null)
+        {
+            await change.WriteAsync();
+        }
+
+        return result;
+    }
+
+    public Task<TenantPlanHistory?> GetPlanHistoryAsync() =>
+        Task.FromResult(state.RecordExists ? new TenantPlanHistory { Plan = S.Plan, Changes = [.. S.PlanChanges] } : null);
+
     public async Task WakeInstancesAsync()
     {
         if (state.RecordExists)
@@ -231,22 +284,10 @@ public sealed class TenantGrain(
     /// </summary>
     private async Task CheckNameAndQuotaAsync(string name)
     {
-        var candidates = S.Instances.Where(entry => !entry.Value.Deleted).Select(entry => entry.Key).ToList();
-        var views = await Task.WhenAll(candidates.Select(id => Instance(id).GetAsync()));
-        var live = 0;
-        for (var i = 0; i < candidates.Count; i++)
+        var live = await RefreshLiveInstancesAsync();
+        if (live.Any(view => view.Name == name))
         {
-            if (views[i] is not { State: not InstanceLifecycle.Deleted } view)
-            {
-                S.Instances[candidates[i]] = S.Instances[candidates[i]] with { Deleted = true, DeletedAt = views[i]?.DeletedAt ?? Now };
-                continue;
-            }
-
-            live++;
-            if (view.Name == name)
-            {
-                throw Problems.NameTaken(name);
-            }
+            throw Problems.NameTaken(name);
         }
 
         foreach (var gone in S.Instances.Where(entry => entry.Value.DeletedAt + retention.Value.DeletedInstances < Now).Select(entry => entry.Key).ToList())
@@ -258,11 +299,31 @@ public sealed class TenantGrain(
             }
         }
 
-        var limit = MaxInstances();
-        if (live >= limit)
+        var limit = MaxInstances(S.Plan);
+        if (live.Count >= limit)
         {
             throw Problems.QuotaExceeded(S.Plan, limit);
         }
+    }
+
+    /// <summary>The instances that are not deleted, asking each one's grain (the truth); ones found deleted are marked so.</summary>
+    private async Task<List<InstanceView>> RefreshLiveInstancesAsync()
+    {
+        var candidates = S.Instances.Where(entry => !entry.Value.Deleted).Select(entry => entry.Key).ToList();
+        var views = await Task.WhenAll(candidates.Select(id => Instance(id).GetAsync()));
+        var live = new List<InstanceView>();
+        for (var i = 0; i < candidates.Count; i++)
+        {
+            if (views[i] is not { State: not InstanceLifecycle.Deleted } view)
+            {
+                S.Instances[candidates[i]] = S.Instances[candidates[i]] with { Deleted = true, DeletedAt = views[i]?.DeletedAt ?? Now };
+                continue;
+            }
+
+            live.Add(view);
+        }
+
+        return live;
     }
 
     private void Remember(IdempotencyKey? key, string instanceId, string operationId)
@@ -286,7 +347,9 @@ public sealed class TenantGrain(
             ? instanceId
             : null;
 
-    private int MaxInstances() => plans.Value.Definitions.TryGetValue(S.Plan, out var plan) ? plan.MaxInstances : 0;
+    private int MaxInstances(string plan) => plans.Value.Definitions.TryGetValue(plan, out var definition) ? definition.MaxInstances : 0;
+
+    private DateTimeOffset PlanSince() => S.PlanChanges.Count > 0 ? S.PlanChanges[^1].At : S.CreatedAt;
 
     private IInstanceGrain Instance(string instanceId) => grains.GetGrain<IInstanceGrain>(instanceId);
 
@@ -306,8 +369,9 @@ public sealed class TenantGrain(
         Status = S.Status,
         CreatedAt = S.CreatedAt,
         CreatedBy = S.CreatedBy,
-        MaxInstances = MaxInstances(),
+        MaxInstances = MaxInstances(S.Plan),
         InstanceCount = instanceCount,
         StripeCustomerId = S.StripeCustomerId,
+        PlanSince = PlanSince(),
     };
 }

@@ -39,6 +39,13 @@ public sealed class BillingHost(TestDirectory directory, FakeTimeProvider clock,
 
     public IInstanceMeteringGrain Metering(string instanceId) => Grains.GetGrain<IInstanceMeteringGrain>(instanceId);
 
+    /// <summary>Tells billing an instance ran from <paramref name="from"/> until <paramref name="until"/>, afterwards, with the times it happened.</summary>
+    public async Task RunAsync(string tenantId, string instanceId, string size, DateTimeOffset from, DateTimeOffset until)
+    {
+        await Metering(instanceId).ObserveLifecycleAsync(new InstanceLifecycleNotice { TenantId = tenantId, State = MeteredState.Running, Size = size, ChangedAt = from });
+        await Metering(instanceId).ObserveLifecycleAsync(new InstanceLifecycleNotice { TenantId = tenantId, State = MeteredState.Stopped, Size = size, ChangedAt = until });
+    }
+
     public ControlPlaneApi CreateAdminApi() =>
         ControlPlaneApi.WithKey(CreateClient(), File.ReadAllText(Path.Combine(directory.Path, "admin-api-key")).Trim());
 

@@ -33,9 +33,9 @@ public sealed class TenantUsageTests : IAsyncLifetime
         var tenantId = (string)(await api.CreateTenantAsync("Usage", "team"))["id"]!;
         var other = (string)(await api.CreateTenantAsync("Someone else", "team"))["id"]!;
         // Team prices: small 4, medium 8 cents an hour. One instance small for 90 minutes, one medium for 45.
-        await RunAsync(tenantId, "ins-usage-small", "small", Ten, Ten.AddMinutes(90));
-        await RunAsync(tenantId, "ins-usage-medium", "medium", Ten.AddMinutes(15), Ten.AddMinutes(60));
-        await RunAsync(other, "ins-usage-other", "large", Ten, Ten.AddMinutes(60));
+        await _host.RunAsync(tenantId, "ins-usage-small", "small", Ten, Ten.AddMinutes(90));
+        await _host.RunAsync(tenantId, "ins-usage-medium", "medium", Ten.AddMinutes(15), Ten.AddMinutes(60));
+        await _host.RunAsync(other, "ins-usage-other", "large", Ten, Ten.AddMinutes(60));
         _clock.SetUtcNow(Ten.AddHours(2).AddMinutes(5));
         await _host.Metering("ins-usage-small").MeasureAsync();
         await _host.Metering("ins-usage-medium").MeasureAsync();
@@ -62,13 +62,6 @@ public sealed class TenantUsageTests : IAsyncLifetime
         await ControlPlaneApi.ExpectProblemAsync(badMonth, HttpStatusCode.BadRequest);
         await ControlPlaneApi.ExpectProblemAsync(future, HttpStatusCode.BadRequest);
         await ControlPlaneApi.ExpectProblemAsync(notTheirs, HttpStatusCode.NotFound);
-    }
-
-    /// <summary>Running from <paramref name="from"/> until <paramref name="until"/>, told to billing afterwards with the times it happened.</summary>
-    private async Task RunAsync(string tenantId, string instanceId, string size, DateTimeOffset from, DateTimeOffset until)
-    {
-        await _host.Metering(instanceId).ObserveLifecycleAsync(new InstanceLifecycleNotice { TenantId = tenantId, State = MeteredState.Running, Size = size, ChangedAt = from });
-        await _host.Metering(instanceId).ObserveLifecycleAsync(new InstanceLifecycleNotice { TenantId = tenantId, State = MeteredState.Stopped, Size = size, ChangedAt = until });
     }
 
     private static long Quantity(JsonNode instance, string meter) =>
