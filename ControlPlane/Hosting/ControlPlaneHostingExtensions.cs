@@ -70,6 +70,7 @@ public static class ControlPlaneHostingExtensions
         services.AddAuthorizationBuilder()
             .SetFallbackPolicy(new Microsoft.AspNetCore.Authorization.AuthorizationPolicyBuilder().RequireAuthenticatedUser().Build());
 
+        services.AddRequestRateLimits(builder.Configuration);
         services.AddProblemDetails(problems => problems.CustomizeProblemDetails = ProblemResponses.DescribeFrameworkProblem);
         services.AddExceptionHandler<ProblemExceptionHandler>();
         services.Configure<RouteHandlerOptions>(route => route.ThrowOnBadRequest = true);
@@ -176,11 +177,13 @@ public static class ControlPlaneHostingExtensions
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseProvisioningSubscriptions();
+        // Before authentication, so a flood of made-up keys reaches the key store no faster than its address's rate.
+        app.UseRateLimiter();
         app.UseAuthentication();
         app.UseAuthorization();
         app.MapOpenApi().AllowAnonymous();
-        app.MapHealthChecks("/healthz", new() { Predicate = _ => false }).AllowAnonymous();
-        app.MapHealthChecks("/readyz", new() { Predicate = check => check.Tags.Contains("ready") }).AllowAnonymous();
+        app.MapHealthChecks("/healthz", new() { Predicate = _ => false }).AllowAnonymous().DisableRateLimiting();
+        app.MapHealthChecks("/readyz", new() { Predicate = check => check.Tags.Contains("ready") }).AllowAnonymous().DisableRateLimiting();
         return app;
     }
 

@@ -82,6 +82,9 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             GarnetLaunchTemplate.DotnetHost(),
             [
                 controlPlaneDll, "--data-dir", dataDirectory, "--urls", $"http://127.0.0.1:{apiPort}",
+                // The rate limiter stays in the path (its cost is measured), with buckets no benchmark empties.
+                "--RateLimits:PerKeyPerSecond=1000000", "--RateLimits:PerKeyBurst=1000000",
+                "--RateLimits:PerAddressPerSecond=1000000", "--RateLimits:PerAddressBurst=1000000",
                 .. (settings ?? new Dictionary<string, string>()).Select(setting => $"--{setting.Key}={setting.Value}"),
             ],
             environment: null,

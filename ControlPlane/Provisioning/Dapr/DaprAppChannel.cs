@@ -88,7 +88,8 @@ public sealed class DaprAppChannel
     {
         builder.AddEndpointFilter((context, next) =>
             context.HttpContext.Connection.LocalPort == Port ? next(context) : ValueTask.FromResult<object?>(Results.NotFound()));
-        return builder.AllowAnonymous().RequireDaprAppToken();
+        // The sidecar's redeliveries are paced by its resiliency policy, not by the API's per-address limits.
+        return builder.AllowAnonymous().RequireDaprAppToken().DisableRateLimiting();
     }
 
     /// <summary>
