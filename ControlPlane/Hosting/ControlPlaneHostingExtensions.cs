@@ -37,6 +37,7 @@ public static class ControlPlaneHostingExtensions
         var options = builder.Configuration.GetSection(ControlPlaneOptions.SectionName).Get<ControlPlaneOptions>() ?? new ControlPlaneOptions();
         var dataDirectory = new DataDirectory(Path.GetFullPath(options.DataDir, builder.Environment.ContentRootPath));
         Directory.CreateDirectory(dataDirectory.Path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var correctedPermissions = DataDirectoryPermissions.Enforce(dataDirectory);
         var dataDirectoryLock = DataDirectoryLock.Acquire(dataDirectory.Path);
         var databaseOptions = builder.Configuration.GetSection(DatabaseOptions.SectionName).Get<DatabaseOptions>() ?? new DatabaseOptions();
         var clusterConnectionString = options.Mode == ControlPlaneMode.Cluster ? RequireClusterConnectionString(builder.Configuration) : null;
@@ -46,6 +47,7 @@ public static class ControlPlaneHostingExtensions
 
         var services = builder.Services;
         services.AddSingleton(dataDirectoryLock);
+        services.AddHostedService(provider => new CorrectedPermissionsLog(correctedPermissions, provider.GetRequiredService<ILogger<CorrectedPermissionsLog>>()));
         services.AddControlPlaneCore(builder.Configuration, database, dataDirectory);
         services.AddHostedService<InstanceWakeUpService>();
 

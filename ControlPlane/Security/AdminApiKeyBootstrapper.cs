@@ -69,10 +69,12 @@ public sealed partial class AdminApiKeyBootstrapper(
 
     private static async Task WriteKeyFileAsync(string path, string secret, CancellationToken cancellationToken)
     {
+        // Created anew, exclusively (O_EXCL): a file or symbolic link left at the name is removed, never written through.
         var temporary = path + ".tmp";
+        File.Delete(temporary);
         await using (var file = new FileStream(temporary, new FileStreamOptions
         {
-            Mode = FileMode.Create,
+            Mode = FileMode.CreateNew,
             Access = FileAccess.Write,
             UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
         }))

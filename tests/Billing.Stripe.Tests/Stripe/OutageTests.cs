@@ -97,7 +97,9 @@ public sealed class OutageTests
         Assert.Equal(Tenants * Hours, await scenario.ScalarAsync("SELECT COUNT(*) FROM meter_outbox WHERE status = 'acknowledged'"));
         // Each 429 cost one request and nothing else; every row was then sent once, lane by lane in hour order.
         Assert.Equal(100 + (Tenants * Hours), scenario.Stripe.Stats.Count(MeterEvents));
-        Assert.InRange(scenario.Stripe.Stats.PeakPerSecond(MeterEvents), 1, 20);
+        // Under Stripe's limit in any second of arrivals. The pacer departs at 20 a second; on a loaded machine a request
+        // can arrive late enough to land in the next second's count, so the bound is the limit (25), not the pace (CI saw 21).
+        Assert.InRange(scenario.Stripe.Stats.PeakPerSecond(MeterEvents), 1, scenario.Stripe.Options.EndpointRequestsPerSecond!.Value);
         var eventName = scenario.Host.Get<Microsoft.Extensions.Options.IOptions<StripeBillingOptions>>().Value.EventName("operations");
         for (var tenant = 0; tenant < Tenants; tenant++)
         {
