@@ -71,10 +71,44 @@ public sealed class InstanceTransitions(ReconcileOptions reconcile, RetentionOpt
         return operation;
     }
 
+    /// <summary>
+    /// The backend reports a later generation than this instance ever sent: its state is older than the deployment (a
+    /// database restored from a backup, or an event nobody should have sent). The backend ignores a lower generation, so
+    /// nothing the instance asks would ever be done (a delete would not delete): it says so on the instance and in the
+    /// log, and moves past the backend's generation, so what it wants now is sent again and carried out.
+    /// </summary>
+    public bool CatchUpWithBackend(InstanceState state, ObservedDeployment observed, DateTimeOffset now)
+    {
+        if (observed.Generation <= state.Generation || observed.Generation >= long.MaxValue - 1)
+        {
+            return false;
+        }
+
+        var behind = state.Generation;
+        state.Generation = observed.Generation + 1;
+        state.UpdatedAt = now;
+        InstanceHistory.Record(
+            state,
+            now,
+            "generation-behind",
+            $"The {state.Backend} backend has deployed generation {observed.Generation}, but this instance's state only knew generation {behind}: " +
+            $"it is older than the deployment (restored from a backup?). What the instance wants now ({Describe(state.Desired)}) is sent again as generation {state.Generation}.",
+            state.Active?.OperationId);
+        return true;
+    }
+
     /// <summary>The current phase of the active operation ended with <paramref name="outcome"/>: roll back, clean up or complete.</summary>
     public ChangeResult EndPhase(InstanceState state, OperationRecord operation, PhaseOutcome outcome, DateTimeOffset now)
     {
         var active = state.Active!;
+        if (outcome.Observed is { } ahead && CatchUpWithBackend(state, ahead, now))
+        {
+            // The backend did nothing for this phase (it ignores a generation below its own): the phase starts over.
+            state.Replace(operation.WithLog(now, $"The backend had deployed a later generation ({ahead.Generation}) than this instance knew; sent again as generation {state.Generation}."));
+            OperationProgress.BeginPhase(active, active.Phase, active.StepOffset);
+            return new(true, active.Phase, operation.Id);
+        }
+
         var rollingBack = active.Phase == ApplyPurpose.Rollback;
         if (outcome.Observed is { } observed)
         {
@@ -145,6 +179,11 @@ public sealed class InstanceTransitions(ReconcileOptions reconcile, RetentionOpt
             DeploymentApplied applied => (applied.Observed, applied.Drift, false),
             _ => throw new ArgumentOutOfRangeException(nameof(outcome), outcome.GetType().Name, "Only an outcome ends a check."),
         };
+        if (CatchUpWithBackend(state, observed, now))
+        {
+            return new(true, ApplyPurpose.Reconcile);
+        }
+
         var (healthBefore, startsBefore) = (state.Health, state.ProcessStarts);
         state.Observe(observed, outcome.OccurredAt, reconcile.DegradedLatency);
         if (!InstanceLifecycleTable.IsReconciled(state.Lifecycle))
