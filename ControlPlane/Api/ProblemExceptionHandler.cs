@@ -28,9 +28,16 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
         return await problems.TryWriteAsync(context);
     }
 
-    private static ProblemDetailsContext FromDomain(HttpContext httpContext, ControlPlaneException domain) =>
-        ProblemResponses.Context(
+    private static ProblemDetailsContext FromDomain(HttpContext httpContext, ControlPlaneException domain)
+    {
+        if (domain.Extensions.TryGetValue("retryAfterSeconds", out var seconds))
+        {
+            httpContext.Response.Headers.RetryAfter = seconds;
+        }
+
+        return ProblemResponses.Context(
             httpContext, ProblemResponses.StatusFor(domain.Kind), domain.Type, domain.Title, domain.Detail, extensions: domain.Extensions);
+    }
 
     private static ProblemDetailsContext FromBadRequest(HttpContext httpContext, BadHttpRequestException badRequest)
     {

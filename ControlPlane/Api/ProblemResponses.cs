@@ -16,6 +16,7 @@ public static class ProblemResponses
         ProblemKind.Conflict => StatusCodes.Status409Conflict,
         ProblemKind.Forbidden => StatusCodes.Status403Forbidden,
         ProblemKind.Unprocessable => StatusCodes.Status422UnprocessableEntity,
+        ProblemKind.TooManyRequests => StatusCodes.Status429TooManyRequests,
         _ => StatusCodes.Status400BadRequest,
     };
 

@@ -8,6 +8,8 @@ public enum ProblemKind
     Conflict,
     Forbidden,
     Unprocessable,
+    /// <summary>429: the caller must wait; the problem's <c>retryAfterSeconds</c> says how long.</summary>
+    TooManyRequests,
 }
 
 /// <summary>
@@ -96,6 +98,18 @@ public static class Problems
             "idempotency-key-reused",
             "Idempotency key reused with a different request",
             $"Idempotency-Key '{key}' was already used for a different request. Use a new key for a new request.");
+
+    public static ControlPlaneException TooManyIdempotencyKeys(int limit, TimeSpan retryAfter)
+    {
+        var seconds = Math.Max(1, (long)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return new(
+            ProblemKind.TooManyRequests,
+            "too-many-idempotency-keys",
+            "Too many idempotency keys",
+            $"This tenant sent {limit} requests with distinct Idempotency-Keys in the last 24 hours, as many as are remembered. " +
+            $"Retry after {seconds} s, when the oldest is forgotten, or send requests without a key.",
+            new Dictionary<string, string> { ["retryAfterSeconds"] = seconds });
+    }
 
     private static string Capitalize(string what) => string.Concat(char.ToUpperInvariant(what[0]).ToString(), what[1..]);
 }

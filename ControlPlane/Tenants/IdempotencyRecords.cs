@@ -25,8 +25,16 @@ public static class IdempotencyRecords
     public static readonly TimeSpan Window = TimeSpan.FromHours(24);
 
     /// <summary>
+    /// How many keys one scope (a tenant's instance mutations, its plan changes, tenant creation) remembers. A new key
+    /// beyond it is refused with 429 until the oldest is forgotten, never remembered by forgetting a live one: a
+    /// forgotten key's retry would run twice. Bounds what a tenant's state can grow to.
+    /// </summary>
+    public const int MaxRemembered = 10_000;
+
+    /// <summary>
     /// The record of an earlier request with the same key, or null for a key not seen in the window; a
-    /// different request under a remembered key is refused. Forgets keys older than the window.
+    /// different request under a remembered key is refused, and so is a new key when <see cref="MaxRemembered"/> are
+    /// remembered. Forgets keys older than the window.
     /// </summary>
     public static TRecord? Replay<TRecord>(this Dictionary<string, TRecord> records, IdempotencyKey? key, DateTimeOffset now)
         where TRecord : class, IIdempotencyRecord
@@ -43,7 +51,9 @@ public static class IdempotencyRecords
 
         if (!records.TryGetValue(key.Key, out var record))
         {
-            return null;
+            return records.Count < MaxRemembered
+                ? null
+                : throw Problems.TooManyIdempotencyKeys(MaxRemembered, records.Values.Min(remembered => remembered.CreatedAt) + Window - now);
         }
 
         return record.Fingerprint == key.Fingerprint ? record : throw Problems.IdempotencyKeyReused(key.Key);
