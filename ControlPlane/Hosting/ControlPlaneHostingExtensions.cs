@@ -64,9 +64,11 @@ public static class ControlPlaneHostingExtensions
         // Authentication always brings ASP.NET data protection, which this API does not use (no cookies or
         // tokens); keep its key ring inside the data directory instead of the user's home. Nothing it protects
         // crosses silos, so in cluster mode each silo keeps its own.
+        // Private from its first moment (the key ring's own default leaves the directory readable to others).
+        var keyRing = Directory.CreateDirectory(dataDirectory.File("data-protection-keys"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         services.AddDataProtection()
             .SetApplicationName("controlplane")
-            .PersistKeysToFileSystem(new DirectoryInfo(dataDirectory.File("data-protection-keys")));
+            .PersistKeysToFileSystem(keyRing);
         services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, _ => { });
         services.AddAuthorizationBuilder()

@@ -20,6 +20,7 @@ public sealed class DataDirectoryPermissionTests
 
         Assert.Equal(OwnerOnlyDirectory, File.GetUnixFileMode(factory.DataDirectory.Path));
         Assert.Equal(OwnerOnlyFile, File.GetUnixFileMode(Path.Combine(factory.DataDirectory.Path, "controlplane.db")));
+        Assert.Equal(OwnerOnlyDirectory, File.GetUnixFileMode(Path.Combine(factory.DataDirectory.Path, "data-protection-keys")));
         Assert.Contains(factory.Logs.Lines, line => line.Contains("Took group access away", StringComparison.Ordinal));
     }
 
