@@ -169,7 +169,7 @@ public sealed class KubernetesBackendTests(ITestOutputHelper output)
         var applied = await second.ApplySucceedsAsync(spec);
         await second.ApplySucceedsAsync(spec);
 
-        Assert.Equal(DeploymentStatus.Running, applied.Observed.Status);
+        Assert.Equal(DeploymentStatus.Running, (await RunningAsync(second.Backend<KubernetesBackend>(), spec, applied.Observed)).Status);
         Assert.Single(world.All("StatefulSet"));
         Assert.Single(world.All("Pod"));
         Assert.Single(world.All("PersistentVolumeClaim"));
@@ -191,7 +191,7 @@ public sealed class KubernetesBackendTests(ITestOutputHelper output)
 
         var applied = await provisioner.ApplySucceedsAsync(world.Spec(instanceId));
 
-        Assert.Equal(DeploymentStatus.Running, applied.Observed.Status);
+        Assert.Equal(DeploymentStatus.Running, (await RunningAsync(provisioner.Backend<KubernetesBackend>(), world.Spec(instanceId), applied.Observed)).Status);
         Assert.True(refusals > 5);
         Assert.Contains(provisioner.LogLines, line => line.Contains("Kubernetes API answered 429", StringComparison.Ordinal));
         Assert.Single(world.All("StatefulSet"));
