@@ -7,6 +7,8 @@ namespace Provisioner.Hosting;
 
 public static class ProvisionerAppExtensions
 {
+    public const int MaxRequestBodyBytes = 64 * 1024;
+
     /// <summary>
     /// The provisioner as a Dapr app: the engine (catalog, Local backend, worker), the Dapr transport, and
     /// events published back through the sidecar. Instances live under <c>&lt;data dir&gt;/instances</c>.
@@ -16,6 +18,8 @@ public static class ProvisionerAppExtensions
         builder.Configuration.AddCommandLine(args, new Dictionary<string, string> { ["--data-dir"] = "Provisioner:DataDir" });
         var dataDirectory = Path.GetFullPath(builder.Configuration["Provisioner:DataDir"] ?? "data", builder.Environment.ContentRootPath);
 
+        // As on the control plane: a command is a few kilobytes, so a larger body is refused before it is read.
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = MaxRequestBodyBytes);
         var services = builder.Services;
         services.AddProvisioningEngine(builder.Configuration);
         services.PostConfigure<LocalBackendOptions>(local =>

@@ -34,6 +34,13 @@ public sealed class InstanceLifecycleTests : IAsyncLifetime
         }
 
         await Assert.ThrowsAnyAsync<RedisException>(() => GarnetClient.ConnectAsync(credentials, password: "not-the-password"));
+
+        // Credentials are never kept by a browser's or a proxy's cache.
+        using (var raw = await _api.SendAsync(HttpMethod.Get, $"/api/v1/tenants/{_tenantId}/instances/{instance["id"]}/credentials"))
+        {
+            Assert.True(raw.Headers.CacheControl?.NoStore, $"Cache-Control: {raw.Headers.CacheControl}");
+        }
+
         Assert.Equal("Running", (string?)instance["state"]);
         Assert.Equal("healthy", (string?)instance["health"]);
         Assert.Equal("garnet", (string?)instance["product"]);

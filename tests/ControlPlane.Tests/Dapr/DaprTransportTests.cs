@@ -86,6 +86,15 @@ public sealed class DaprTransportTests(ITestOutputHelper output)
         Assert.Equal(HttpStatusCode.Unauthorized, forgedWithWrongToken.StatusCode);
         using var forgedCommand = await anyone.PostAsync(new Uri(apps.Provisioner.BaseAddress, "/provisioning/commands"), new StringContent("{}"));
         Assert.Equal(HttpStatusCode.Unauthorized, forgedCommand.StatusCode);
+
+        // The provisioner refuses a body far larger than any command, as the control plane does, even from its sidecar.
+        using var huge = new HttpRequestMessage(HttpMethod.Post, new Uri(apps.Provisioner.BaseAddress, "/provisioning/commands"))
+        {
+            Content = new StringContent("{\"padding\":\"" + new string('x', 1024 * 1024) + "\"}", System.Text.Encoding.UTF8, "application/json"),
+        };
+        huge.Headers.Add("dapr-api-token", apps.ProvisionerSidecar.AppApiToken);
+        using var tooLarge = await anyone.SendAsync(huge);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, tooLarge.StatusCode);
     }
 
     [Fact]
