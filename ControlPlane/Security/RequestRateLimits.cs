@@ -60,9 +60,11 @@ public static class RequestRateLimits
     {
         services.AddOptions<RequestRateLimitOptions>().Bind(configuration.GetSection(RequestRateLimitOptions.SectionName)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<RequestRateLimitOptions>, RequestRateLimitOptionsValidator>();
-        services.AddRateLimiter(limiter =>
+        services.AddRateLimiter(_ => { });
+        // The buckets are built from the validated settings, not from a second reading of the configuration.
+        services.AddOptions<RateLimiterOptions>().Configure<IOptions<RequestRateLimitOptions>>((limiter, options) =>
         {
-            var settings = configuration.GetSection(RequestRateLimitOptions.SectionName).Get<RequestRateLimitOptions>() ?? new RequestRateLimitOptions();
+            var settings = options.Value;
             if (!settings.Enabled)
             {
                 return;
