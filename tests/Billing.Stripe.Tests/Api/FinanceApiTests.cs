@@ -4,11 +4,9 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Billing.Usage;
 using ControlPlane.Persistence;
+using Billing.Stripe.Tests.Support;
 using ControlPlane.Security;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace Billing.Stripe.Tests.Api;
 
@@ -90,21 +88,11 @@ public sealed class FinanceApiTests(FinanceApiTests.Host host) : IClassFixture<F
         Assert.Equal("Billing Onboarding", await command.ExecuteScalarAsync());
     }
 
-    public sealed class Host : WebApplicationFactory<Program>, IAsyncLifetime
+    public sealed class Host() : ControlPlaneApiHost("finance-api")
     {
-        private readonly string _dataDirectory = Directory.CreateTempSubdirectory("finance-api-").FullName;
-
-        public async Task<HttpClient> ClientAsync(string role, string? tenantId = null)
+        public override async Task InitializeAsync()
         {
-            var (_, secret) = await Services.GetRequiredService<ApiKeyStore>().CreateAsync("test " + role, role, tenantId);
-            var client = CreateClient();
-            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", secret);
-            return client;
-        }
-
-        public async Task InitializeAsync()
-        {
-            _ = Server;
+            await base.InitializeAsync();
             await Services.GetRequiredService<IUsageLedger>().AppendAsync(
             [
                 new UsageEvent
@@ -117,19 +105,6 @@ public sealed class FinanceApiTests(FinanceApiTests.Host host) : IClassFixture<F
                     OccurredAt = new DateTimeOffset(2026, 11, 3, 4, 5, 0, TimeSpan.Zero),
                 },
             ]);
-        }
-
-        Task IAsyncLifetime.DisposeAsync()
-        {
-            Dispose();
-            Directory.Delete(_dataDirectory, recursive: true);
-            return Task.CompletedTask;
-        }
-
-        protected override void ConfigureWebHost(IWebHostBuilder builder)
-        {
-            builder.UseSetting("ControlPlane:DataDir", _dataDirectory);
-            builder.ConfigureLogging(logging => logging.ClearProviders());
         }
     }
 }

@@ -6,11 +6,10 @@ using Billing.Ledger;
 using ControlPlane.Auditing;
 using ControlPlane.Persistence;
 using ControlPlane.Security;
+using Billing.Stripe.Tests.Support;
 using FakeStripe;
 using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace Billing.Stripe.Tests.Api;
 
@@ -96,41 +95,28 @@ public sealed class StripeSyncApiTests(StripeSyncApiTests.Host host) : IClassFix
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
     }
 
-    public sealed class Host : WebApplicationFactory<Program>, IAsyncLifetime
+    public sealed class Host() : ControlPlaneApiHost("stripe-sync-api")
     {
-        private readonly string _dataDirectory = Directory.CreateTempSubdirectory("stripe-sync-api-").FullName;
-
         public FakeStripeServer Stripe { get; private set; } = null!;
 
-        public async Task<HttpClient> ClientAsync(string role, string? tenantId = null)
-        {
-            var (_, secret) = await Services.GetRequiredService<ApiKeyStore>().CreateAsync("test " + role, role, tenantId);
-            var client = CreateClient();
-            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", secret);
-            return client;
-        }
-
-        public async Task InitializeAsync()
+        public override async Task InitializeAsync()
         {
             Stripe = await FakeStripeServer.StartAsync(TimeProvider.System);
-            _ = Server;
+            await base.InitializeAsync();
         }
 
-        async Task IAsyncLifetime.DisposeAsync()
+        protected override async Task StopAsync()
         {
-            Dispose();
+            await base.StopAsync();
             await Stripe.DisposeAsync();
-            Directory.Delete(_dataDirectory, recursive: true);
         }
 
-        protected override void ConfigureWebHost(IWebHostBuilder builder)
+        protected override void Configure(IWebHostBuilder builder)
         {
-            builder.UseSetting("ControlPlane:DataDir", _dataDirectory);
             builder.UseSetting("Stripe:ApiKey", Stripe.ApiKey);
             builder.UseSetting("Stripe:ApiBase", Stripe.BaseUrl);
             builder.UseSetting("Stripe:MeterEventsBase", Stripe.BaseUrl);
             builder.UseSetting("Stripe:BackgroundDispatch", "false");
-            builder.ConfigureLogging(logging => logging.ClearProviders());
         }
     }
 }
