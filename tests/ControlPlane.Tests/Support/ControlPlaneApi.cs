@@ -47,10 +47,40 @@ public sealed class ControlPlaneApi(HttpClient http)
         return await ExpectAsync(response, HttpStatusCode.Accepted);
     }
 
+    /// <summary>
+    /// GETs <paramref name="path"/> and expects 200. A 429 is waited out for its Retry-After and asked again, as a
+    /// well-behaved client does: tests that poll many operations at once share one key's rate limit.
+    /// </summary>
     public async Task<JsonNode> GetAsync(string path)
     {
-        using var response = await http.GetAsync(path);
-        return await ExpectAsync(response, HttpStatusCode.OK);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (true)
+        {
+            using var response = await http.GetAsync(path);
+            if (response.StatusCode != HttpStatusCode.TooManyRequests || DateTime.UtcNow > deadline)
+            {
+                return await ExpectAsync(response, HttpStatusCode.OK);
+            }
+
+            await Task.Delay(response.Headers.RetryAfter?.Delta ?? TimeSpan.FromSeconds(1));
+        }
+    }
+
+    /// <summary>Every item of a paged list, following <c>nextPageToken</c> to the last page.</summary>
+    public async Task<List<JsonNode>> ListAllAsync(string path)
+    {
+        var items = new List<JsonNode>();
+        string? token = null;
+        do
+        {
+            var separator = path.Contains('?', StringComparison.Ordinal) ? '&' : '?';
+            var page = await GetAsync(token is null ? path : $"{path}{separator}pageToken={Uri.EscapeDataString(token)}");
+            items.AddRange(page["items"]!.AsArray().Select(item => item!));
+            token = (string?)page["nextPageToken"];
+        }
+        while (token is not null);
+
+        return items;
     }
 
     public Task<JsonNode> GetInstanceAsync(string tenantId, string instanceId) => GetAsync($"/api/v1/tenants/{tenantId}/instances/{instanceId}");
