@@ -30,6 +30,8 @@ public static class Ids
 
     public static string NewMaintenanceWindowId() => New("mw");
 
+    public static string NewUserId() => New("usr");
+
     /// <summary>True when <paramref name="id"/> could have come from <see cref="New"/> with <paramref name="prefix"/>.</summary>
     public static bool IsWellFormed(string? id, string prefix, int length = 16) =>
         id is not null

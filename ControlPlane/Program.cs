@@ -1,9 +1,11 @@
 using ControlPlane.Catalog;
 using ControlPlane.Finance;
 using ControlPlane.Hosting;
+using ControlPlane.Identity;
 using ControlPlane.Instances;
 using ControlPlane.Operations;
 using ControlPlane.Provisioning.Dapr;
+using ControlPlane.Security;
 using ControlPlane.Sla;
 using ControlPlane.Tenants;
 
@@ -16,6 +18,8 @@ try
     app.UseControlPlane();
     app.MapCatalog();
     app.MapTenants();
+    app.MapMembers();
+    app.MapApiKeys();
     app.MapInstances();
     app.MapOperations();
     app.MapProvisioningSubscriptions();

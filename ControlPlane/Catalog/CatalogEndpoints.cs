@@ -1,3 +1,4 @@
+using ControlPlane.Security;
 using Provisioner.Catalog;
 
 namespace ControlPlane.Catalog;
@@ -21,7 +22,7 @@ public static class CatalogEndpoints
 {
     public static IEndpointRouteBuilder MapCatalog(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/api/v1/catalog", GetCatalog).WithTags("Catalog").WithSummary("Products, versions and sizes that can be created");
+        app.MapGet("/api/v1/catalog", GetCatalog).ForAnyAuthenticatedCaller().WithTags("Catalog").WithSummary("Products, versions and sizes that can be created");
         return app;
     }
 

@@ -15,18 +15,17 @@ public static partial class FinanceEndpoints
 {
     public static IEndpointRouteBuilder MapFinance(this IEndpointRouteBuilder app)
     {
-        var finance = app.MapGroup("/api/v1/finance").WithTags("Finance")
-            .RequireAuthorization(policy => policy.RequireRole(Roles.Finance, Roles.PlatformAdmin));
+        var finance = app.MapGroup("/api/v1/finance").WithTags("Finance");
         finance.MapGet("/reconciliation", ReconcileAsync)
+            .Requires(Permissions.FinanceRead)
             .WithSummary("Usage and credits per tenant and meter for a month: ledger, Stripe, invoices, and every discrepancy classified (finance, platform admins)")
             .Produces<ReconciliationReport>(contentType: "application/json")
             .Produces(StatusCodes.Status200OK, contentType: "text/csv");
 
         // Reading Stripe now spends the cluster's Stripe budget, so it is an operator's action, and audited.
-        var operators = app.MapGroup("/api/v1/finance").WithTags("Finance")
-            .RequireAuthorization(policy => policy.RequireRole(Roles.PlatformAdmin));
-        operators.MapPost("/tenants/{tenantId}/stripe:sync", SyncTenantAsync)
-            .WithSummary("Read one tenant's Stripe summaries, invoices and credits into the database now, due or not (platform admins)")
+        finance.MapPost("/tenants/{tenantId}/stripe:sync", SyncTenantAsync)
+            .Requires(Permissions.StripeSync)
+            .WithSummary("Read one tenant's Stripe summaries, invoices and credits into the database now, due or not (platform admins, SREs)")
             .Produces<StripeSyncResult>();
         return app;
     }

@@ -7,6 +7,7 @@ using Billing.Sla;
 using Billing.Stripe;
 using ControlPlane.Api;
 using ControlPlane.Auditing;
+using ControlPlane.Identity;
 using ControlPlane.Instances;
 using ControlPlane.Persistence;
 using ControlPlane.Provisioning;
@@ -52,8 +53,9 @@ public static class ControlPlaneHostingExtensions
         services.AddHostedService<InstanceWakeUpService>();
 
         services.AddMemoryCache();
-        services.AddMigrations([ApiKeyStore.Migration, AuditLog.Migration]);
+        services.AddMigrations([ApiKeyStore.Migration, AuditLog.Migration, UserDirectory.Migration, ApiKeyStore.LifecycleMigration]);
         services.AddSingleton<ApiKeyStore>();
+        services.AddIdentity();
         services.AddSingleton<AuditLog>();
         services.AddHostedService<AdminApiKeyBootstrapper>();
         if (database.IsShared)
@@ -70,7 +72,8 @@ public static class ControlPlaneHostingExtensions
             .SetApplicationName("controlplane")
             .PersistKeysToFileSystem(keyRing);
         services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
-            .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, _ => { });
+            .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, _ => { })
+            .AddPortalSession();
         services.AddAuthorizationBuilder()
             .SetFallbackPolicy(new Microsoft.AspNetCore.Authorization.AuthorizationPolicyBuilder().RequireAuthenticatedUser().Build());
 

@@ -1,6 +1,7 @@
 using System.Security.Claims;
 using ControlPlane.Api;
 using ControlPlane.Auditing;
+using ControlPlane.Errors;
 using ControlPlane.Operations;
 using ControlPlane.Security;
 using Provisioner.Catalog;
@@ -21,23 +22,29 @@ public static class InstanceEndpoints
     public static IEndpointRouteBuilder MapInstances(this IEndpointRouteBuilder app)
     {
         var instances = app.MapGroup("/api/v1/tenants/{tenantId}/instances").WithTags("Instances");
-        instances.MapPost("", CreateAsync).WithSummary(Summary(OperationType.Create)).Produces<OperationRecord>(202);
-        instances.MapGet("", ListAsync).WithSummary("List the tenant's instances, oldest first (paged)");
-        instances.MapGet("/{instanceId}", GetAsync).WithSummary("Get an instance");
-        instances.MapPatch("/{instanceId}", UpdateAsync).WithSummary(Summary(OperationType.Scale)).Produces<OperationRecord>(202);
+        instances.MapPost("", CreateAsync).Requires(Permissions.InstancesOperate).WithSummary(Summary(OperationType.Create)).Produces<OperationRecord>(202);
+        instances.MapGet("", ListAsync).Requires(Permissions.InstancesRead).WithSummary("List the tenant's instances, oldest first (paged)");
+        instances.MapGet("/{instanceId}", GetAsync).Requires(Permissions.InstancesRead).WithSummary("Get an instance");
+        instances.MapPatch("/{instanceId}", UpdateAsync).Requires(Permissions.InstancesOperate).WithSummary(Summary(OperationType.Scale)).Produces<OperationRecord>(202);
         instances.MapDelete("/{instanceId}", (string tenantId, string instanceId, HttpContext context, IGrainFactory grains, AuditLog audit) =>
-            RunAsync(tenantId, instanceId, Verb(OperationType.Delete), body: null, context, grains, audit)).WithSummary(Summary(OperationType.Delete)).Produces<OperationRecord>(202);
+            RunAsync(tenantId, instanceId, Verb(OperationType.Delete), body: null, context, grains, audit))
+            .Requires(Permissions.InstancesOperate)
+            .WithSummary(Summary(OperationType.Delete))
+            .Produces<OperationRecord>(202);
         foreach (var verb in InstanceLifecycleTable.Verbs.Where(verb => verb.Action is not null))
         {
             instances.MapPost($"/{{instanceId}}:{verb.Action}", (string tenantId, string instanceId, HttpContext context, IGrainFactory grains, AuditLog audit) =>
                 RunAsync(tenantId, instanceId, new InstanceCommand { Verb = verb.Type, RequestedBy = context.User.Actor() }, body: null, context, grains, audit))
+                .Requires(Permissions.InstancesOperate)
                 .WithSummary(verb.Summary)
                 .Produces<OperationRecord>(202);
         }
 
-        instances.MapGet("/{instanceId}/credentials", GetCredentialsAsync).WithSummary("Connection credentials (every read is audited)");
-        instances.MapGet("/{instanceId}/operations", ListOperationsAsync).WithSummary("The instance's operations, newest first (paged)");
-        instances.MapGet("/{instanceId}/events", ListEventsAsync).WithSummary("What happened to the instance, newest first (paged)");
+        instances.MapGet("/{instanceId}/credentials", GetCredentialsAsync)
+            .Requires(Permissions.CredentialsRead)
+            .WithSummary($"Connection credentials (every read is audited; SREs send {Access.AccessReasonHeader} with the reason, which the audit record keeps)");
+        instances.MapGet("/{instanceId}/operations", ListOperationsAsync).Requires(Permissions.OperationsRead).WithSummary("The instance's operations, newest first (paged)");
+        instances.MapGet("/{instanceId}/events", ListEventsAsync).Requires(Permissions.InstancesRead).WithSummary("What happened to the instance, newest first (paged)");
         return app;
     }
 
@@ -138,11 +145,31 @@ public static class InstanceEndpoints
     private static async Task<IResult> GetCredentialsAsync(string tenantId, string instanceId, HttpContext context, IGrainFactory grains, AuditLog audit)
     {
         var (grain, _) = await grains.RequireInstanceAsync(context.User, tenantId, instanceId);
+        var reason = AccessReason(context, tenantId);
         var credentials = await audit.AuditedAsync(
-            context, tenantId, "instance.credentials.read", instanceId, grain.GetCredentialsAsync, _ => (null, null), outcome: "succeeded");
+            context, tenantId, "instance.credentials.read", instanceId, grain.GetCredentialsAsync, _ => (null, reason is null ? null : $"Reason: {reason}"), outcome: "succeeded");
         // Never kept by a browser, a proxy or a client's HTTP cache.
         context.Response.Headers.CacheControl = "no-store";
         return TypedResults.Ok(credentials);
+    }
+
+    /// <summary>The reason an operator gives for reading a customer's credentials; required of platform roles that must give one.</summary>
+    private static string? AccessReason(HttpContext context, string tenantId)
+    {
+        var reason = context.Request.Headers[Access.AccessReasonHeader].ToString().Trim();
+        if (!context.User.NeedsRecordedReason(tenantId))
+        {
+            return reason.Length == 0 ? null : reason;
+        }
+
+        return reason.Length is >= 10 and <= 500
+            ? reason
+            : throw new ControlPlaneException(
+                ProblemKind.Forbidden,
+                "access-reason-required",
+                "A reason is required",
+                $"Reading a customer's credentials as an SRE needs a reason of 10–500 characters in the {Access.AccessReasonHeader} header " +
+                "(a ticket or incident and why); it is kept in the tenant's audit log.");
     }
 
     private static async Task<ItemList<OperationRecord>> ListOperationsAsync(

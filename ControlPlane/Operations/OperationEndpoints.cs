@@ -12,8 +12,8 @@ public static class OperationEndpoints
     public static IEndpointRouteBuilder MapOperations(this IEndpointRouteBuilder app)
     {
         var operations = app.MapGroup("/api/v1/tenants/{tenantId}/operations").WithTags("Operations");
-        operations.MapGet("/{operationId}", GetAsync).WithSummary("Get an operation (poll the Location of a 202)");
-        operations.MapPost("/{operationId}:cancel", CancelAsync).WithSummary("Cancel a running operation").Produces<OperationRecord>(202);
+        operations.MapGet("/{operationId}", GetAsync).Requires(Permissions.OperationsRead).WithSummary("Get an operation (poll the Location of a 202)");
+        operations.MapPost("/{operationId}:cancel", CancelAsync).Requires(Permissions.InstancesOperate).WithSummary("Cancel a running operation").Produces<OperationRecord>(202);
         return app;
     }
 

@@ -168,8 +168,10 @@ public sealed class Database
     }
 
     /// <summary>A point in time: <c>timestamptz</c> in PostgreSQL, ISO 8601 text in SQLite.</summary>
-    public void AddTimestamp(DbCommand command, string name, DateTimeOffset value) =>
-        AddParameter(command, name, IsPostgres ? value.ToUniversalTime() : value.ToString("O", CultureInfo.InvariantCulture));
+    public void AddTimestamp(DbCommand command, string name, DateTimeOffset value) => AddParameter(command, name, Timestamp(value));
+
+    /// <summary>A point in time as a parameter value of this dialect, for <see cref="ExecuteAsync"/> and <see cref="QueryAsync"/>.</summary>
+    public object Timestamp(DateTimeOffset value) => IsPostgres ? value.ToUniversalTime() : value.ToString("O", CultureInfo.InvariantCulture);
 
     /// <summary>A JSON document: <c>jsonb</c> in PostgreSQL (queryable with <c>-&gt;&gt;</c>), text in SQLite.</summary>
     public void AddJson(DbCommand command, string name, string json)

@@ -42,7 +42,7 @@ public sealed partial class AdminApiKeyBootstrapper(
             LogKeyFileMissing(path);
         }
 
-        var (key, secret) = await keys.CreateAsync("bootstrap platform admin", Roles.PlatformAdmin, tenantId: null, cancellationToken);
+        var (key, secret) = await keys.CreateAsync("bootstrap platform admin", Roles.PlatformAdmin, tenantId: null, createdBy: "system", cancellationToken: cancellationToken);
         await WriteKeyFileAsync(path, secret, cancellationToken);
         await audit.RecordAsync(new AuditEntry("system", null, "api-key.create", key.Id, "succeeded", "Bootstrap platform-admin key"), cancellationToken);
         LogKeyCreated(path);

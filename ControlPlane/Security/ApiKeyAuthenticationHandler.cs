@@ -35,18 +35,14 @@ public sealed class ApiKeyAuthenticationHandler(
             return AuthenticateResult.Fail("The API key is not valid.");
         }
 
-        var claims = new List<Claim>
-        {
-            new(ClaimTypes.NameIdentifier, key.Id),
-            new(ClaimTypes.Name, key.Name),
-            new(ClaimTypes.Role, key.Role),
-        };
-        if (key.TenantId is not null)
-        {
-            claims.Add(new Claim(Principals.TenantClaim, key.TenantId));
-        }
-
-        return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(new ClaimsIdentity(claims, SchemeName)), SchemeName));
+        var principal = Principals.Create(
+            Principals.ApiKeyKind,
+            key.Id,
+            key.Name,
+            key.TenantId is null ? key.Role : null,
+            key.TenantId is null ? [] : [(key.TenantId, key.Role)],
+            SchemeName);
+        return AuthenticateResult.Success(new AuthenticationTicket(principal, SchemeName));
     }
 
     protected override async Task HandleChallengeAsync(AuthenticationProperties properties)

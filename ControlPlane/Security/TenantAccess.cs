@@ -33,7 +33,4 @@ public static class TenantAccess
             ? (grain, view)
             : throw Problems.NotFound("instance", instanceId);
     }
-
-    private static bool MaySee(this ClaimsPrincipal user, string tenantId) =>
-        user.IsPlatformAdmin() || user.FindFirstValue(Principals.TenantClaim) == tenantId;
 }

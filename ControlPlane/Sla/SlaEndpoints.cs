@@ -28,27 +28,33 @@ public static class SlaEndpoints
     {
         var tenant = app.MapGroup("/api/v1/tenants/{tenantId}").WithTags("SLA");
         tenant.MapGet("/instances/{instanceId}/sla", GetInstanceSlaAsync)
+            .Requires(Permissions.SlaRead)
             .WithSummary("An instance's SLA for a month")
             .WithDescription(
                 "Eligible minutes are good, bad or unmeasured (no probe: the control plane was down). Unmeasured minutes are proven when the "
                 + "instance's process demonstrably ran throughout (the same run_id, its uptime spanning the gap), unproven otherwise, or pending "
                 + "while no probe has ended the gap in an open month. Uptime is (good + proven) / (eligible - pending).");
-        tenant.MapGet("/sla", GetTenantSlaAsync).WithSummary("The tenant's SLA for a month, per instance");
+        tenant.MapGet("/sla", GetTenantSlaAsync).Requires(Permissions.SlaRead).WithSummary("The tenant's SLA for a month, per instance");
         tenant.MapGet("/usage", GetTenantUsageAsync)
+            .Requires(Permissions.UsageRead)
             .WithSummary("The tenant's usage for a month (default: this one), per instance and meter, with its estimated charge and SLA credit so far");
-        tenant.MapGet("/sla/assessments", ListTenantAssessmentsAsync).WithSummary("The tenant's assessments of a closed month (default: the last one)");
-        tenant.MapGet("/maintenance-windows", ListMaintenanceAsync).WithSummary("Maintenance announced for a month");
+        tenant.MapGet("/sla/assessments", ListTenantAssessmentsAsync).Requires(Permissions.SlaRead).WithSummary("The tenant's assessments of a closed month (default: the last one)");
+        tenant.MapGet("/maintenance-windows", ListMaintenanceAsync).Requires(Permissions.SlaRead).WithSummary("Maintenance announced for a month");
         tenant.MapPost("/maintenance-windows", AnnounceMaintenanceAsync)
-            .RequireAuthorization(policy => policy.RequireRole(Roles.PlatformAdmin))
-            .WithSummary("Announce maintenance (platform admins): planned, its minutes do not count against the SLA; emergency, they do")
+            .Requires(Permissions.MaintenanceManage)
+            .WithSummary("Announce maintenance (platform admins, SREs): planned, its minutes do not count against the SLA; emergency, they do")
             .Produces<MaintenanceWindow>(201);
         tenant.MapDelete("/maintenance-windows/{windowId}", WithdrawMaintenanceAsync)
-            .RequireAuthorization(policy => policy.RequireRole(Roles.PlatformAdmin))
-            .WithSummary("Withdraw announced maintenance (platform admins; audited): it no longer excuses any minute");
+            .Requires(Permissions.MaintenanceManage)
+            .WithSummary("Withdraw announced maintenance (platform admins, SREs; audited): it no longer excuses any minute");
 
-        var platform = app.MapGroup("/api/v1/sla").WithTags("SLA").RequireAuthorization(policy => policy.RequireRole(Roles.PlatformAdmin));
-        platform.MapPost("/months/{month}:close", CloseMonthAsync).WithSummary("Close an ended month now (platform admins); closing again answers the same assessments");
-        platform.MapGet("/assessments", ListAssessmentsAsync).WithSummary("Every assessment of a closed month (platform admins, finance)");
+        var platform = app.MapGroup("/api/v1/sla").WithTags("SLA");
+        platform.MapPost("/months/{month}:close", CloseMonthAsync)
+            .Requires(Permissions.SlaClose)
+            .WithSummary("Close an ended month now (platform admins, finance); closing again answers the same assessments");
+        platform.MapGet("/assessments", ListAssessmentsAsync)
+            .Requires(Permissions.SlaAssessmentsRead)
+            .WithSummary("Every assessment of a closed month (platform admins, finance)");
         return app;
     }
 

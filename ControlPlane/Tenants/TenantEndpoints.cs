@@ -18,13 +18,14 @@ public static class TenantEndpoints
     {
         var tenants = app.MapGroup("/api/v1/tenants").WithTags("Tenants");
         tenants.MapPost("", CreateTenantAsync)
-            .RequireAuthorization(policy => policy.RequireRole(Roles.PlatformAdmin))
+            .Requires(Permissions.TenantsCreate)
             .WithSummary("Create a tenant (platform admins)");
         tenants.MapGet("", ListTenantsAsync)
-            .RequireAuthorization(policy => policy.RequireRole(Roles.PlatformAdmin))
-            .WithSummary("List all tenants (platform admins)");
-        tenants.MapGet("/{tenantId}", GetTenantAsync).WithSummary("Get a tenant");
+            .ForAnyAuthenticatedCaller()
+            .WithSummary("List tenants: every tenant for platform roles that list tenants, otherwise the caller's own (paged)");
+        tenants.MapGet("/{tenantId}", GetTenantAsync).Requires(Permissions.TenantRead).WithSummary("Get a tenant");
         tenants.MapPost("/{tenantId}:changePlan", ChangePlanAsync)
+            .Requires(Permissions.TenantManage)
             .WithSummary("Move the tenant to another plan from now on (audited); billing prices each minute under the plan then in force");
         return app;
     }
@@ -90,10 +91,12 @@ public static class TenantEndpoints
             outcome: "succeeded");
     }
 
-    private static async Task<ItemList<TenantView>> ListTenantsAsync([AsParameters] PageQuery query, IGrainFactory grains)
+    private static async Task<ItemList<TenantView>> ListTenantsAsync([AsParameters] PageQuery query, ClaimsPrincipal user, IGrainFactory grains)
     {
         const string list = "tenants";
-        var ids = await grains.GetGrain<ITenantDirectoryGrain>(0).ListTenantIdsAsync(query.For(list));
+        var ids = user.Allows(Permissions.TenantsList)
+            ? await grains.GetGrain<ITenantDirectoryGrain>(0).ListTenantIdsAsync(query.For(list))
+            : Paging.Page(user.Memberships().Select(membership => membership.TenantId).Order(StringComparer.Ordinal), id => id, descending: false, query.For(list));
         var views = await Task.WhenAll(ids.Items.Select(id => grains.GetGrain<ITenantGrain>(id).GetAsync()));
         return query.Answer(list, new Page<TenantView> { Items = [.. views.OfType<TenantView>()], NextAfter = ids.NextAfter });
     }

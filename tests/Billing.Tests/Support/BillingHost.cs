@@ -52,7 +52,7 @@ public sealed class BillingHost(TestDirectory directory, FakeTimeProvider clock,
     /// <summary>A client with an API key that sees only <paramref name="tenantId"/>.</summary>
     public async Task<ControlPlaneApi> CreateTenantApiAsync(string tenantId)
     {
-        var (_, secret) = await Services.GetRequiredService<ApiKeyStore>().CreateAsync("tenant key", "tenant-admin", tenantId);
+        var (_, secret) = await Services.GetRequiredService<ApiKeyStore>().CreateAsync("tenant key", Roles.Admin, tenantId);
         return ControlPlaneApi.WithKey(CreateClient(), secret);
     }
 

@@ -2,6 +2,7 @@ using Billing.Sla;
 using Billing.Stripe;
 using Billing.Usage;
 using ControlPlane.Auditing;
+using ControlPlane.Identity;
 using ControlPlane.Persistence;
 using ControlPlane.Security;
 
@@ -15,6 +16,8 @@ public static class TestSchema
         .. Migrations.Storage,
         ApiKeyStore.Migration,
         AuditLog.Migration,
+        UserDirectory.Migration,
+        ApiKeyStore.LifecycleMigration,
         LifecycleLog.Migration,
         .. SlaSchema.All,
         .. StripeBillingSchema.All,
