@@ -63,14 +63,23 @@ public static class ControlPlaneHostingExtensions
             services.AddHostedService<ApiKeyRevocationListener>();
         }
 
-        // Authentication always brings ASP.NET data protection, which this API does not use (no cookies or
-        // tokens); keep its key ring inside the data directory instead of the user's home. Nothing it protects
-        // crosses silos, so in cluster mode each silo keeps its own.
-        // Private from its first moment (the key ring's own default leaves the directory readable to others).
-        var keyRing = Directory.CreateDirectory(dataDirectory.File("data-protection-keys"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        services.AddDataProtection()
-            .SetApplicationName("controlplane")
-            .PersistKeysToFileSystem(keyRing);
+        // ASP.NET data protection encrypts the portal's session cookie (and SSO's correlation cookie and client
+        // secrets). Embedded: the key ring lives in the data directory, private from its first moment (the key ring's
+        // own default leaves the directory readable to others). Cluster: in the shared database, so a cookie one silo
+        // issued opens on every other.
+        var dataProtection = services.AddDataProtection().SetApplicationName("controlplane");
+        if (database.IsShared)
+        {
+            services.AddMigrations([DatabaseKeyRing.Migration]);
+            services.Configure<Microsoft.AspNetCore.DataProtection.KeyManagement.KeyManagementOptions>(keyManagement =>
+                keyManagement.XmlRepository = new DatabaseKeyRing(database));
+        }
+        else
+        {
+            var keyRing = Directory.CreateDirectory(dataDirectory.File("data-protection-keys"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            dataProtection.PersistKeysToFileSystem(keyRing);
+        }
+
         services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, _ => { })
             .AddPortalSession();
@@ -186,6 +195,7 @@ public static class ControlPlaneHostingExtensions
         app.UseProvisioningSubscriptions();
         // Before authentication, so a flood of made-up keys reaches the key store no faster than its address's rate.
         app.UseRateLimiter();
+        app.UseAuthenticationFailureLimit();
         app.UseAuthentication();
         app.UseAuthorization();
         app.MapOpenApi().AllowAnonymous();

@@ -12,6 +12,7 @@ public sealed class ApiKeyAuthenticationHandler(
     ILoggerFactory loggerFactory,
     UrlEncoder encoder,
     ApiKeyStore keys,
+    AuthenticationFailures failures,
     IProblemDetailsService problems) : AuthenticationHandler<AuthenticationSchemeOptions>(options, loggerFactory, encoder)
 {
     public const string SchemeName = "ApiKey";
@@ -26,13 +27,15 @@ public sealed class ApiKeyAuthenticationHandler(
 
         if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
         {
+            failures.Record(RequestRateLimits.Address(Context), "api-key");
             return AuthenticateResult.Fail("The Authorization header must use the Bearer scheme.");
         }
 
         var key = await keys.FindAsync(header["Bearer ".Length..].Trim(), Context.RequestAborted);
         if (key is null)
         {
-            return AuthenticateResult.Fail("The API key is not valid.");
+            failures.Record(RequestRateLimits.Address(Context), "api-key");
+            return AuthenticateResult.Fail("The API key is not valid, has expired or was revoked.");
         }
 
         var principal = Principals.Create(

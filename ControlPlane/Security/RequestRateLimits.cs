@@ -32,6 +32,12 @@ public sealed class RequestRateLimitOptions
     public int UnauthenticatedPerSecond { get; set; } = 10;
 
     public int UnauthenticatedBurst { get; set; } = 30;
+
+    /// <summary>Failed authentications one client address may make per minute (bad or revoked keys, wrong passwords).</summary>
+    public int FailedAuthenticationsPerMinute { get; set; } = 20;
+
+    /// <summary>Failed authentications one client address may make at once before it must wait.</summary>
+    public int FailedAuthenticationsBurst { get; set; } = 20;
 }
 
 public sealed class RequestRateLimitOptionsValidator : IValidateOptions<RequestRateLimitOptions>
@@ -46,6 +52,8 @@ public sealed class RequestRateLimitOptionsValidator : IValidateOptions<RequestR
                 (nameof(options.PerAddressBurst), options.PerAddressBurst),
                 (nameof(options.UnauthenticatedPerSecond), options.UnauthenticatedPerSecond),
                 (nameof(options.UnauthenticatedBurst), options.UnauthenticatedBurst),
+                (nameof(options.FailedAuthenticationsPerMinute), options.FailedAuthenticationsPerMinute),
+                (nameof(options.FailedAuthenticationsBurst), options.FailedAuthenticationsBurst),
             }
             .Where(setting => setting.Item2 < 1)
             .Select(setting => $"{RequestRateLimitOptions.SectionName}:{setting.Item1} is {setting.Item2}; it must be at least 1 (set {RequestRateLimitOptions.SectionName}:Enabled=false to turn limiting off).")
@@ -61,6 +69,7 @@ public static class RequestRateLimits
         services.AddOptions<RequestRateLimitOptions>().Bind(configuration.GetSection(RequestRateLimitOptions.SectionName)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<RequestRateLimitOptions>, RequestRateLimitOptionsValidator>();
         services.AddRateLimiter(_ => { });
+        services.AddSingleton<AuthenticationFailures>();
         // The buckets are built from the validated settings, not from a second reading of the configuration.
         services.AddOptions<RateLimiterOptions>().Configure<IOptions<RequestRateLimitOptions>>((limiter, options) =>
         {
@@ -79,6 +88,22 @@ public static class RequestRateLimits
             limiter.OnRejected = RejectAsync;
         });
         return services;
+    }
+
+    /// <summary>Refuses a request that presents credentials from an address that has failed too often (see <see cref="AuthenticationFailures"/>).</summary>
+    public static IApplicationBuilder UseAuthenticationFailureLimit(this IApplicationBuilder app)
+    {
+        var failures = app.ApplicationServices.GetRequiredService<AuthenticationFailures>();
+        return app.Use(async (context, next) =>
+        {
+            if (context.Request.Headers.Authorization.Count > 0 && failures.MustWait(Address(context)) is { } wait)
+            {
+                await TooManyAsync(context, wait, "too-many-failed-authentications", "Too many failed sign-ins", "This address presented too many invalid credentials");
+                return;
+            }
+
+            await next(context);
+        });
     }
 
     private static RateLimitPartition<string> Bucket(string partition, int burst, int perSecond) =>
@@ -100,21 +125,21 @@ public static class RequestRateLimits
             : null;
     }
 
-    private static string Address(HttpContext context) => (context.Connection.RemoteIpAddress ?? IPAddress.None).ToString();
+    public static string Address(HttpContext context) => (context.Connection.RemoteIpAddress ?? IPAddress.None).ToString();
+
+    private static ValueTask RejectAsync(OnRejectedContext rejected, CancellationToken cancellationToken)
+    {
+        var wait = rejected.Lease.TryGetMetadata(MetadataName.RetryAfter, out var retryAfter) ? retryAfter : TimeSpan.FromSeconds(1);
+        return new(TooManyAsync(rejected.HttpContext, wait, "rate-limited", "Too many requests", "This API key or address sent more requests than it may"));
+    }
 
     /// <summary>429 problem+json, with <c>Retry-After</c> in whole seconds (at least 1).</summary>
-    private static async ValueTask RejectAsync(OnRejectedContext rejected, CancellationToken cancellationToken)
+    public static async Task TooManyAsync(HttpContext context, TimeSpan wait, string type, string title, string why)
     {
-        var context = rejected.HttpContext;
-        var wait = rejected.Lease.TryGetMetadata(MetadataName.RetryAfter, out var retryAfter) ? retryAfter : TimeSpan.FromSeconds(1);
         var seconds = Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds));
         context.Response.StatusCode = StatusCodes.Status429TooManyRequests;
         context.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
         await context.RequestServices.GetRequiredService<IProblemDetailsService>().WriteAsync(ProblemResponses.Context(
-            context,
-            StatusCodes.Status429TooManyRequests,
-            "rate-limited",
-            "Too many requests",
-            $"This API key or address sent more requests than it may; retry after {seconds} s."));
+            context, StatusCodes.Status429TooManyRequests, type, title, $"{why}; retry after {seconds} s."));
     }
 }

@@ -29,6 +29,22 @@ public sealed class ControlPlaneFactory : WebApplicationFactory<Program>
 
     public ControlPlaneApi CreateAnonymousApi() => new(CreateClient());
 
+    /// <summary>A client holding a new key of <paramref name="tenantId"/> at <paramref name="role"/>, made through the API as a customer would.</summary>
+    public async Task<ControlPlaneApi> CreateTenantApiAsync(string tenantId, string role)
+    {
+        using var response = await CreateAdminApi().SendAsync(HttpMethod.Post, $"/api/v1/tenants/{tenantId}/api-keys", new { name = $"{role} key", role });
+        var created = await ControlPlaneApi.ExpectAsync(response, System.Net.HttpStatusCode.Created);
+        return ControlPlaneApi.WithKey(CreateClient(), (string)created["secret"]!);
+    }
+
+    /// <summary>A client holding a new platform key at <paramref name="role"/> (sre, finance, platform-admin).</summary>
+    public async Task<ControlPlaneApi> CreatePlatformApiAsync(string role)
+    {
+        using var response = await CreateAdminApi().SendAsync(HttpMethod.Post, "/api/v1/platform/api-keys", new { name = $"{role} key", role });
+        var created = await ControlPlaneApi.ExpectAsync(response, System.Net.HttpStatusCode.Created);
+        return ControlPlaneApi.WithKey(CreateClient(), (string)created["secret"]!);
+    }
+
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         builder.UseSetting("ControlPlane:DataDir", DataDirectory.Path);
