@@ -51,7 +51,6 @@ public sealed class UserDirectory(Database database, TimeProvider clock)
             expires_at TEXT NOT NULL,
             used_at    TEXT NULL
         );
-        UPDATE api_keys SET role = 'admin' WHERE role = 'tenant-admin';
         """,
         """
         CREATE TABLE IF NOT EXISTS users (
@@ -75,7 +74,6 @@ public sealed class UserDirectory(Database database, TimeProvider clock)
             expires_at timestamptz NOT NULL,
             used_at    timestamptz NULL
         );
-        UPDATE api_keys SET role = 'admin' WHERE role = 'tenant-admin';
         """);
 
     /// <summary>How long a one-time sign-in link works.</summary>
