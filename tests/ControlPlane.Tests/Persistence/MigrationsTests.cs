@@ -43,6 +43,8 @@ public sealed class MigrationsTests : IDisposable
             CREATE TABLE grain_state (state_name TEXT NOT NULL, grain_id TEXT NOT NULL, etag INTEGER NOT NULL, payload TEXT NOT NULL,
                 updated_at TEXT NOT NULL, PRIMARY KEY (state_name, grain_id)) WITHOUT ROWID;
             INSERT INTO grain_state VALUES ('tenant', 'tenant/tnt-kept', 3, '{}', '2026-01-01T00:00:00Z');
+            CREATE TABLE api_keys (id TEXT PRIMARY KEY, name TEXT NOT NULL, secret_hash TEXT NOT NULL UNIQUE, role TEXT NOT NULL,
+                tenant_id TEXT NULL, created_at TEXT NOT NULL, revoked_at TEXT NULL);
             CREATE TABLE billing_migrations (id TEXT PRIMARY KEY, applied_at TEXT NOT NULL);
             INSERT INTO billing_migrations VALUES ('0100-ledger', '2026-01-01T00:00:00Z');
             """,
