@@ -1,3 +1,4 @@
+using ControlPlane.Auditing;
 using ControlPlane.Catalog;
 using ControlPlane.Finance;
 using ControlPlane.Hosting;
@@ -21,6 +22,7 @@ try
     app.MapProvisioningSubscriptions();
     app.MapSla();
     app.MapFinance();
+    app.MapAudit();
 
     app.Run();
     return 0;

@@ -52,9 +52,9 @@ public static class ControlPlaneHostingExtensions
         services.AddHostedService<InstanceWakeUpService>();
 
         services.AddMemoryCache();
-        services.AddMigrations([ApiKeyStore.Migration, AuditLog.Migration]);
+        services.AddMigrations([ApiKeyStore.Migration]);
         services.AddSingleton<ApiKeyStore>();
-        services.AddSingleton<AuditLog>();
+        services.AddAuditTrail(builder.Configuration);
         services.AddHostedService<AdminApiKeyBootstrapper>();
         if (database.IsShared)
         {
@@ -183,6 +183,7 @@ public static class ControlPlaneHostingExtensions
         app.UseProvisioningSubscriptions();
         // Before authentication, so a flood of made-up keys reaches the key store no faster than its address's rate.
         app.UseRateLimiter();
+        app.UseAuditTrail();
         app.UseAuthentication();
         app.UseAuthorization();
         app.MapOpenApi().AllowAnonymous();
