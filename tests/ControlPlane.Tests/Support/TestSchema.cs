@@ -14,7 +14,7 @@ public static class TestSchema
     [
         .. Migrations.Storage,
         ApiKeyStore.Migration,
-        AuditLog.Migration,
+        .. AuditLog.Migrations,
         LifecycleLog.Migration,
         .. SlaSchema.All,
         .. StripeBillingSchema.All,
