@@ -93,11 +93,13 @@ public sealed class AuditedEndpointTests(AuditedHost host) : IClassFixture<Audit
             var (path, body) = entry.Request(context);
             using var request = new HttpRequestMessage(new HttpMethod(entry.Method), path) { Content = body is null ? null : JsonContent.Create(body) };
 
-            // Another writer holds the database, so the server is still working when the client gives up.
+            // Another writer holds the database, so the server is still working when the client gives up. The client
+            // waits long enough for the request to reach its handler (which waits for the database to record the
+            // intent) even on a loaded machine; cancelled earlier, nothing would happen and nothing would be recorded.
             var writer = await SqliteWriteLock.TakeAsync(database);
-            using var impatience = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+            using var impatience = new CancellationTokenSource(TimeSpan.FromMilliseconds(1500));
             var sending = host.Admin.Http.SendAsync(request, impatience.Token);
-            await Task.Delay(TimeSpan.FromMilliseconds(800));
+            await Task.Delay(TimeSpan.FromMilliseconds(2500));
             writer.Dispose();
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() => sending);
 
