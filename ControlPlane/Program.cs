@@ -1,3 +1,4 @@
+using ControlPlane.Auditing;
 using ControlPlane.Catalog;
 using ControlPlane.Finance;
 using ControlPlane.Hosting;
@@ -25,6 +26,7 @@ try
     app.MapProvisioningSubscriptions();
     app.MapSla();
     app.MapFinance();
+    app.MapAudit();
 
     app.Run();
     return 0;

@@ -33,29 +33,5 @@ public static class ReconciliationCsv
     private static string Classes(IReadOnlyList<Discrepancy> discrepancies) =>
         string.Join(';', discrepancies.Select(d => string.Create(CultureInfo.InvariantCulture, $"{d.Class}={d.Quantity}")));
 
-    private static void Row(StringBuilder csv, params string?[] fields)
-    {
-        for (var i = 0; i < fields.Length; i++)
-        {
-            csv.Append(i == 0 ? "" : ",").Append(Escape(fields[i]));
-        }
-
-        csv.Append("\r\n");
-    }
-
-    /// <summary>Quotes what needs it, and defuses a leading = + - @ so a spreadsheet never runs a cell as a formula.</summary>
-    private static string Escape(string? field)
-    {
-        if (string.IsNullOrEmpty(field))
-        {
-            return "";
-        }
-
-        if (field[0] is '=' or '+' or '@' || (field[0] == '-' && !long.TryParse(field, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out _)))
-        {
-            field = "'" + field;
-        }
-
-        return field.IndexOfAny([',', '"', '\r', '\n']) >= 0 ? "\"" + field.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : field;
-    }
+    private static void Row(StringBuilder csv, params string?[] fields) => csv.Append(Csv.Row(fields));
 }

@@ -1,7 +1,6 @@
 using ControlPlane.Auditing;
 using ControlPlane.Errors;
 using ControlPlane.Operations;
-using ControlPlane.Security;
 
 namespace ControlPlane.Api;
 
@@ -14,8 +13,10 @@ public static class ApiResults
         TypedResults.Accepted(OperationLocation(operation.TenantId, operation.Id), operation);
 
     /// <summary>
-    /// Runs a mutation (or a read of a secret) and records it, or its refusal, in the audit log under the caller's
-    /// identity, with <paramref name="outcome"/> when it went through.
+    /// Runs a mutation (or a read of a secret or an export) and records it under the caller's identity: an intent before
+    /// it runs, then its outcome (<paramref name="outcome"/>, or its refusal or failure). Both are written whatever the
+    /// client does meanwhile: a client that disconnects does not cancel the record, and the mutation, which never sees
+    /// the request's cancellation, runs to its end. A crash in between leaves the intent, which reads "outcome unknown".
     /// </summary>
     public static async Task<T> AuditedAsync<T>(
         this AuditLog audit,
@@ -24,21 +25,35 @@ public static class ApiResults
         string action,
         string? target,
         Func<Task<T>> mutation,
-        Func<T, (string? Target, string? Details)> describe,
-        string outcome = "accepted")
+        Func<T, AuditOutcome> describe,
+        string outcome = "accepted",
+        object? before = null)
     {
-        var actor = context.User.Actor();
+        AuditedRequests.MarkRecorded(context);
+        var intent = AuditedRequests.Entry(context, tenantId, action, target, AuditLog.Unknown) with { Before = AuditedRequests.State(before) };
+        var intentId = await audit.BeginAsync(intent, CancellationToken.None);
+        T result;
         try
         {
-            var result = await mutation();
-            var (resultTarget, details) = describe(result);
-            await audit.RecordAsync(new AuditEntry(actor, tenantId, action, resultTarget ?? target, outcome, details), context.RequestAborted);
-            return result;
+            result = await mutation();
         }
-        catch (ControlPlaneException refused)
+        catch (Exception refused)
         {
-            await audit.RecordAsync(new AuditEntry(actor, tenantId, action, target, $"rejected:{refused.Type}", refused.Detail), CancellationToken.None);
+            var (ended, detail) = refused switch
+            {
+                ControlPlaneException domain => ($"rejected:{domain.Type}", domain.Detail),
+                RequestValidationException invalid => ("rejected:validation-failed", string.Join(" ", invalid.Errors.SelectMany(error => error.Value))),
+                _ => ($"failed:{refused.GetType().Name}", "The request failed on the control plane's side; see its trace id."),
+            };
+            await audit.CompleteAsync(intentId, intent with { Outcome = ended, Details = detail, Before = null }, CancellationToken.None);
             throw;
         }
+
+        var described = describe(result);
+        await audit.CompleteAsync(
+            intentId,
+            intent with { Target = described.Target ?? target, Outcome = outcome, Details = described.Details, Before = null, After = AuditedRequests.State(described.After) },
+            CancellationToken.None);
+        return result;
     }
 }

@@ -31,7 +31,8 @@ public static partial class FinanceEndpoints
     }
 
     /// <summary><c>?period=yyyy-MM</c>; CSV with <c>format=csv</c> or <c>Accept: text/csv</c>, JSON otherwise.</summary>
-    private static async Task<IResult> ReconcileAsync(HttpContext context, FinanceReconciliation reconciliation, TimeProvider clock, string? period, string? format)
+    private static async Task<IResult> ReconcileAsync(
+        HttpContext context, FinanceReconciliation reconciliation, AuditLog audit, TimeProvider clock, string? period, string? format)
     {
         var errors = new Dictionary<string, string[]>();
         DateOnly month = default;
@@ -54,9 +55,17 @@ public static partial class FinanceEndpoints
         }
 
         RequestValidationException.ThrowIfAny(errors);
-        var report = await reconciliation.ReconcileAsync(month, context.RequestAborted);
         var csv = format == "csv" || (format is null && context.Request.GetTypedHeaders().Accept
             .Any(accept => accept.MediaType.Equals("text/csv", StringComparison.OrdinalIgnoreCase)));
+        // A finance export: every read of one is recorded, like a read of a secret.
+        var report = await audit.AuditedAsync(
+            context,
+            tenantId: null,
+            "finance.reconciliation.export",
+            period,
+            () => reconciliation.ReconcileAsync(month, context.RequestAborted),
+            read => new AuditOutcome(Details: $"{read.Lines.Count} usage line(s), {read.Credits.Count} credit(s) as {(csv ? "csv" : "json")}"),
+            outcome: "succeeded");
         if (!csv)
         {
             return TypedResults.Ok(report);
@@ -90,10 +99,10 @@ public static partial class FinanceEndpoints
                         "This control plane has no Stripe:ApiKey, so there is nothing to sync from.");
                 }
 
-                _ = await customers.FindAsync(tenantId, context.RequestAborted) ?? throw Problems.NotFound("Stripe customer of tenant", tenantId);
-                return await sync.SyncTenantAsync(tenantId, context.RequestAborted);
+                _ = await customers.FindAsync(tenantId, CancellationToken.None) ?? throw Problems.NotFound("Stripe customer of tenant", tenantId);
+                return await sync.SyncTenantAsync(tenantId, CancellationToken.None);
             },
-            result => (null, $"{result.Summaries} summaries, {result.Invoices} invoices, {result.Credits} balance transactions"),
+            result => new AuditOutcome(Details: $"{result.Summaries} summaries, {result.Invoices} invoices, {result.Credits} balance transactions"),
             outcome: "succeeded");
     }
 

@@ -53,10 +53,10 @@ public static class ControlPlaneHostingExtensions
         services.AddHostedService<InstanceWakeUpService>();
 
         services.AddMemoryCache();
-        services.AddMigrations([ApiKeyStore.Migration, AuditLog.Migration, UserDirectory.Migration, ApiKeyStore.LifecycleMigration]);
+        services.AddMigrations([ApiKeyStore.Migration, UserDirectory.Migration, ApiKeyStore.LifecycleMigration]);
         services.AddSingleton<ApiKeyStore>();
         services.AddIdentity();
-        services.AddSingleton<AuditLog>();
+        services.AddAuditTrail(builder.Configuration);
         services.AddHostedService<AdminApiKeyBootstrapper>();
         if (database.IsShared)
         {
@@ -195,6 +195,7 @@ public static class ControlPlaneHostingExtensions
         app.UseProvisioningSubscriptions();
         // Before authentication, so a flood of made-up keys reaches the key store no faster than its address's rate.
         app.UseRateLimiter();
+        app.UseAuditTrail();
         app.UseAuthenticationFailureLimit();
         app.UseAuthentication();
         app.UseAuthorization();

@@ -109,7 +109,7 @@ public static class MemberEndpoints
                 var member = await users.AddMemberAsync(tenantId, person, role.Name, CancellationToken.None);
                 return new AddedMember(member, await LinkAsync(context, users, person.Id));
             },
-            result => (result.Member.UserId, $"{result.Member.Email} as {result.Member.Role}"),
+            result => new AuditOutcome(result.Member.UserId, $"{result.Member.Email} as {result.Member.Role}"),
             outcome: "succeeded");
         return TypedResults.Created($"/api/v1/tenants/{tenantId}/members/{added.Member.UserId}", added);
     }
@@ -131,8 +131,9 @@ public static class MemberEndpoints
             "member.role.change",
             userId,
             () => users.ChangeMemberAsync(tenantId, userId, role.Name, CancellationToken.None),
-            changed => (null, $"{current.Email}: {current.Role} -> {changed!.Role}"),
-            outcome: "succeeded"))!;
+            changed => new AuditOutcome(null, $"{current.Email}: {current.Role} -> {changed!.Role}", After: new { role = changed.Role }),
+            outcome: "succeeded",
+            before: new { role = current.Role }))!;
     }
 
     private static async Task<IResult> RemoveMemberAsync(
@@ -147,7 +148,7 @@ public static class MemberEndpoints
             "member.remove",
             userId,
             () => users.ChangeMemberAsync(tenantId, userId, role: null, CancellationToken.None),
-            _ => (null, $"{current.Email} ({current.Role})"),
+            _ => new AuditOutcome(null, $"{current.Email} ({current.Role})"),
             outcome: "succeeded");
         return TypedResults.NoContent();
     }
@@ -170,7 +171,7 @@ public static class MemberEndpoints
                 return new AddedPlatformMember(
                     new PlatformMember(person.Id, person.Email, person.DisplayName, role.Name), await LinkAsync(context, users, person.Id));
             },
-            result => (result.Member.UserId, $"{result.Member.Email} as {result.Member.Role}"),
+            result => new AuditOutcome(result.Member.UserId, $"{result.Member.Email} as {result.Member.Role}"),
             outcome: "succeeded");
         return TypedResults.Created($"/api/v1/platform/members/{added.Member.UserId}", added);
     }
@@ -188,7 +189,7 @@ public static class MemberEndpoints
                 await users.SetPlatformRoleAsync(userId, role: null, CancellationToken.None);
                 return person;
             },
-            _ => (null, $"{person.Email} ({person.PlatformRole})"),
+            _ => new AuditOutcome(null, $"{person.Email} ({person.PlatformRole})"),
             outcome: "succeeded");
         return TypedResults.NoContent();
     }

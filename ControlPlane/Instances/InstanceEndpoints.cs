@@ -75,7 +75,10 @@ public static class InstanceEndpoints
             Verb(OperationType.Create).AuditAction,
             target: null,
             () => tenant.ExecuteAsync(command),
-            created => (created.InstanceId, $"operation {created.Id}: {offering.Product} {offering.Version} {offering.Size}"));
+            created => new AuditOutcome(
+                created.InstanceId,
+                $"operation {created.Id}",
+                new { name = request.Name, product = offering.Product, version = offering.Version, size = offering.Size }));
         return ApiResults.Accepted(operation);
     }
 
@@ -114,17 +117,35 @@ public static class InstanceEndpoints
             Version = offering.Version != view.Version ? offering.Version : null,
             Size = offering.Size != view.Size ? offering.Size : null,
         };
-        return await RunAsync(tenantId, instanceId, command, request, context, grains, audit);
+        return await RunAsync(
+            tenantId,
+            instanceId,
+            command,
+            request,
+            context,
+            grains,
+            audit,
+            before: new { size = view.Size, version = view.Version },
+            after: new { size = offering.Size, version = offering.Version });
     }
 
     /// <summary>Runs a verb on an existing instance as an operation: 202 with its Location, audited either way.</summary>
     private static async Task<IResult> RunAsync(
-        string tenantId, string instanceId, InstanceCommand command, object? body, HttpContext context, IGrainFactory grains, AuditLog audit)
+        string tenantId,
+        string instanceId,
+        InstanceCommand command,
+        object? body,
+        HttpContext context,
+        IGrainFactory grains,
+        AuditLog audit,
+        object? before = null,
+        object? after = null)
     {
         var tenant = await grains.RequireTenantAsync(context.User, tenantId);
         if (body is null)
         {
-            await grains.RequireInstanceAsync(context.User, tenantId, instanceId);
+            var (_, view) = await grains.RequireInstanceAsync(context.User, tenantId, instanceId);
+            before ??= new { state = view.State.ToString() };
         }
 
         command = command with { InstanceId = instanceId, Idempotency = Idempotency.FromRequest(context, body) };
@@ -134,7 +155,8 @@ public static class InstanceEndpoints
             Verb(command.Verb).AuditAction,
             instanceId,
             () => tenant.ExecuteAsync(command),
-            accepted => (null, $"operation {accepted.Id}"));
+            accepted => new AuditOutcome(Details: $"operation {accepted.Id}", After: after),
+            before: before);
         return ApiResults.Accepted(operation);
     }
 
@@ -147,7 +169,7 @@ public static class InstanceEndpoints
         var (grain, _) = await grains.RequireInstanceAsync(context.User, tenantId, instanceId);
         var reason = AccessReason(context, tenantId);
         var credentials = await audit.AuditedAsync(
-            context, tenantId, "instance.credentials.read", instanceId, grain.GetCredentialsAsync, _ => (null, reason is null ? null : $"Reason: {reason}"), outcome: "succeeded");
+            context, tenantId, "instance.credentials.read", instanceId, grain.GetCredentialsAsync, _ => new AuditOutcome(Details: reason is null ? null : $"Reason: {reason}"), outcome: "succeeded");
         // Never kept by a browser, a proxy or a client's HTTP cache.
         context.Response.Headers.CacheControl = "no-store";
         return TypedResults.Ok(credentials);

@@ -45,7 +45,7 @@ public static class OperationEndpoints
             "operation.cancel",
             operationId,
             () => tenant.CancelOperationAsync(operationId, context.User.Actor()),
-            cancelled => (null, $"instance {cancelled.InstanceId}"));
+            cancelled => new AuditOutcome(Details: $"instance {cancelled.InstanceId}", After: new { status = cancelled.Status.ToString() }));
         return ApiResults.Accepted(operation);
     }
 }

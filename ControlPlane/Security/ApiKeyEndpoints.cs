@@ -118,7 +118,7 @@ public static class ApiKeyEndpoints
             "api-key.create",
             target: null,
             () => keys.CreateAsync(request.Name!, role!.Name, tenantId, request.ExpiresAt, context.User.Actor(), CancellationToken.None),
-            result => (result.Key.Id, $"role {result.Key.Role}" + (result.Key.ExpiresAt is { } at ? $", expires {at:O}" : "")),
+            result => new AuditOutcome(result.Key.Id, $"role {result.Key.Role}" + (result.Key.ExpiresAt is { } at ? $", expires {at:O}" : "")),
             outcome: "succeeded");
         return TypedResults.Created(KeyPath(tenantId, created.Key.Id), new CreatedApiKey(View(created.Key, now), created.Secret));
     }
@@ -137,7 +137,7 @@ public static class ApiKeyEndpoints
                 await keys.RevokeAsync(keyId, CancellationToken.None);
                 return key;
             },
-            _ => (null, key.RevokedAt is null ? $"role {key.Role}" : "already revoked"),
+            _ => new AuditOutcome(null, key.RevokedAt is null ? $"role {key.Role}" : "already revoked"),
             outcome: "succeeded");
         return TypedResults.Ok(View((await keys.FindByIdAsync(keyId, CancellationToken.None))!, clock.GetUtcNow()));
     }
@@ -172,7 +172,7 @@ public static class ApiKeyEndpoints
             "api-key.rotate",
             keyId,
             () => keys.RotateAsync(old, TimeSpan.FromMinutes(minutes), context.User.Actor(), CancellationToken.None),
-            result => (keyId, $"replaced by {result.Key.Id}; the old key {(minutes == 0 ? "stopped now" : $"works {minutes} more minutes")}"),
+            result => new AuditOutcome(keyId, $"replaced by {result.Key.Id}; the old key {(minutes == 0 ? "stopped now" : $"works {minutes} more minutes")}"),
             outcome: "succeeded");
         return TypedResults.Created(KeyPath(tenantId, rotated.Key.Id), new CreatedApiKey(View(rotated.Key, now), rotated.Secret));
     }

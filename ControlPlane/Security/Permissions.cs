@@ -109,7 +109,7 @@ public static class Roles
         new(Finance, PermissionScope.Platform, "Billing, SLA assessments and reconciliation across tenants; nothing else.",
             Set([
                 Permissions.TenantRead, Permissions.UsageRead, Permissions.SlaRead, Permissions.TenantsList,
-                Permissions.SlaClose, Permissions.SlaAssessmentsRead, Permissions.FinanceRead,
+                Permissions.SlaClose, Permissions.SlaAssessmentsRead, Permissions.FinanceRead, Permissions.AuditRead, Permissions.PlatformAuditRead,
             ])),
     ];
 

@@ -153,8 +153,9 @@ public static class SlaEndpoints
             Kind = kind!.Value,
         };
         var month = SlaMonth.Of(window.StartsAt);
+        // Not the request's cancellation: once a mutating request is under way it runs to its end and its outcome is recorded.
         var existing = await windows.ListAsync(
-            tenantId, instanceId: null, Earlier(month.Start, window.StartsAt), Later(month.End, window.EndsAt), context.RequestAborted);
+            tenantId, instanceId: null, Earlier(month.Start, window.StartsAt), Later(month.End, window.EndsAt), CancellationToken.None);
         if (MaintenanceWindows.PolicyRefusal(window, existing, options.Value.MaxMaintenancePerMonth) is { } refusal)
         {
             throw refusal.Conflict
@@ -169,10 +170,10 @@ public static class SlaEndpoints
             request.InstanceId,
             async () =>
             {
-                await windows.AnnounceAsync(window, context.RequestAborted);
+                await windows.AnnounceAsync(window, CancellationToken.None);
                 return window;
             },
-            announced => (announced.Id, $"{announced.InstanceId ?? "all instances"} from {announced.StartsAt:O} to {announced.EndsAt:O}: {announced.Reason}"));
+            announced => new AuditOutcome(announced.Id, $"{announced.Kind} maintenance of {announced.InstanceId ?? "all instances"}", announced));
         return TypedResults.Created($"/api/v1/tenants/{tenantId}/maintenance-windows?month={SlaMonth.Of(window.StartsAt)}", window);
     }
 
@@ -186,9 +187,9 @@ public static class SlaEndpoints
             tenantId,
             "maintenance.withdraw",
             windowId,
-            async () => await windows.WithdrawAsync(tenantId, windowId, context.User.Actor(), clock.GetUtcNow(), context.RequestAborted)
+            async () => await windows.WithdrawAsync(tenantId, windowId, context.User.Actor(), clock.GetUtcNow(), CancellationToken.None)
                 ?? throw Problems.NotFound("maintenance window", windowId),
-            withdrawn => (withdrawn.Id, $"{withdrawn.Kind} maintenance of {withdrawn.InstanceId ?? "all instances"} from {withdrawn.StartsAt:O} to {withdrawn.EndsAt:O}"));
+            withdrawn => new AuditOutcome(withdrawn.Id, $"{withdrawn.Kind} maintenance of {withdrawn.InstanceId ?? "all instances"}", withdrawn));
     }
 
     private static DateTimeOffset Earlier(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;
@@ -212,8 +213,8 @@ public static class SlaEndpoints
             tenantId: null,
             "sla.month.close",
             period.ToString(),
-            () => close.CloseAsync(period, context.RequestAborted),
-            assessments => (null, $"{assessments.Count} assessment(s)"));
+            () => close.CloseAsync(period, CancellationToken.None),
+            assessments => new AuditOutcome(Details: $"{assessments.Count} assessment(s)"));
         return new ItemList<SlaAssessment>(closed);
     }
 

@@ -58,10 +58,15 @@ public static class TenantEndpoints
             tenantId: null,
             "tenant.create",
             target: null,
-            () => grains.GetGrain<ITenantDirectoryGrain>(0).CreateTenantAsync(command),
-            created => (created.Id, $"plan {created.Plan}"));
-        // Onboarding asks billing for the tenant's Stripe customer; a replayed create asks again, which is harmless.
-        await stripeCustomers.RequestAsync(tenant.Id, tenant.Name, context.RequestAborted);
+            async () =>
+            {
+                var created = await grains.GetGrain<ITenantDirectoryGrain>(0).CreateTenantAsync(command);
+                // Onboarding asks billing for the tenant's Stripe customer; a replayed create asks again, which is harmless.
+                // Part of the mutation, so a client that disconnects does not stop it halfway.
+                await stripeCustomers.RequestAsync(created.Id, created.Name, CancellationToken.None);
+                return created;
+            },
+            created => new AuditOutcome(created.Id, $"plan {created.Plan}", new { name = created.Name, plan = created.Plan }));
         return TypedResults.Created($"/api/v1/tenants/{tenant.Id}", tenant);
     }
 
@@ -81,14 +86,18 @@ public static class TenantEndpoints
             RequestedBy = context.User.Actor(),
             Idempotency = Idempotency.FromRequest(context, request),
         };
+        var current = await tenant.GetAsync() ?? throw Problems.NotFound("tenant", tenantId);
         return await audit.AuditedAsync(
             context,
             tenantId,
             "tenant.plan.change",
             tenantId,
             () => tenant.ChangePlanAsync(command),
-            result => (null, result.Changed ? $"plan {result.PreviousPlan} -> {result.Plan} at {result.PlanSince:O}" : $"plan {result.Plan} unchanged"),
-            outcome: "succeeded");
+            result => new AuditOutcome(
+                Details: result.Changed ? $"plan {result.PreviousPlan} -> {result.Plan} at {result.PlanSince:O}" : $"plan {result.Plan} unchanged",
+                After: new { plan = result.Plan, planSince = result.PlanSince }),
+            outcome: "succeeded",
+            before: new { plan = current.Plan, planSince = current.PlanSince });
     }
 
     private static async Task<ItemList<TenantView>> ListTenantsAsync([AsParameters] PageQuery query, ClaimsPrincipal user, IGrainFactory grains)

@@ -50,6 +50,8 @@ public sealed class MigrationsTests : IDisposable
             """,
             default);
         await database.ExecuteAsync(ledger.Sqlite!, default);
+        // Version 1 had the audit log's table, which later migrations extend.
+        await database.ExecuteAsync(ControlPlane.Auditing.AuditLog.Migration.Sqlite!, default);
 
         var applied = await Migrations.ApplyAsync(database, TestSchema.All);
 

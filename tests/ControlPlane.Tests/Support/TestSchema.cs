@@ -15,7 +15,7 @@ public static class TestSchema
     [
         .. Migrations.Storage,
         ApiKeyStore.Migration,
-        AuditLog.Migration,
+        .. AuditLog.Migrations,
         UserDirectory.Migration,
         ApiKeyStore.LifecycleMigration,
         LifecycleLog.Migration,
