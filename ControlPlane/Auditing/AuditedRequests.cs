@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using ControlPlane.Errors;
 using ControlPlane.Security;
 
 namespace ControlPlane.Auditing;
@@ -42,8 +43,22 @@ public sealed partial class RefusalAuditMiddleware(RequestDelegate next, AuditLo
 {
     public async Task InvokeAsync(HttpContext context)
     {
-        await next(context);
-        var status = context.Response.StatusCode;
+        try
+        {
+            await next(context);
+        }
+        catch (ControlPlaneException refused) when (refused.Kind == ProblemKind.Forbidden)
+        {
+            // A permission check refused before the handler ran; the exception handler outside answers the 403.
+            await RecordAsync(context, StatusCodes.Status403Forbidden, refused.Detail);
+            throw;
+        }
+
+        await RecordAsync(context, context.Response.StatusCode, detail: null);
+    }
+
+    private async Task RecordAsync(HttpContext context, int status, string? detail)
+    {
         if (status is not (StatusCodes.Status401Unauthorized or StatusCodes.Status403Forbidden) || AuditedRequests.IsRecorded(context))
         {
             return;
@@ -56,10 +71,10 @@ public sealed partial class RefusalAuditMiddleware(RequestDelegate next, AuditLo
             unauthenticated ? "request.unauthenticated" : "request.forbidden",
             $"{context.Request.Method} {context.Request.Path}",
             unauthenticated ? "rejected:unauthenticated" : "rejected:forbidden",
-            unauthenticated ? "No valid API key was presented." : "The API key's role does not allow this.");
+            detail ?? (unauthenticated ? "No valid API key was presented." : "The caller's role does not allow this."));
         try
         {
-            // The answer is already sent: a failure here must not turn into an error for the caller.
+            // The answer is already sent (or about to be): a failure here must not turn into an error for the caller.
             await audit.RecordAsync(entry, CancellationToken.None);
         }
         catch (Exception exception)

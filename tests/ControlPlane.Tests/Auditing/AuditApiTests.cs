@@ -14,7 +14,7 @@ public sealed class AuditApiTests(AuditedHost host) : IClassFixture<AuditedHost>
     public async Task A_tenant_reads_only_its_own_records_and_another_tenants_log_is_not_found()
     {
         var (ours, theirs) = await TwoTenantsWithHistoryAsync();
-        var (member, _) = await host.KeyAsync("reader", "member", ours);
+        var (member, _) = await host.KeyAsync("reader", "admin", ours);
 
         var own = await member.ListAllAsync($"/api/v1/tenants/{ours}/audit");
         using var other = await member.SendAsync(HttpMethod.Get, $"/api/v1/tenants/{theirs}/audit");
@@ -36,7 +36,7 @@ public sealed class AuditApiTests(AuditedHost host) : IClassFixture<AuditedHost>
     {
         var started = DateTimeOffset.UtcNow.AddSeconds(-1);
         var (tenantId, _) = await TwoTenantsWithHistoryAsync();
-        var (member, actor) = await host.KeyAsync("planner", "member", tenantId);
+        var (member, actor) = await host.KeyAsync("planner", "admin", tenantId);
         using (await member.SendAsync(HttpMethod.Post, $"/api/v1/tenants/{tenantId}:changePlan", new { plan = "enterprise" }))
         {
         }
