@@ -1,5 +1,6 @@
 using ControlPlane.Auditing;
 using ControlPlane.Catalog;
+using ControlPlane.Compliance;
 using ControlPlane.Finance;
 using ControlPlane.Hosting;
 using ControlPlane.Identity;
@@ -26,6 +27,7 @@ try
     app.MapProvisioningSubscriptions();
     app.MapSla();
     app.MapFinance();
+    app.MapCompliance();
     app.MapAudit();
 
     app.Run();

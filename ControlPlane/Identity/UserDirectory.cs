@@ -226,6 +226,20 @@ public sealed class UserDirectory(Database database, TimeProvider clock)
         return role is null ? null : await FindMemberAsync(tenantId, userId, cancellationToken);
     }
 
+    /// <summary>Every role every person holds: platform roles, then memberships by tenant.</summary>
+    public async Task<List<Compliance.RoleAssignment>> RoleAssignmentsAsync(CancellationToken cancellationToken = default)
+    {
+        var platform = await database.QueryAsync(
+            "SELECT id, email, platform_role FROM users WHERE platform_role IS NOT NULL ORDER BY email;",
+            reader => new Compliance.RoleAssignment("platform", null, reader.GetString(0), reader.GetString(1), reader.GetString(2)),
+            cancellationToken);
+        var tenants = await database.QueryAsync(
+            "SELECT m.tenant_id, m.user_id, u.email, m.role FROM memberships m JOIN users u ON u.id = m.user_id ORDER BY m.tenant_id, u.email;",
+            reader => new Compliance.RoleAssignment("tenant", reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetString(3)),
+            cancellationToken);
+        return [.. platform, .. tenants];
+    }
+
     /// <summary>Gives a person a platform role (null: takes it away).</summary>
     public Task SetPlatformRoleAsync(string userId, string? role, CancellationToken cancellationToken = default) =>
         database.ExecuteAsync("UPDATE users SET platform_role = @role WHERE id = @id;", cancellationToken, ("role", role), ("id", userId));

@@ -233,6 +233,10 @@ public sealed class ApiKeyStore(Database database, TimeProvider clock, IMemoryCa
             : new Page<ApiKeyRecord> { Items = rows };
     }
 
+    /// <summary>Every key there is or was, for the key inventory of an evidence bundle.</summary>
+    public Task<List<ApiKeyRecord>> AllAsync(CancellationToken cancellationToken = default) =>
+        database.QueryAsync($"SELECT {Columns} FROM api_keys ORDER BY tenant_id, created_at;", Read, cancellationToken);
+
     public async Task<int> CountActiveAsync(string role, CancellationToken cancellationToken = default)
     {
         await using var connection = await database.OpenAsync(cancellationToken);

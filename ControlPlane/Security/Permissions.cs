@@ -45,13 +45,14 @@ public static class Permissions
     public static readonly Permission PlatformMembersManage = Platform("platform-members", "manage");
     public static readonly Permission PlatformApiKeysManage = Platform("platform-api-keys", "manage");
     public static readonly Permission PlatformAuditRead = Platform("platform-audit", "read");
+    public static readonly Permission ComplianceExport = Platform("compliance-evidence", "export");
 
     public static IReadOnlyList<Permission> All { get; } =
     [
         TenantRead, TenantManage, InstancesRead, InstancesOperate, CredentialsRead, OperationsRead, SlaRead, UsageRead,
         MembersRead, MembersManage, ApiKeysRead, ApiKeysManage, SsoRead, SsoManage, AuditRead,
         TenantsCreate, TenantsList, MaintenanceManage, SlaClose, SlaAssessmentsRead, FinanceRead, StripeSync,
-        PlatformMembersManage, PlatformApiKeysManage, PlatformAuditRead,
+        PlatformMembersManage, PlatformApiKeysManage, PlatformAuditRead, ComplianceExport,
     ];
 
     private static Permission Tenant(string resource, string verb) => new(resource, verb, PermissionScope.Tenant);
