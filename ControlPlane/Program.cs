@@ -19,6 +19,7 @@ try
     app.MapCatalog();
     app.MapTenants();
     app.MapMembers();
+    app.MapSso();
     app.MapApiKeys();
     app.MapInstances();
     app.MapOperations();

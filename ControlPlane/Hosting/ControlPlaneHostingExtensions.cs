@@ -53,9 +53,10 @@ public static class ControlPlaneHostingExtensions
         services.AddHostedService<InstanceWakeUpService>();
 
         services.AddMemoryCache();
-        services.AddMigrations([ApiKeyStore.Migration, AuditLog.Migration, UserDirectory.Migration, ApiKeyStore.LifecycleMigration]);
+        services.AddMigrations([ApiKeyStore.Migration, AuditLog.Migration, UserDirectory.Migration, ApiKeyStore.LifecycleMigration, SsoSettingsStore.Migration]);
         services.AddSingleton<ApiKeyStore>();
         services.AddIdentity();
+        services.AddSso();
         services.AddSingleton<AuditLog>();
         services.AddHostedService<AdminApiKeyBootstrapper>();
         if (database.IsShared)
