@@ -64,14 +64,22 @@ public static class ControlPlaneHostingExtensions
             services.AddHostedService<ApiKeyRevocationListener>();
         }
 
-        // Authentication always brings ASP.NET data protection, which this API does not use (no cookies or
-        // tokens); keep its key ring inside the data directory instead of the user's home. Nothing it protects
-        // crosses silos, so in cluster mode each silo keeps its own.
-        // Private from its first moment (the key ring's own default leaves the directory readable to others).
-        var keyRing = Directory.CreateDirectory(dataDirectory.File("data-protection-keys"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        services.AddDataProtection()
-            .SetApplicationName("controlplane")
-            .PersistKeysToFileSystem(keyRing);
+        // Data protection encrypts the portal's cookies and tenants' SSO client secrets at rest. Embedded, its key ring
+        // lives in the data directory (not the user's home), private from its first moment (the ring's own default
+        // leaves the directory readable to others). In cluster mode it lives in the shared database: a secret stored
+        // or a cookie issued by one silo must be readable by every other.
+        services.AddMigrations([DatabaseKeyRing.Migration]);
+        var dataProtection = services.AddDataProtection().SetApplicationName("controlplane");
+        if (database.IsShared)
+        {
+            dataProtection.AddKeyManagementOptions(keys => keys.XmlRepository = new DatabaseKeyRing(database));
+        }
+        else
+        {
+            dataProtection.PersistKeysToFileSystem(
+                Directory.CreateDirectory(dataDirectory.File("data-protection-keys"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute));
+        }
+
         services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, _ => { })
             .AddPortalSession();
