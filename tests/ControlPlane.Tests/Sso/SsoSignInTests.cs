@@ -197,6 +197,25 @@ public sealed class SsoSignInTests(SsoWorld world) : IDisposable
         Assert.Null(await world.FindUserAsync($"otto@{domain}"));
     }
 
+    [Fact]
+    public async Task A_tenants_provider_cannot_sign_in_someone_who_has_access_elsewhere()
+    {
+        var (tenantId, domain) = await world.TenantWithSsoAsync();
+        var (otherTenant, _) = await world.NewTenantAsync();
+        using (var invited = await world.Admin.SendAsync(HttpMethod.Post, $"/api/v1/tenants/{otherTenant}/members", new { email = $"cfo@{domain}", role = "owner" }))
+        {
+            await ControlPlaneApi.ExpectAsync(invited, HttpStatusCode.Created);
+        }
+
+        // The tenant's own provider vouches for an address of its domain that also owns another tenant.
+        world.Provider.Email = $"cfo@{domain}";
+        var landing = await _browser.FollowAsync($"/portal/sso/start?email=cfo@{domain}");
+
+        Assert.Equal("/portal/sign-in?error=account-beyond-tenant", landing.PathAndQuery);
+        Assert.Null(world.PortalPrincipal(_browser));
+        Assert.DoesNotContain(await world.MembersAsync(tenantId), m => (string?)m["email"] == $"cfo@{domain}");
+    }
+
     public void Dispose() => _browser.Dispose();
 
     private static Func<string, string> ChangeEmail(string email) => token =>
