@@ -28,7 +28,9 @@ public static class SsoEndpoints
                 resilience.Retry.Delay = TimeSpan.FromMilliseconds(200);
                 resilience.Retry.DisableForUnsafeHttpMethods();
                 resilience.TotalRequestTimeout.Timeout = TimeSpan.FromSeconds(15);
-            });
+            })
+            // One circuit breaker per provider: one tenant's failing provider must not stop every other tenant's sign-ins.
+            .SelectPipelineByAuthority();
         return services;
     }
 
