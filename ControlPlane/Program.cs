@@ -21,6 +21,7 @@ try
     app.MapCatalog();
     app.MapTenants();
     app.MapMembers();
+    app.MapSso();
     app.MapApiKeys();
     app.MapInstances();
     app.MapOperations();

@@ -20,6 +20,9 @@ public sealed record KeyInventoryItem(
 
 public sealed record ActivityCount(string Action, string Outcome, int Count);
 
+/// <summary>A tenant's SSO as the evidence shows it: never the client secret.</summary>
+public sealed record SsoEvidence(string TenantId, string Issuer, string ClientId, IReadOnlyList<string> AllowedEmailDomains, string DefaultRole, bool Enabled, DateTimeOffset UpdatedAt);
+
 /// <summary>A fact about how this deployment is configured, with where it is set: what an auditor asks to see.</summary>
 public sealed record ConfigurationFact(string Control, string Fact, string Setting);
 
@@ -35,6 +38,7 @@ public sealed record EvidenceBundle(
     AuditVerification AuditChain,
     IReadOnlyList<RoleAssignment> RoleAssignments,
     IReadOnlyList<KeyInventoryItem> ApiKeys,
+    IReadOnlyList<SsoEvidence> Sso,
     IReadOnlyList<ConfigurationFact> Configuration,
     IReadOnlyList<ActivityCount> Activity);
 
@@ -48,7 +52,7 @@ public static class EvidenceEndpoints
             .Requires(Permissions.ComplianceExport)
             .WithTags("Compliance")
             .WithSummary("An evidence bundle for a period (?from=&to=, ISO 8601; default the last 30 days): audit chain verification, role assignments, "
-                + "API key inventory, configuration facts and audited activity; the export is audited")
+                + "API key inventory, SSO settings per tenant, configuration facts and audited activity; the export is audited")
             .Produces<EvidenceBundle>();
         return app;
     }
@@ -62,6 +66,7 @@ public static class EvidenceEndpoints
         AuditQueries queries,
         UserDirectory users,
         ApiKeyStore keys,
+        SsoSettingsStore sso,
         Database database,
         IServer server,
         IOptions<AuditOptions> auditOptions,
@@ -93,6 +98,8 @@ public static class EvidenceEndpoints
                     await users.RoleAssignmentsAsync(CancellationToken.None),
                     [.. (await keys.AllAsync(CancellationToken.None)).Select(k => new KeyInventoryItem(
                         k.Id, k.Name, k.Role, k.TenantId, k.CreatedAt, k.CreatedBy, k.ExpiresAt, k.LastUsedAt, k.RevokedAt))],
+                    [.. (await sso.ListAsync(CancellationToken.None)).Select(s => new SsoEvidence(
+                        s.TenantId, s.Issuer, s.ClientId, s.AllowedEmailDomains, s.DefaultRole, s.Enabled, s.UpdatedAt))],
                     Facts(database, server, auditOptions.Value, rateLimits.Value, controlPlane.Value),
                     [.. activity.Select(pair => new ActivityCount(pair.Key.Item1, pair.Key.Item2, pair.Value)).OrderBy(a => a.Action, StringComparer.Ordinal).ThenBy(a => a.Outcome, StringComparer.Ordinal)]);
             },

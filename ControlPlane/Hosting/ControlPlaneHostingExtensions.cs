@@ -53,9 +53,10 @@ public static class ControlPlaneHostingExtensions
         services.AddHostedService<InstanceWakeUpService>();
 
         services.AddMemoryCache();
-        services.AddMigrations([ApiKeyStore.Migration, UserDirectory.Migration, ApiKeyStore.LifecycleMigration]);
+        services.AddMigrations([ApiKeyStore.Migration, UserDirectory.Migration, ApiKeyStore.LifecycleMigration, SsoSettingsStore.Migration]);
         services.AddSingleton<ApiKeyStore>();
         services.AddIdentity();
+        services.AddSso();
         services.AddAuditTrail(builder.Configuration);
         services.AddHostedService<AdminApiKeyBootstrapper>();
         if (database.IsShared)
@@ -63,21 +64,20 @@ public static class ControlPlaneHostingExtensions
             services.AddHostedService<ApiKeyRevocationListener>();
         }
 
-        // ASP.NET data protection encrypts the portal's session cookie (and SSO's correlation cookie and client
-        // secrets). Embedded: the key ring lives in the data directory, private from its first moment (the key ring's
-        // own default leaves the directory readable to others). Cluster: in the shared database, so a cookie one silo
-        // issued opens on every other.
+        // Data protection encrypts the portal's cookies and tenants' SSO client secrets at rest. Embedded, its key ring
+        // lives in the data directory (not the user's home), private from its first moment (the ring's own default
+        // leaves the directory readable to others). In cluster mode it lives in the shared database: a secret stored
+        // or a cookie issued by one silo must be readable by every other.
+        services.AddMigrations([DatabaseKeyRing.Migration]);
         var dataProtection = services.AddDataProtection().SetApplicationName("controlplane");
         if (database.IsShared)
         {
-            services.AddMigrations([DatabaseKeyRing.Migration]);
-            services.Configure<Microsoft.AspNetCore.DataProtection.KeyManagement.KeyManagementOptions>(keyManagement =>
-                keyManagement.XmlRepository = new DatabaseKeyRing(database));
+            dataProtection.AddKeyManagementOptions(keys => keys.XmlRepository = new DatabaseKeyRing(database));
         }
         else
         {
-            var keyRing = Directory.CreateDirectory(dataDirectory.File("data-protection-keys"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            dataProtection.PersistKeysToFileSystem(keyRing);
+            dataProtection.PersistKeysToFileSystem(
+                Directory.CreateDirectory(dataDirectory.File("data-protection-keys"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute));
         }
 
         services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)

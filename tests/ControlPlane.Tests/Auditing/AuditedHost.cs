@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json.Nodes;
 using ControlPlane.Auditing;
+using ControlPlane.Identity;
 using ControlPlane.Security;
 using ControlPlane.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;
@@ -54,6 +55,10 @@ public sealed class AuditedHost : IAsyncLifetime
         var (path, body) = EndpointCatalog.Find("POST", "/api/v1/tenants/{tenantId}/maintenance-windows")!.Request(context);
         using var announced = await Admin.SendAsync(HttpMethod.Post, path, body);
         var window = await ControlPlaneApi.ExpectAsync(announced, HttpStatusCode.Created);
+
+        // SSO as an owner set it up earlier (through the store: the API would ask a real provider's discovery document).
+        await Factory.Services.GetRequiredService<SsoSettingsStore>().SaveAsync(tenantId, new SsoSettingsChange(
+            "http://127.0.0.1:9/", "controlplane", "prepared-secret", [$"prepared-{tenantId}.example.com"], Roles.Find(Roles.Viewer)!, Enabled: true));
         return context with
         {
             WindowId = (string)window["id"]!,

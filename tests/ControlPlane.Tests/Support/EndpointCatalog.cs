@@ -121,6 +121,23 @@ public static class EndpointCatalog
         new("DELETE", "/api/v1/platform/api-keys/{keyId}", c => ($"/api/v1/platform/api-keys/{c.PlatformKeyId}", null),
             Mutates: true, AuditAction: "api-key.revoke"),
 
+        Get(Tenant + "/sso", c => $"/api/v1/tenants/{c.TenantId}/sso"),
+        // The issuer answers nothing: the request passes validation and authorization, and the discovery check refuses it (422).
+        new("PUT", Tenant + "/sso", c => ($"/api/v1/tenants/{c.TenantId}/sso", new
+            {
+                issuer = "http://127.0.0.1:9/",
+                clientId = "controlplane",
+                clientSecret = "not-a-real-secret",
+                allowedEmailDomains = new[] { $"{c.TenantId}.example.com" },
+                defaultRole = "viewer",
+                enabled = true,
+            }),
+            Mutates: true, AuditAction: "sso.settings.put"),
+        new("DELETE", Tenant + "/sso", c => ($"/api/v1/tenants/{c.TenantId}/sso", null), Mutates: true, AuditAction: "sso.settings.delete"),
+
+        new("GET", "/api/v1/compliance/evidence", c => ($"/api/v1/compliance/evidence?from={Uri.EscapeDataString(c.Now.AddDays(-1).ToString("O"))}", null),
+            ReadsSecret: true, AuditAction: "compliance.evidence.export"),
+
         Get(Tenant + "/audit", c => $"/api/v1/tenants/{c.TenantId}/audit"),
         new("GET", Tenant + "/audit:export", c => ($"/api/v1/tenants/{c.TenantId}/audit:export?format=jsonl", null), ReadsSecret: true, AuditAction: "audit.export"),
         Get("/api/v1/audit", _ => "/api/v1/audit"),

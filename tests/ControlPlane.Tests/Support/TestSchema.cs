@@ -2,6 +2,7 @@ using Billing.Sla;
 using Billing.Stripe;
 using Billing.Usage;
 using ControlPlane.Auditing;
+using ControlPlane.Hosting;
 using ControlPlane.Identity;
 using ControlPlane.Persistence;
 using ControlPlane.Security;
@@ -18,6 +19,8 @@ public static class TestSchema
         .. AuditLog.Migrations,
         UserDirectory.Migration,
         ApiKeyStore.LifecycleMigration,
+        SsoSettingsStore.Migration,
+        DatabaseKeyRing.Migration,
         LifecycleLog.Migration,
         .. SlaSchema.All,
         .. StripeBillingSchema.All,
