@@ -4,6 +4,7 @@ using ControlPlane.Hosting;
 using ControlPlane.Identity;
 using ControlPlane.Instances;
 using ControlPlane.Operations;
+using ControlPlane.Portal;
 using ControlPlane.Provisioning.Dapr;
 using ControlPlane.Security;
 using ControlPlane.Sla;
@@ -25,6 +26,7 @@ try
     app.MapProvisioningSubscriptions();
     app.MapSla();
     app.MapFinance();
+    app.MapPortal();
 
     app.Run();
     return 0;

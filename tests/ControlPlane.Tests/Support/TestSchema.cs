@@ -18,6 +18,7 @@ public static class TestSchema
         AuditLog.Migration,
         UserDirectory.Migration,
         ApiKeyStore.LifecycleMigration,
+        LocalAccounts.Migration,
         LifecycleLog.Migration,
         .. SlaSchema.All,
         .. StripeBillingSchema.All,
