@@ -14,6 +14,13 @@ public static class Format
 
     public static string Time(DateTimeOffset at) => at.UtcDateTime.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);
 
+    /// <summary>Who acted, as a person reads it: the name in an actor such as <c>user:usr-… (ada@example.com)</c>.</summary>
+    public static string Actor(string actor)
+    {
+        var open = actor.IndexOf(" (", StringComparison.Ordinal);
+        return open > 0 && actor.EndsWith(')') ? actor[(open + 2)..^1] : actor;
+    }
+
     /// <summary>"3.5 hours small" for instance-seconds meters, "1,204 operations" for the operations meter.</summary>
     public static string Meter(MeterUsage usage) => UsageMeters.SizeOf(usage.Meter) is { } size
         ? $"{(usage.Quantity / 3600m).ToString("0.#", CultureInfo.InvariantCulture)} hours {size}"
