@@ -48,6 +48,8 @@ public sealed class MigrationsTests : IDisposable
             """,
             default);
         await database.ExecuteAsync(ledger.Sqlite!, default);
+        // Version 1 of the earliest mechanism made the API-key table too; later migrations (0030, 0031) change it.
+        await database.ExecuteAsync(TestSchema.All.Single(migration => migration.Id == "0010-api-keys").Sqlite!, default);
 
         var applied = await Migrations.ApplyAsync(database, TestSchema.All);
 
