@@ -6,6 +6,7 @@ using ControlPlane.Hosting;
 using ControlPlane.Identity;
 using ControlPlane.Instances;
 using ControlPlane.Operations;
+using ControlPlane.Portal;
 using ControlPlane.Provisioning.Dapr;
 using ControlPlane.Security;
 using ControlPlane.Sla;
@@ -30,6 +31,7 @@ try
     app.MapFinance();
     app.MapCompliance();
     app.MapAudit();
+    app.MapPortal();
 
     app.Run();
     return 0;

@@ -26,7 +26,10 @@ public static class CatalogEndpoints
         return app;
     }
 
-    private static CatalogResponse GetCatalog(ProductCatalog catalog) => new([
+    private static CatalogResponse GetCatalog(ProductCatalog catalog) => Describe(catalog);
+
+    /// <summary>The catalog as customers see it: products by name, sizes smallest first (the API and the portal's create form).</summary>
+    public static CatalogResponse Describe(ProductCatalog catalog) => new([
         .. catalog.Products
             .OrderBy(product => product.Key, StringComparer.Ordinal)
             .Select(product => new CatalogProduct(

@@ -10,6 +10,7 @@ using ControlPlane.Auditing;
 using ControlPlane.Identity;
 using ControlPlane.Instances;
 using ControlPlane.Persistence;
+using ControlPlane.Portal;
 using ControlPlane.Provisioning;
 using ControlPlane.Provisioning.Dapr;
 using ControlPlane.Security;
@@ -53,7 +54,7 @@ public static class ControlPlaneHostingExtensions
         services.AddHostedService<InstanceWakeUpService>();
 
         services.AddMemoryCache();
-        services.AddMigrations([ApiKeyStore.Migration, UserDirectory.Migration, ApiKeyStore.LifecycleMigration, SsoSettingsStore.Migration]);
+        services.AddMigrations([ApiKeyStore.Migration, UserDirectory.Migration, ApiKeyStore.LifecycleMigration, SsoSettingsStore.Migration, LocalAccounts.Migration]);
         services.AddSingleton<ApiKeyStore>();
         services.AddIdentity();
         services.AddSso();
@@ -88,6 +89,7 @@ public static class ControlPlaneHostingExtensions
 
         services.AddRequestRateLimits(builder.Configuration);
         services.AddProblemDetails(problems => problems.CustomizeProblemDetails = ProblemResponses.DescribeFrameworkProblem);
+        services.AddPortal(builder.Configuration);
         services.AddExceptionHandler<ProblemExceptionHandler>();
         services.Configure<RouteHandlerOptions>(route => route.ThrowOnBadRequest = true);
         services.ConfigureHttpJsonOptions(json => ConfigureJson(json.SerializerOptions));

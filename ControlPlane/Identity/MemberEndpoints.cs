@@ -95,10 +95,18 @@ public static class MemberEndpoints
     private static async Task<IResult> AddMemberAsync(
         string tenantId, AddMemberRequest request, HttpContext context, IGrainFactory grains, UserDirectory users, AuditLog audit)
     {
+        var added = await InviteMemberAsync(tenantId, request, context, grains, users, audit);
+        return TypedResults.Created($"/api/v1/tenants/{tenantId}/members/{added.Member.UserId}", added);
+    }
+
+    /// <summary>Adds a person to the tenant at a role no greater than the caller's, with a one-time sign-in link; audited (API and portal).</summary>
+    public static async Task<AddedMember> InviteMemberAsync(
+        string tenantId, AddMemberRequest request, HttpContext context, IGrainFactory grains, UserDirectory users, AuditLog audit)
+    {
         await grains.RequireTenantAsync(context.User, tenantId);
         var role = ValidateInvitation(request.Email, request.Role, request.DisplayName, PermissionScope.Tenant);
         context.User.DemandMayGrant(tenantId, role);
-        var added = await audit.AuditedAsync(
+        return await audit.AuditedAsync(
             context,
             tenantId,
             "member.add",
@@ -111,10 +119,10 @@ public static class MemberEndpoints
             },
             result => new AuditOutcome(result.Member.UserId, $"{result.Member.Email} as {result.Member.Role}"),
             outcome: "succeeded");
-        return TypedResults.Created($"/api/v1/tenants/{tenantId}/members/{added.Member.UserId}", added);
     }
 
-    private static async Task<Member> ChangeMemberAsync(
+    /// <summary>Changes a member's role, never to or from one greater than the caller's; audited (API and portal).</summary>
+    public static async Task<Member> ChangeMemberAsync(
         string tenantId, string userId, ChangeMemberRequest request, HttpContext context, IGrainFactory grains, UserDirectory users, AuditLog audit)
     {
         await grains.RequireTenantAsync(context.User, tenantId);
@@ -139,6 +147,14 @@ public static class MemberEndpoints
     private static async Task<IResult> RemoveMemberAsync(
         string tenantId, string userId, HttpContext context, IGrainFactory grains, UserDirectory users, AuditLog audit)
     {
+        await RemoveMemberFromTenantAsync(tenantId, userId, context, grains, users, audit);
+        return TypedResults.NoContent();
+    }
+
+    /// <summary>Removes a member whose role is no greater than the caller's; audited (API and portal).</summary>
+    public static async Task RemoveMemberFromTenantAsync(
+        string tenantId, string userId, HttpContext context, IGrainFactory grains, UserDirectory users, AuditLog audit)
+    {
         await grains.RequireTenantAsync(context.User, tenantId);
         var current = await RequireMemberAsync(tenantId, userId, users, context.RequestAborted);
         context.User.DemandMayGrant(tenantId, Roles.Find(current.Role)!);
@@ -150,7 +166,6 @@ public static class MemberEndpoints
             () => users.ChangeMemberAsync(tenantId, userId, role: null, CancellationToken.None),
             _ => new AuditOutcome(null, $"{current.Email} ({current.Role})"),
             outcome: "succeeded");
-        return TypedResults.NoContent();
     }
 
     private static async Task<ItemList<PlatformMember>> ListPlatformMembersAsync(UserDirectory users, CancellationToken cancellationToken) =>

@@ -20,6 +20,7 @@ public static class PortalSession
     public static readonly TimeSpan IdleTimeout = TimeSpan.FromHours(8);
 
     private const string RefreshedClaim = "refreshed_at";
+    private const string PasswordConfirmedClaim = "password_confirmed_at";
 
     public static AuthenticationBuilder AddPortalSession(this AuthenticationBuilder authentication)
     {
@@ -41,13 +42,37 @@ public static class PortalSession
         });
     }
 
-    /// <summary>Signs the person in: a fresh principal from the directory, in a new cookie.</summary>
-    public static async Task SignInAsync(HttpContext context, UserDirectory users, TimeProvider clock, string userId, string method)
+    /// <summary>
+    /// Signs the person in: a fresh principal from the directory, in a new cookie. <paramref name="passwordConfirmed"/>:
+    /// they just typed their password, which counts as a confirmation (<see cref="PasswordConfirmedAt"/>).
+    /// </summary>
+    public static async Task SignInAsync(HttpContext context, UserDirectory users, TimeProvider clock, string userId, string method, bool passwordConfirmed = false)
     {
         var principal = await users.PrincipalAsync(userId, Scheme, context.RequestAborted)
             ?? throw new InvalidOperationException($"User {userId} does not exist.");
-        Stamp(principal, clock.GetUtcNow(), method);
+        var now = clock.GetUtcNow();
+        Stamp(principal, now, method);
+        if (passwordConfirmed)
+        {
+            ((ClaimsIdentity)principal.Identity!).AddClaim(new Claim(PasswordConfirmedClaim, now.ToString("O", CultureInfo.InvariantCulture)));
+        }
+
         await context.SignInAsync(Scheme, principal, new AuthenticationProperties { IsPersistent = false, AllowRefresh = true });
+    }
+
+    /// <summary>When the person last proved they are at the keyboard with their password in this session (null: not yet).</summary>
+    public static DateTimeOffset? PasswordConfirmedAt(ClaimsPrincipal principal) =>
+        principal.FindFirstValue(PasswordConfirmedClaim) is { } value
+        && DateTimeOffset.TryParse(value, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out var at)
+            ? at
+            : null;
+
+    /// <summary>Records in the session's cookie that the person has just confirmed their password.</summary>
+    public static async Task ConfirmPasswordAsync(HttpContext context, TimeProvider clock)
+    {
+        var identity = new ClaimsIdentity(context.User.Claims.Where(claim => claim.Type != PasswordConfirmedClaim), Scheme);
+        identity.AddClaim(new Claim(PasswordConfirmedClaim, clock.GetUtcNow().ToString("O", CultureInfo.InvariantCulture)));
+        await context.SignInAsync(Scheme, new ClaimsPrincipal(identity), new AuthenticationProperties { IsPersistent = false, AllowRefresh = true });
     }
 
     public static Task SignOutAsync(HttpContext context) => context.SignOutAsync(Scheme);
@@ -59,6 +84,15 @@ public static class PortalSession
         principal.FindFirstValue(RefreshedClaim) is { } refreshed
         && DateTimeOffset.TryParse(refreshed, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out var at)
         && now - at < RefreshEvery;
+
+    /// <summary>Carries the session's password confirmation over to the principal re-read from the directory.</summary>
+    internal static void KeepConfirmation(ClaimsPrincipal from, ClaimsPrincipal to)
+    {
+        if (from.FindFirst(PasswordConfirmedClaim) is { } confirmed)
+        {
+            ((ClaimsIdentity)to.Identity!).AddClaim(new Claim(PasswordConfirmedClaim, confirmed.Value));
+        }
+    }
 
     internal static void Stamp(ClaimsPrincipal principal, DateTimeOffset at, string method)
     {
@@ -89,6 +123,7 @@ public sealed class PortalCookieEvents(UserDirectory users, TimeProvider clock) 
         }
 
         PortalSession.Stamp(fresh, now, principal.FindFirstValue(PortalSession.AuthenticationMethodClaim) ?? "unknown");
+        PortalSession.KeepConfirmation(principal, fresh);
         context.ReplacePrincipal(fresh);
         context.ShouldRenew = true;
     }

@@ -83,7 +83,7 @@ public sealed partial class SsoSignIn(
             await PortalSession.SignInAsync(context, users, clock, attempt.UserId!, "sso");
             await audit.RecordAsync(Entry(context, attempt, tenantId, attempt.UserId, "succeeded", attempt.Details), CancellationToken.None);
             LogSignedIn(tenantId, attempt.UserId!);
-            return $"/portal/t/{tenantId}";
+            return $"/portal/tenants/{tenantId}";
         }
         catch (SsoSignInException refused)
         {

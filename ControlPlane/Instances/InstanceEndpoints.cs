@@ -26,15 +26,15 @@ public static class InstanceEndpoints
         instances.MapGet("", ListAsync).Requires(Permissions.InstancesRead).WithSummary("List the tenant's instances, oldest first (paged)");
         instances.MapGet("/{instanceId}", GetAsync).Requires(Permissions.InstancesRead).WithSummary("Get an instance");
         instances.MapPatch("/{instanceId}", UpdateAsync).Requires(Permissions.InstancesOperate).WithSummary(Summary(OperationType.Scale)).Produces<OperationRecord>(202);
-        instances.MapDelete("/{instanceId}", (string tenantId, string instanceId, HttpContext context, IGrainFactory grains, AuditLog audit) =>
-            RunAsync(tenantId, instanceId, Verb(OperationType.Delete), body: null, context, grains, audit))
+        instances.MapDelete("/{instanceId}", async (string tenantId, string instanceId, HttpContext context, IGrainFactory grains, AuditLog audit) =>
+            ApiResults.Accepted(await RunVerbAsync(tenantId, instanceId, OperationType.Delete, context, grains, audit)))
             .Requires(Permissions.InstancesOperate)
             .WithSummary(Summary(OperationType.Delete))
             .Produces<OperationRecord>(202);
         foreach (var verb in InstanceLifecycleTable.Verbs.Where(verb => verb.Action is not null))
         {
-            instances.MapPost($"/{{instanceId}}:{verb.Action}", (string tenantId, string instanceId, HttpContext context, IGrainFactory grains, AuditLog audit) =>
-                RunAsync(tenantId, instanceId, new InstanceCommand { Verb = verb.Type, RequestedBy = context.User.Actor() }, body: null, context, grains, audit))
+            instances.MapPost($"/{{instanceId}}:{verb.Action}", async (string tenantId, string instanceId, HttpContext context, IGrainFactory grains, AuditLog audit) =>
+                ApiResults.Accepted(await RunVerbAsync(tenantId, instanceId, verb.Type, context, grains, audit)))
                 .Requires(Permissions.InstancesOperate)
                 .WithSummary(verb.Summary)
                 .Produces<OperationRecord>(202);
@@ -49,6 +49,11 @@ public static class InstanceEndpoints
     }
 
     private static async Task<IResult> CreateAsync(
+        string tenantId, CreateInstanceRequest request, HttpContext context, IGrainFactory grains, ProductCatalog catalog, AuditLog audit) =>
+        ApiResults.Accepted(await CreateInstanceAsync(tenantId, request, context, grains, catalog, audit));
+
+    /// <summary>Creates an instance from the catalog as an operation, audited (the API and the portal both call it).</summary>
+    public static async Task<OperationRecord> CreateInstanceAsync(
         string tenantId, CreateInstanceRequest request, HttpContext context, IGrainFactory grains, ProductCatalog catalog, AuditLog audit)
     {
         var tenant = await grains.RequireTenantAsync(context.User, tenantId);
@@ -69,7 +74,7 @@ public static class InstanceEndpoints
             Size = offering.Size,
             Idempotency = Idempotency.FromRequest(context, request),
         };
-        var operation = await audit.AuditedAsync(
+        return await audit.AuditedAsync(
             context,
             tenantId,
             Verb(OperationType.Create).AuditAction,
@@ -77,9 +82,8 @@ public static class InstanceEndpoints
             () => tenant.ExecuteAsync(command),
             created => new AuditOutcome(
                 created.InstanceId,
-                $"operation {created.Id}",
+                $"operation {created.Id}: {offering.Product} {offering.Version} {offering.Size}",
                 new { name = request.Name, product = offering.Product, version = offering.Version, size = offering.Size }));
-        return ApiResults.Accepted(operation);
     }
 
     private static async Task<ItemList<InstanceView>> ListAsync(
@@ -94,6 +98,11 @@ public static class InstanceEndpoints
         (await grains.RequireInstanceAsync(user, tenantId, instanceId)).View;
 
     private static async Task<IResult> UpdateAsync(
+        string tenantId, string instanceId, UpdateInstanceRequest request, HttpContext context, IGrainFactory grains, ProductCatalog catalog, AuditLog audit) =>
+        ApiResults.Accepted(await UpdateInstanceAsync(tenantId, instanceId, request, context, grains, catalog, audit));
+
+    /// <summary>Scales or upgrades an instance as an operation, audited (the API and the portal both call it).</summary>
+    public static async Task<OperationRecord> UpdateInstanceAsync(
         string tenantId, string instanceId, UpdateInstanceRequest request, HttpContext context, IGrainFactory grains, ProductCatalog catalog, AuditLog audit)
     {
         var (_, view) = await grains.RequireInstanceAsync(context.User, tenantId, instanceId);
@@ -117,7 +126,7 @@ public static class InstanceEndpoints
             Version = offering.Version != view.Version ? offering.Version : null,
             Size = offering.Size != view.Size ? offering.Size : null,
         };
-        return await RunAsync(
+        return await RunVerbAsync(
             tenantId,
             instanceId,
             command,
@@ -129,8 +138,11 @@ public static class InstanceEndpoints
             after: new { size = offering.Size, version = offering.Version });
     }
 
-    /// <summary>Runs a verb on an existing instance as an operation: 202 with its Location, audited either way.</summary>
-    private static async Task<IResult> RunAsync(
+    /// <summary>Runs a verb (stop, start, delete, …) on an existing instance as an operation, audited either way.</summary>
+    public static Task<OperationRecord> RunVerbAsync(string tenantId, string instanceId, OperationType verb, HttpContext context, IGrainFactory grains, AuditLog audit) =>
+        RunVerbAsync(tenantId, instanceId, new InstanceCommand { Verb = verb, RequestedBy = context.User.Actor() }, body: null, context, grains, audit);
+
+    private static async Task<OperationRecord> RunVerbAsync(
         string tenantId,
         string instanceId,
         InstanceCommand command,
@@ -149,7 +161,7 @@ public static class InstanceEndpoints
         }
 
         command = command with { InstanceId = instanceId, Idempotency = Idempotency.FromRequest(context, body) };
-        var operation = await audit.AuditedAsync(
+        return await audit.AuditedAsync(
             context,
             tenantId,
             Verb(command.Verb).AuditAction,
@@ -157,14 +169,13 @@ public static class InstanceEndpoints
             () => tenant.ExecuteAsync(command),
             accepted => new AuditOutcome(Details: $"operation {accepted.Id}", After: after),
             before: before);
-        return ApiResults.Accepted(operation);
     }
 
-    private static Task<IResult> RunAsync(
-        string tenantId, string instanceId, InstanceVerb verb, object? body, HttpContext context, IGrainFactory grains, AuditLog audit) =>
-        RunAsync(tenantId, instanceId, new InstanceCommand { Verb = verb.Type, RequestedBy = context.User.Actor() }, body, context, grains, audit);
+    private static async Task<IResult> GetCredentialsAsync(string tenantId, string instanceId, HttpContext context, IGrainFactory grains, AuditLog audit) =>
+        TypedResults.Ok(await ReadCredentialsAsync(tenantId, instanceId, context, grains, audit));
 
-    private static async Task<IResult> GetCredentialsAsync(string tenantId, string instanceId, HttpContext context, IGrainFactory grains, AuditLog audit)
+    /// <summary>An instance's credentials, the read audited and the answer marked never to be cached (the API and the portal both call it).</summary>
+    public static async Task<InstanceCredentials> ReadCredentialsAsync(string tenantId, string instanceId, HttpContext context, IGrainFactory grains, AuditLog audit)
     {
         var (grain, _) = await grains.RequireInstanceAsync(context.User, tenantId, instanceId);
         var reason = AccessReason(context, tenantId);
@@ -172,7 +183,7 @@ public static class InstanceEndpoints
             context, tenantId, "instance.credentials.read", instanceId, grain.GetCredentialsAsync, _ => new AuditOutcome(Details: reason is null ? null : $"Reason: {reason}"), outcome: "succeeded");
         // Never kept by a browser, a proxy or a client's HTTP cache.
         context.Response.Headers.CacheControl = "no-store";
-        return TypedResults.Ok(credentials);
+        return credentials;
     }
 
     /// <summary>The reason an operator gives for reading a customer's credentials; required of platform roles that must give one.</summary>

@@ -67,25 +67,8 @@ public sealed partial class AdminApiKeyBootstrapper(
         LogKeyCreated(path);
     }
 
-    private static async Task WriteKeyFileAsync(string path, string secret, CancellationToken cancellationToken)
-    {
-        // Created anew, exclusively (O_EXCL): a file or symbolic link left at the name is removed, never written through.
-        var temporary = path + ".tmp";
-        File.Delete(temporary);
-        await using (var file = new FileStream(temporary, new FileStreamOptions
-        {
-            Mode = FileMode.CreateNew,
-            Access = FileAccess.Write,
-            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-        }))
-        {
-            await file.WriteAsync(System.Text.Encoding.UTF8.GetBytes(secret + "\n"), cancellationToken);
-            await file.FlushAsync(cancellationToken);
-        }
-
-        File.SetUnixFileMode(temporary, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        File.Move(temporary, path, overwrite: true);
-    }
+    private static Task WriteKeyFileAsync(string path, string secret, CancellationToken cancellationToken) =>
+        PrivateFile.WriteAsync(path, secret, cancellationToken);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Platform admin API key created and written to {Path}")]
     private partial void LogKeyCreated(string path);

@@ -82,12 +82,26 @@ public static class ApiKeyEndpoints
         string? tenantId, PageQuery query, bool? includeInactive, ApiKeyStore keys, TimeProvider clock, CancellationToken cancellationToken)
     {
         var list = $"{tenantId ?? "platform"}/api-keys";
-        var page = await keys.ListAsync(tenantId, includeInactive == true, query.For(list), cancellationToken);
+        return query.Answer(list, await ListKeysAsync(tenantId, includeInactive == true, query.For(list), keys, clock, cancellationToken));
+    }
+
+    /// <summary>A page of keys as their owners see them, never their secrets (the API and the portal both call it).</summary>
+    public static async Task<Page<ApiKeyView>> ListKeysAsync(
+        string? tenantId, bool includeInactive, PageRequest page, ApiKeyStore keys, TimeProvider clock, CancellationToken cancellationToken)
+    {
         var now = clock.GetUtcNow();
-        return query.Answer(list, page.Select(key => View(key, now)));
+        return (await keys.ListAsync(tenantId, includeInactive, page, cancellationToken)).Select(key => View(key, now));
     }
 
     private static async Task<IResult> CreateAsync(
+        string? tenantId, CreateApiKeyRequest request, HttpContext context, ApiKeyStore keys, AuditLog audit, TimeProvider clock)
+    {
+        var created = await CreateKeyAsync(tenantId, request, context, keys, audit, clock);
+        return TypedResults.Created(KeyPath(tenantId, created.Key.Id), created);
+    }
+
+    /// <summary>Creates a key with a role no greater than the caller's; the answer holds its only copy of the secret. Audited (API and portal).</summary>
+    public static async Task<CreatedApiKey> CreateKeyAsync(
         string? tenantId, CreateApiKeyRequest request, HttpContext context, ApiKeyStore keys, AuditLog audit, TimeProvider clock)
     {
         var now = clock.GetUtcNow();
@@ -120,10 +134,14 @@ public static class ApiKeyEndpoints
             () => keys.CreateAsync(request.Name!, role!.Name, tenantId, request.ExpiresAt, context.User.Actor(), CancellationToken.None),
             result => new AuditOutcome(result.Key.Id, $"role {result.Key.Role}" + (result.Key.ExpiresAt is { } at ? $", expires {at:O}" : "")),
             outcome: "succeeded");
-        return TypedResults.Created(KeyPath(tenantId, created.Key.Id), new CreatedApiKey(View(created.Key, now), created.Secret));
+        return new CreatedApiKey(View(created.Key, now), created.Secret);
     }
 
-    private static async Task<IResult> RevokeAsync(string? tenantId, string keyId, HttpContext context, ApiKeyStore keys, AuditLog audit, TimeProvider clock)
+    private static async Task<IResult> RevokeAsync(string? tenantId, string keyId, HttpContext context, ApiKeyStore keys, AuditLog audit, TimeProvider clock) =>
+        TypedResults.Ok(await RevokeKeyAsync(tenantId, keyId, context, keys, audit, clock));
+
+    /// <summary>Revokes a key whose role is no greater than the caller's; audited (API and portal).</summary>
+    public static async Task<ApiKeyView> RevokeKeyAsync(string? tenantId, string keyId, HttpContext context, ApiKeyStore keys, AuditLog audit, TimeProvider clock)
     {
         var key = await RequireKeyAsync(tenantId, keyId, keys, context.RequestAborted);
         context.User.DemandMayGrant(tenantId, Roles.Find(key.Role)!);
@@ -139,7 +157,7 @@ public static class ApiKeyEndpoints
             },
             _ => new AuditOutcome(null, key.RevokedAt is null ? $"role {key.Role}" : "already revoked"),
             outcome: "succeeded");
-        return TypedResults.Ok(View((await keys.FindByIdAsync(keyId, CancellationToken.None))!, clock.GetUtcNow()));
+        return View((await keys.FindByIdAsync(keyId, CancellationToken.None))!, clock.GetUtcNow());
     }
 
     private static async Task<IResult> RotateAsync(

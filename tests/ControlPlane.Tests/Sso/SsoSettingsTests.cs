@@ -111,7 +111,7 @@ public sealed class SsoSettingsTests(SsoWorld world)
         using var browser = world.NewBrowser();
         var landing = await browser.FollowAsync($"/portal/sso/start?email=rosa@{domain}");
 
-        Assert.Equal($"/portal/t/{tenantId}", landing.PathAndQuery);
+        Assert.Equal($"/portal/tenants/{tenantId}", landing.PathAndQuery);
     }
 
     [Fact]

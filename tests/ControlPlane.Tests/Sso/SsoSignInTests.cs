@@ -23,7 +23,7 @@ public sealed class SsoSignInTests(SsoWorld world) : IDisposable
 
         var landing = await _browser.FollowAsync($"/portal/sso/start?email=grace@{domain}");
 
-        Assert.Equal($"/portal/t/{tenantId}", landing.PathAndQuery);
+        Assert.Equal($"/portal/tenants/{tenantId}", landing.PathAndQuery);
         // The browser really went to the provider, with PKCE, and came back to the callback.
         var authorize = Assert.Single(_browser.Visits, visit => visit.Url.AbsoluteUri.StartsWith(world.Provider.Issuer + "connect/authorize", StringComparison.Ordinal));
         var query = QueryHelpers.ParseQuery(authorize.Url.Query);
@@ -67,7 +67,7 @@ public sealed class SsoSignInTests(SsoWorld world) : IDisposable
         world.Provider.Email = $"linus@{domain}";
         var landing = await _browser.FollowAsync($"/portal/sso/start?email=linus@{domain}");
 
-        Assert.Equal($"/portal/t/{tenantId}", landing.PathAndQuery);
+        Assert.Equal($"/portal/tenants/{tenantId}", landing.PathAndQuery);
         Assert.Equal(Roles.Admin, world.PortalPrincipal(_browser)?.TenantRole(tenantId)?.Name);
         var member = Assert.Single(await world.MembersAsync(tenantId), m => (string?)m["email"] == $"linus@{domain}");
         Assert.Equal("admin", (string?)member["role"]);

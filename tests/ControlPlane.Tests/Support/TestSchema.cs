@@ -21,6 +21,7 @@ public static class TestSchema
         ApiKeyStore.LifecycleMigration,
         SsoSettingsStore.Migration,
         DatabaseKeyRing.Migration,
+        LocalAccounts.Migration,
         LifecycleLog.Migration,
         .. SlaSchema.All,
         .. StripeBillingSchema.All,
