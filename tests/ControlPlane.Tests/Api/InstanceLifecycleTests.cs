@@ -42,7 +42,8 @@ public sealed class InstanceLifecycleTests : IAsyncLifetime
         }
 
         Assert.Equal("Running", (string?)instance["state"]);
-        Assert.Equal("healthy", (string?)instance["health"]);
+        // It answered its health check: healthy, or degraded when a loaded machine made that answer slower than 250 ms.
+        Assert.Contains((string?)instance["health"], new[] { "healthy", "degraded" });
         Assert.Equal("garnet", (string?)instance["product"]);
         Assert.Equal("2.2.8", (string?)instance["version"]);
         Assert.Equal("local", (string?)instance["backend"]);
