@@ -33,8 +33,8 @@ public sealed record AuditQuery(
             }
         }
 
-        var since = Time("since", Since, errors);
-        var until = Time("until", Until, errors);
+        var since = QueryValues.Time("since", Since, errors);
+        var until = QueryValues.Time("until", Until, errors);
         if (since is not null && until is not null && since >= until)
         {
             errors["until"] = ["until must be after since."];
@@ -42,22 +42,6 @@ public sealed record AuditQuery(
 
         RequestValidationException.ThrowIfAny(errors);
         return new AuditFilter { TenantId = tenantId, Action = Action, Actor = Actor, Target = Target, Outcome = Outcome, Since = since, Until = until };
-    }
-
-    private static DateTimeOffset? Time(string name, string? value, Dictionary<string, string[]> errors)
-    {
-        if (value is null)
-        {
-            return null;
-        }
-
-        if (DateTimeOffset.TryParse(value, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at))
-        {
-            return at.ToUniversalTime();
-        }
-
-        errors[name] = [$"{name} must be a time in ISO 8601, e.g. 2026-11-01T00:00:00Z."];
-        return null;
     }
 }
 

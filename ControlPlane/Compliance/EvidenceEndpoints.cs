@@ -113,8 +113,8 @@ public static class EvidenceEndpoints
     private static EvidencePeriod Period(string? from, string? to, DateTimeOffset now)
     {
         var errors = new Dictionary<string, string[]>();
-        var end = Time("to", to, errors) ?? now;
-        var start = Time("from", from, errors) ?? end - TimeSpan.FromDays(30);
+        var end = QueryValues.Time("to", to, errors) ?? now;
+        var start = QueryValues.Time("from", from, errors) ?? end - TimeSpan.FromDays(30);
         if (errors.Count == 0 && (start >= end || end - start > MaxPeriod))
         {
             errors["from"] = [$"from must be before to, and the period at most {MaxPeriod.TotalDays:0} days."];
@@ -122,22 +122,6 @@ public static class EvidenceEndpoints
 
         RequestValidationException.ThrowIfAny(errors);
         return new EvidencePeriod(start, end);
-    }
-
-    private static DateTimeOffset? Time(string name, string? value, Dictionary<string, string[]> errors)
-    {
-        if (value is null)
-        {
-            return null;
-        }
-
-        if (DateTimeOffset.TryParse(value, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at))
-        {
-            return at.ToUniversalTime();
-        }
-
-        errors[name] = [$"{name} must be a time in ISO 8601, e.g. 2026-11-01T00:00:00Z."];
-        return null;
     }
 
     private static List<ConfigurationFact> Facts(
