@@ -103,15 +103,16 @@ public static class AuditEndpoints
         IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json)
     {
         await grains.RequireTenantAsync(context.User, tenantId);
-        return await ExportAsync(tenantId, filter.For(tenantId), format, context, queries, audit, json.Value.SerializerOptions);
+        return await WriteExportAsync(tenantId, filter.For(tenantId), format, context, queries, audit, json.Value.SerializerOptions);
     }
 
     private static Task<IResult> ExportPlatformAsync(
         [AsParameters] AuditQuery filter, [FromQuery(Name = "tenantId")] string? tenantId, string? format, HttpContext context, AuditQueries queries,
         AuditLog audit, IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json) =>
-        ExportAsync(null, filter.For(tenantId), format, context, queries, audit, json.Value.SerializerOptions);
+        WriteExportAsync(null, filter.For(tenantId), format, context, queries, audit, json.Value.SerializerOptions);
 
-    private static async Task<IResult> ExportAsync(
+    /// <summary>Streams the records as JSON lines or CSV into the response, the export itself audited (the API and the portal both call it).</summary>
+    public static async Task<IResult> WriteExportAsync(
         string? tenantId, AuditFilter filter, string? format, HttpContext context, AuditQueries queries, AuditLog audit, JsonSerializerOptions json)
     {
         if (format is not ("jsonl" or "csv"))

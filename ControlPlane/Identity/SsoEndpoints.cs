@@ -58,7 +58,8 @@ public static class SsoEndpoints
         return SsoSettingsView.Of(settings, SsoSignIn.RedirectUri(context.Request));
     }
 
-    private static async Task<SsoSettingsView> PutSettingsAsync(
+    /// <summary>Validates and saves a tenant's SSO after checking its issuer, audited (the API and the portal both call it).</summary>
+    public static async Task<SsoSettingsView> PutSettingsAsync(
         string tenantId, PutSsoSettingsRequest request, HttpContext context, IGrainFactory grains, SsoSettingsStore store, SsoProvider provider, AuditLog audit)
     {
         await grains.RequireTenantAsync(context.User, tenantId);

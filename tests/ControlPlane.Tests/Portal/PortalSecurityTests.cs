@@ -25,7 +25,7 @@ public sealed class PortalSecurityTests(PortalHost portal)
         {
             "portal", "portal/account", $"portal/tenants/{tenantId}", $"portal/tenants/{tenantId}/instances/new",
             $"portal/tenants/{tenantId}/instances/{instanceId}", $"portal/tenants/{tenantId}/team", $"portal/tenants/{tenantId}/api-keys",
-            $"portal/tenants/{tenantId}/audit",
+            $"portal/tenants/{tenantId}/audit", $"portal/tenants/{tenantId}/sso",
         };
         var postForms = 0;
         foreach (var path in pages)
