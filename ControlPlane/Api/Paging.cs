@@ -91,11 +91,17 @@ public static class Paging
             : ordered.Where(item => descending
                 ? string.CompareOrdinal(key(item), after) < 0
                 : string.CompareOrdinal(key(item), after) > 0);
-        var items = rest.Take(request.Size + 1).ToList();
-        return items.Count > request.Size
-            ? new Page<T> { Items = items[..request.Size], NextAfter = key(items[request.Size - 1]) }
-            : new Page<T> { Items = items };
+        return Fetched(rest.Take(request.Size + 1).ToList(), request.Size, key);
     }
+
+    /// <summary>
+    /// A page from what a query fetched when asked for one item more than <paramref name="size"/>: that extra item only
+    /// says another page follows, after the last item kept.
+    /// </summary>
+    public static Page<T> Fetched<T>(List<T> fetched, int size, Func<T, string> key) =>
+        fetched.Count > size
+            ? new Page<T> { Items = fetched[..size], NextAfter = key(fetched[size - 1]) }
+            : new Page<T> { Items = fetched };
 
     /// <summary>A position that sorts like the items: by time, then by id.</summary>
     public static string Key(DateTimeOffset at, string id) => $"{at.UtcTicks.ToString("D20", CultureInfo.InvariantCulture)}|{id}";

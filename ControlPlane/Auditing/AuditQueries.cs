@@ -67,9 +67,7 @@ public sealed class AuditQueries(Database database)
             items.Add(record);
         }
 
-        return items.Count > page.Size
-            ? new Page<AuditRecord> { Items = items[..page.Size], NextAfter = Paging.Key(items[page.Size - 1].Id) }
-            : new Page<AuditRecord> { Items = items };
+        return Paging.Fetched(items, page.Size, record => Paging.Key(record.Id));
     }
 
     /// <summary>Every matching record, oldest first, read as it is sent (an export never holds the whole log in memory).</summary>

@@ -128,7 +128,7 @@ public static class MemberEndpoints
         await grains.RequireTenantAsync(context.User, tenantId);
         var role = Roles.Find(request.Role, PermissionScope.Tenant) ?? throw new RequestValidationException(new Dictionary<string, string[]>
         {
-            ["role"] = [$"role must be one of {string.Join(", ", Roles.TenantRoleNames)} (it is '{request.Role}')."],
+            ["role"] = [Roles.UnknownRoleError(request.Role, PermissionScope.Tenant)],
         });
         var current = await RequireMemberAsync(tenantId, userId, users, context.RequestAborted);
         context.User.DemandMayGrant(tenantId, Roles.Find(current.Role)!);
@@ -220,8 +220,7 @@ public static class MemberEndpoints
         var role = Roles.Find(roleName, scope);
         if (role is null)
         {
-            var names = scope == PermissionScope.Tenant ? Roles.TenantRoleNames : Roles.PlatformRoleNames;
-            errors["role"] = [$"role must be one of {string.Join(", ", names)} (it is '{roleName}')."];
+            errors["role"] = [Roles.UnknownRoleError(roleName, scope)];
         }
 
         if (displayName is not null && Api.Names.TenantNameError(displayName) is { } nameError)

@@ -145,9 +145,7 @@ public sealed class UserDirectory(Database database, TimeProvider clock)
             ("tenant", tenantId),
             ("after", page.After),
             ("limit", page.Size + 1));
-        return rows.Count > page.Size
-            ? new Page<Member> { Items = rows[..page.Size], NextAfter = rows[page.Size - 1].Email }
-            : new Page<Member> { Items = rows };
+        return Paging.Fetched(rows, page.Size, member => member.Email);
     }
 
     public async Task<Member?> FindMemberAsync(string tenantId, string userId, CancellationToken cancellationToken = default) =>

@@ -115,8 +115,7 @@ public static class ApiKeyEndpoints
         var role = Roles.Find(request.Role, scope);
         if (role is null)
         {
-            var names = scope == PermissionScope.Tenant ? Roles.TenantRoleNames : Roles.PlatformRoleNames;
-            errors["role"] = [$"role must be one of {string.Join(", ", names)} (it is '{request.Role}')."];
+            errors["role"] = [Roles.UnknownRoleError(request.Role, scope)];
         }
 
         if (request.ExpiresAt is { } expiresAt && (expiresAt <= now + TimeSpan.FromMinutes(1) || expiresAt > now + MaxLifetime))

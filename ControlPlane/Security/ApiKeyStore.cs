@@ -228,9 +228,7 @@ public sealed class ApiKeyStore(Database database, TimeProvider clock, IMemoryCa
             ("now", database.Timestamp(clock.GetUtcNow())),
             ("after", page.After),
             ("limit", page.Size + 1));
-        return rows.Count > page.Size
-            ? new Page<ApiKeyRecord> { Items = rows[..page.Size], NextAfter = rows[page.Size - 1].Id }
-            : new Page<ApiKeyRecord> { Items = rows };
+        return Paging.Fetched(rows, page.Size, key => key.Id);
     }
 
     /// <summary>Every key there is or was, for the key inventory of an evidence bundle.</summary>

@@ -120,6 +120,10 @@ public static class Roles
 
     public static Role? Find(string? name) => All.FirstOrDefault(role => role.Name == name);
 
+    /// <summary>What a request naming an unknown <paramref name="name"/> for <paramref name="scope"/> is told: the roles it may name.</summary>
+    public static string UnknownRoleError(string? name, PermissionScope scope) =>
+        $"role must be one of {string.Join(", ", scope == PermissionScope.Tenant ? TenantRoleNames : PlatformRoleNames)} (it is '{name}').";
+
     /// <summary>The role, when it exists at this scope.</summary>
     public static Role? Find(string? name, PermissionScope scope) => Find(name) is { } role && role.Scope == scope ? role : null;
 
