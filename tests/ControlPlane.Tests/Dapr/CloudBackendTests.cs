@@ -91,7 +91,8 @@ public sealed class CloudBackendTests(ITestOutputHelper output)
         var tenantId = (string)(await api.CreateTenantAsync("Azure Ltd", "team"))["id"]!;
 
         var created = Stopwatch.StartNew();
-        var instance = await api.CreateRunningInstanceAsync(tenantId, "on-azure");
+        // The Azure world's Garnet gets 60 s to answer its first PING (as in Provisioner.Cloud.Tests); the create waits longer than that.
+        var instance = await api.CreateRunningInstanceAsync(tenantId, "on-azure", timeout: TimeSpan.FromSeconds(120));
         output.WriteLine($"Create to Running through the API with the Azure backend: {created.ElapsedMilliseconds} ms");
 
         var instanceId = (string)instance["id"]!;

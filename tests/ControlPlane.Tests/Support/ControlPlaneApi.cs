@@ -132,10 +132,10 @@ public sealed class ControlPlaneApi(HttpClient http)
     }
 
     /// <summary>Creates an instance and waits until the create operation succeeded; returns the instance.</summary>
-    public async Task<JsonNode> CreateRunningInstanceAsync(string tenantId, string name, string size = "small")
+    public async Task<JsonNode> CreateRunningInstanceAsync(string tenantId, string name, string size = "small", TimeSpan? timeout = null)
     {
         var operation = await CreateInstanceAsync(tenantId, name, size);
-        var finished = await WaitForOperationAsync(tenantId, (string)operation["id"]!);
+        var finished = await WaitForOperationAsync(tenantId, (string)operation["id"]!, timeout);
         Assert.True((string?)finished["status"] == "succeeded", finished.ToJsonString());
         return await GetInstanceAsync(tenantId, (string)operation["instanceId"]!);
     }
