@@ -21,7 +21,11 @@ public sealed class Kubelet(ObjectStore store, string root) : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<ObjectKey, Container> _containers = new();
     private readonly ConcurrentDictionary<ObjectKey, string> _addresses = new();
-    private int _nextAddress;
+    // One counter for every kubelet in this process, starting at a place of its own per process, because test classes
+    // run their clusters side by side and test projects run at the same time: two pods on one address would fight over
+    // one port, and the loser would exit and be restarted, which a real cluster's pods (each in its own network
+    // namespace) never do.
+    private static int s_nextAddress = Environment.ProcessId % 200 * 256;
 
     /// <summary>Image repository (the image without its tag) to the local program that plays it.</summary>
     public ConcurrentDictionary<string, LocalImage> Images { get; } = new(StringComparer.Ordinal);
@@ -107,7 +111,7 @@ public sealed class Kubelet(ObjectStore store, string root) : IAsyncDisposable
 
     private void Start(ObjectKey key, JsonObject pod, Container container)
     {
-        var ip = _addresses.GetOrAdd(key, _ => NextAddress());
+        var ip = _addresses.GetOrAdd(key, _ => NextAddress(pod));
         var spec = pod["spec"]!;
         var definition = spec["containers"]![0]!;
         var image = (string)definition["image"]!;
@@ -285,10 +289,39 @@ public sealed class Kubelet(ObjectStore store, string root) : IAsyncDisposable
         }
     }
 
-    private string NextAddress()
+    /// <summary>
+    /// A loopback address for a new pod on which none of its container ports is taken, standing in for the pod's own
+    /// network namespace.
+    /// </summary>
+    private static string NextAddress(JsonObject pod)
     {
-        var next = Interlocked.Increment(ref _nextAddress);
-        return $"127.77.{next / 250}.{(next % 250) + 1}";
+        var ports = (pod["spec"]!["containers"] as JsonArray ?? [])
+            .SelectMany(container => container!["ports"] as JsonArray ?? [])
+            .Select(port => (int)port!["containerPort"]!)
+            .ToList();
+        while (true)
+        {
+            var next = Interlocked.Increment(ref s_nextAddress) % 65_000;
+            var address = $"127.77.{next / 250}.{(next % 250) + 1}";
+            if (ports.All(port => IsFree(address, port)))
+            {
+                return address;
+            }
+        }
+    }
+
+    private static bool IsFree(string address, int port)
+    {
+        try
+        {
+            using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            listener.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Parse(address), port));
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
     }
 
     private static void Kill(Container container)
