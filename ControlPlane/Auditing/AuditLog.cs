@@ -112,11 +112,24 @@ public sealed class AuditLog(Database database, TimeProvider clock)
         );
         """);
 
-    public static IReadOnlyList<Migration> Migrations { get; } = [Migration, ChainMigration];
+    /// <summary>Finds a record by its request id, so a record written again after a crash (<see cref="RecordOnceAsync"/>) is written once.</summary>
+    public static readonly Migration RequestIndexMigration = new(
+        "0035-audit-events-by-request",
+        "CREATE INDEX IF NOT EXISTS audit_events_by_request ON audit_events (request_id);",
+        "CREATE INDEX IF NOT EXISTS audit_events_by_request ON audit_events (request_id);");
+
+    public static IReadOnlyList<Migration> Migrations { get; } = [Migration, ChainMigration, RequestIndexMigration];
 
     /// <summary>Records something that happened at once and is complete (a refusal, a system action); answers its id.</summary>
     public Task<long> RecordAsync(AuditEntry entry, CancellationToken cancellationToken = default) =>
         AppendAsync(AuditRowKind.Event, intentId: null, entry, cancellationToken);
+
+    /// <summary>
+    /// Records <paramref name="entry"/> unless a record with its <see cref="AuditEntry.RequestId"/> is already in the log
+    /// (checked under the chain's lock): for a writer that repeats itself after a crash. Answers the record's id.
+    /// </summary>
+    public Task<long> RecordOnceAsync(AuditEntry entry, CancellationToken cancellationToken = default) =>
+        AppendAsync(AuditRowKind.Event, intentId: null, entry, cancellationToken, once: true);
 
     /// <summary>Records that a mutation (or a read of a secret) is about to happen; its outcome follows with <see cref="CompleteAsync"/>.</summary>
     public Task<long> BeginAsync(AuditEntry intent, CancellationToken cancellationToken = default) =>
@@ -130,11 +143,23 @@ public sealed class AuditLog(Database database, TimeProvider clock)
     public async Task<IReadOnlyList<AuditRecord>> ReadAsync(string? tenantId, int limit, CancellationToken cancellationToken = default) =>
         (await new AuditQueries(database).PageAsync(new AuditFilter { TenantId = tenantId }, new Api.PageRequest { Size = limit }, cancellationToken)).Items;
 
-    private async Task<long> AppendAsync(AuditRowKind kind, long? intentId, AuditEntry entry, CancellationToken cancellationToken)
+    private async Task<long> AppendAsync(AuditRowKind kind, long? intentId, AuditEntry entry, CancellationToken cancellationToken, bool once = false)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         await database.LockAsync(transaction, ChainLock, cancellationToken);
+        if (once)
+        {
+            await using var existing = connection.CreateCommand();
+            existing.Transaction = transaction;
+            existing.CommandText = "SELECT id FROM audit_events WHERE request_id = @request LIMIT 1";
+            Database.AddParameter(existing, "request", entry.RequestId ?? throw new ArgumentException("A record written once needs a request id.", nameof(entry)));
+            if (await existing.ExecuteScalarAsync(cancellationToken) is { } id and not DBNull)
+            {
+                return Convert.ToInt64(id, System.Globalization.CultureInfo.InvariantCulture);
+            }
+        }
+
         var (headId, headHash) = await ReadHeadAsync(connection, transaction, cancellationToken);
         if (headHash is null)
         {

@@ -58,7 +58,6 @@ public static class ControlPlaneHostingExtensions
         services.AddSingleton<ApiKeyStore>();
         services.AddIdentity();
         services.AddSso();
-        services.AddAuditTrail(builder.Configuration);
         services.AddHostedService<AdminApiKeyBootstrapper>();
         if (database.IsShared)
         {
@@ -160,6 +159,8 @@ public static class ControlPlaneHostingExtensions
         services.AddBilling(configuration);
         services.AddSingleton<ITenantPlans, TenantPlansForBilling>();
         services.AddSingleton<IStripeCustomerSink, TenantStripeCustomerSink>();
+        // Grains write the audit records of the changes the system makes on its own (Instances/SystemChanges.cs).
+        services.AddAuditTrail(configuration);
         return services;
     }
 

@@ -44,6 +44,9 @@ public sealed partial class InstanceGrain
         if (state.RecordExists)
         {
             var tenant = GrainFactory.GetGrain<ITenantGrain>(S.TenantId);
+            // Recorded before the state goes; a crash in between records it again, once.
+            await AuditSystemChangesAsync();
+            await audit.RecordOnceAsync(SystemChanges.StateRemoved(S, retentionOptions.Value.DeletedInstances));
             await state.ClearStateAsync();
             await tenant.InstanceDeletedAsync(this.GetPrimaryKeyString(), stateRemoved: true);
             LogPruned(this.GetPrimaryKeyString());

@@ -1,4 +1,5 @@
 using ControlPlane.Api;
+using ControlPlane.Auditing;
 using ControlPlane.Errors;
 using ControlPlane.Operations;
 using ControlPlane.Persistence;
@@ -12,13 +13,14 @@ namespace ControlPlane.Instances;
 /// a verb or an outcome does, <see cref="InstanceTransitions"/> carries it out on the state, <see cref="OperationProgress"/>
 /// orders the provisioner's events, <see cref="ReconcileSchedule"/> says when to check and when to give up. The grain
 /// stores each change before it sends the command that follows from it (a write that fails changes and sends nothing),
-/// and tells billing what it stored.
+/// and tells billing and the audit log (<see cref="SystemChanges"/>) what it stored.
 /// </summary>
 public sealed partial class InstanceGrain(
     [PersistentState("instance", StorageNames.ControlPlane)] IPersistentState<InstanceState> state,
     IProvisioningCommandBus commands,
     IOptions<ReconcileOptions> reconcileOptions,
     IOptions<RetentionOptions> retentionOptions,
+    AuditLog audit,
     TimeProvider clock,
     ILogger<InstanceGrain> logger) : Grain, IInstanceGrain, IRemindable
 {
@@ -51,6 +53,7 @@ public sealed partial class InstanceGrain(
 
         StartTimer();
         await NotifyBillingAsync();
+        await AuditSystemChangesAsync();
         if (S.RunningOperation() is { Status: OperationStatus.Cancelling } cancelling && S.Active!.Phase == ApplyPurpose.Operation)
         {
             // The cancellation was accepted before the restart; honour it rather than redoing the work.
@@ -246,6 +249,7 @@ public sealed partial class InstanceGrain(
 
         await SendOutboxAsync();
         await NotifyBillingAsync();
+        await AuditSystemChangesAsync();
         switch (_schedule.OnTick(Now, S))
         {
             case ReconcileAction.ResendOperation:
@@ -291,7 +295,39 @@ public sealed partial class InstanceGrain(
 
         _unsavedProgress = false;
         await NotifyBillingAsync();
+        await AuditSystemChangesAsync();
         await SendOutboxAsync();
+    }
+
+    /// <summary>
+    /// Writes the audit records of the system's own changes just stored, oldest first. One that fails waits for the next
+    /// tick (or activation); one written twice after a crash is found by its request id and written once.
+    /// </summary>
+    private async Task AuditSystemChangesAsync()
+    {
+        if (!state.RecordExists)
+        {
+            return;
+        }
+
+        S.AuditedEventSequence ??= S.EventSequence;
+        foreach (var (due, entry) in SystemChanges.Due(S).ToList())
+        {
+            if (entry is not null)
+            {
+                try
+                {
+                    await audit.RecordOnceAsync(entry);
+                }
+                catch (Exception exception)
+                {
+                    LogAuditFailed(exception, S.Id);
+                    return;
+                }
+            }
+
+            S.AuditedEventSequence = due.Sequence;
+        }
     }
 
     /// <summary>Tells billing the lifecycle and size just stored when they change, and again every minute; a failure is retried on the next tick.</summary>

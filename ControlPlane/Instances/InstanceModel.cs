@@ -131,6 +131,11 @@ public sealed class InstanceState
     public List<OperationRecord> Operations { get; set; } = [];
     public List<InstanceEvent> Events { get; set; } = [];
     public long EventSequence { get; set; }
+    /// <summary>
+    /// The last event whose system-made change is in the audit log (<see cref="SystemChanges"/>). Null in state stored
+    /// before the system's changes were audited: the first activation starts from the events as they are then.
+    /// </summary>
+    public long? AuditedEventSequence { get; set; }
     /// <summary>What billing meters the instance as (metered state and size), and since when: billing counts from then.</summary>
     public string? MeteredAs { get; set; }
     public DateTimeOffset? MeteredSince { get; set; }

@@ -34,6 +34,7 @@ public sealed class InstanceTransitions(ReconcileOptions reconcile, RetentionOpt
         Desired = new DesiredDeployment(command.Version!, command.Size!, DeploymentGoal.Running),
         CreatedAt = now,
         UpdatedAt = now,
+        AuditedEventSequence = 0,
     };
 
     /// <summary>Starts <paramref name="verb"/>'s operation: the table allowed it (from <paramref name="before"/>, null for a create).</summary>

@@ -115,6 +115,16 @@ public sealed class PagingAndRetentionTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.NotFound, status);
         Assert.Empty((await _api.GetAsync($"/api/v1/tenants/{tenantId}/instances?includeDeleted=true"))["items"]!.AsArray());
         Assert.Empty(HostedProcesses.Under(_factory.InstanceDirectory(instanceId)));
+
+        // The system's own changes are in the audit log, once each: every operation's end, and the removal of the state.
+        var systemRecords = (await _api.ListAllAsync($"/api/v1/tenants/{tenantId}/audit?actor=system&target={instanceId}"))
+            .Select(record => ((string?)record["action"], (string?)record["outcome"]))
+            .Order()
+            .ToList();
+        Assert.Equal(
+            [("instance.create.complete", "succeeded"), ("instance.delete.complete", "succeeded"), ("instance.start.complete", "succeeded"),
+             ("instance.state.remove", "succeeded"), ("instance.stop.complete", "succeeded")],
+            systemRecords);
     }
 
     [Fact]

@@ -50,7 +50,10 @@ public sealed class GrainCluster : IAsyncDisposable
     public string DatabaseFile => Path.Combine(DataDirectory.Path, "controlplane.db");
 
     /// <summary>Every command the grains sent to the provisioning engine.</summary>
-    public RecordingCommandBus Commands => ((InProcessSiloHandle)Cluster.Silos[0]).SiloHost.Services.GetRequiredService<RecordingCommandBus>();
+    public RecordingCommandBus Commands => SiloServices.GetRequiredService<RecordingCommandBus>();
+
+    /// <summary>The first silo's services, as the grains see them.</summary>
+    public IServiceProvider SiloServices => ((InProcessSiloHandle)Cluster.Silos[0]).SiloHost.Services;
 
     public InProcessTestCluster Cluster { get; private set; } = null!;
 
@@ -66,10 +69,16 @@ public sealed class GrainCluster : IAsyncDisposable
     }
 
     /// <summary>Stops every silo (as a control-plane restart does) and starts a new cluster over the same SQLite file and instances.</summary>
-    public async Task RestartAsync()
+    /// <param name="whileStopped">What happens to the stored state while no silo runs (a crash's leftovers, a restore).</param>
+    public async Task RestartAsync(Func<Task>? whileStopped = null)
     {
         await Cluster.StopAllSilosAsync();
         await Cluster.DisposeAsync();
+        if (whileStopped is not null)
+        {
+            await whileStopped();
+        }
+
         await DeployAsync();
     }
 
