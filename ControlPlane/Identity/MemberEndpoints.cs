@@ -168,13 +168,20 @@ public static class MemberEndpoints
             outcome: "succeeded");
     }
 
-    private static async Task<ItemList<PlatformMember>> ListPlatformMembersAsync(UserDirectory users, CancellationToken cancellationToken) =>
+    public static async Task<ItemList<PlatformMember>> ListPlatformMembersAsync(UserDirectory users, CancellationToken cancellationToken) =>
         new([.. (await users.ListPlatformUsersAsync(cancellationToken)).Select(user => new PlatformMember(user.Id, user.Email, user.DisplayName, user.PlatformRole!))]);
 
     private static async Task<IResult> AddPlatformMemberAsync(AddMemberRequest request, HttpContext context, UserDirectory users, AuditLog audit)
     {
+        var added = await GrantPlatformRoleAsync(request, context, users, audit);
+        return TypedResults.Created($"/api/v1/platform/members/{added.Member.UserId}", added);
+    }
+
+    /// <summary>Gives a person (made on first use) a platform role, with a one-time sign-in link; audited (API and portal).</summary>
+    public static async Task<AddedPlatformMember> GrantPlatformRoleAsync(AddMemberRequest request, HttpContext context, UserDirectory users, AuditLog audit)
+    {
         var role = ValidateInvitation(request.Email, request.Role, request.DisplayName, PermissionScope.Platform);
-        var added = await audit.AuditedAsync(
+        return await audit.AuditedAsync(
             context,
             tenantId: null,
             "platform-member.add",
@@ -188,10 +195,16 @@ public static class MemberEndpoints
             },
             result => new AuditOutcome(result.Member.UserId, $"{result.Member.Email} as {result.Member.Role}"),
             outcome: "succeeded");
-        return TypedResults.Created($"/api/v1/platform/members/{added.Member.UserId}", added);
     }
 
     private static async Task<IResult> RemovePlatformMemberAsync(string userId, HttpContext context, UserDirectory users, AuditLog audit)
+    {
+        await RevokePlatformRoleAsync(userId, context, users, audit);
+        return TypedResults.NoContent();
+    }
+
+    /// <summary>Takes a person's platform role away; audited (API and portal).</summary>
+    public static async Task<User> RevokePlatformRoleAsync(string userId, HttpContext context, UserDirectory users, AuditLog audit)
     {
         var person = await users.FindAsync(userId, context.RequestAborted) is { PlatformRole: not null } found ? found : throw Problems.NotFound("platform member", userId);
         await audit.AuditedAsync(
@@ -206,7 +219,7 @@ public static class MemberEndpoints
             },
             _ => new AuditOutcome(null, $"{person.Email} ({person.PlatformRole})"),
             outcome: "succeeded");
-        return TypedResults.NoContent();
+        return person;
     }
 
     private static Role ValidateInvitation(string? email, string? roleName, string? displayName, PermissionScope scope)

@@ -31,7 +31,11 @@ public static class OperationEndpoints
         return operation;
     }
 
-    private static async Task<IResult> CancelAsync(string tenantId, string operationId, HttpContext context, IGrainFactory grains, AuditLog audit)
+    private static async Task<IResult> CancelAsync(string tenantId, string operationId, HttpContext context, IGrainFactory grains, AuditLog audit) =>
+        ApiResults.Accepted(await CancelOperationAsync(tenantId, operationId, context, grains, audit));
+
+    /// <summary>Asks the operation's instance to cancel it; audited (API and portal). Refused once it passed its point of no return.</summary>
+    public static async Task<OperationRecord> CancelOperationAsync(string tenantId, string operationId, HttpContext context, IGrainFactory grains, AuditLog audit)
     {
         var tenant = await grains.RequireTenantAsync(context.User, tenantId);
         if (!Ids.IsOperationId(operationId))
@@ -39,13 +43,12 @@ public static class OperationEndpoints
             throw Problems.NotFound("operation", operationId);
         }
 
-        var operation = await audit.AuditedAsync(
+        return await audit.AuditedAsync(
             context,
             tenantId,
             "operation.cancel",
             operationId,
             () => tenant.CancelOperationAsync(operationId, context.User.Actor()),
             cancelled => new AuditOutcome(Details: $"instance {cancelled.InstanceId}", After: new { status = cancelled.Status.ToString() }));
-        return ApiResults.Accepted(operation);
     }
 }

@@ -33,6 +33,14 @@ public static class TenantEndpoints
     private static async Task<IResult> CreateTenantAsync(
         CreateTenantRequest request, HttpContext context, IGrainFactory grains, IOptions<PlanOptions> plans, AuditLog audit, StripeCustomers stripeCustomers)
     {
+        var tenant = await CreateAsync(request, context, grains, plans, audit, stripeCustomers);
+        return TypedResults.Created($"/api/v1/tenants/{tenant.Id}", tenant);
+    }
+
+    /// <summary>Creates a tenant (validated, idempotent, audited) and asks billing for its Stripe customer (API and portal).</summary>
+    public static async Task<TenantView> CreateAsync(
+        CreateTenantRequest request, HttpContext context, IGrainFactory grains, IOptions<PlanOptions> plans, AuditLog audit, StripeCustomers stripeCustomers)
+    {
         var errors = new Dictionary<string, string[]>();
         if (Names.TenantNameError(request.Name) is { } nameError)
         {
@@ -53,7 +61,7 @@ public static class TenantEndpoints
             RequestedBy = context.User.Actor(),
             Idempotency = Idempotency.FromRequest(context, request),
         };
-        var tenant = await audit.AuditedAsync(
+        return await audit.AuditedAsync(
             context,
             tenantId: null,
             "tenant.create",
@@ -67,7 +75,6 @@ public static class TenantEndpoints
                 return created;
             },
             created => new AuditOutcome(created.Id, $"plan {created.Plan}", new { name = created.Name, plan = created.Plan }));
-        return TypedResults.Created($"/api/v1/tenants/{tenant.Id}", tenant);
     }
 
     private static async Task<PlanChangeResult> ChangePlanAsync(

@@ -130,6 +130,18 @@ public sealed class InstanceModel(
             () => RedirectToPage("/Tenants/Dashboard", new { tenantId = TenantId }));
     }
 
+    public async Task<IActionResult> OnPostCancelAsync(string operationId)
+    {
+        await LoadTenantAsync(Permissions.InstancesOperate, "dashboard");
+        return await ActAsync(
+            async () =>
+            {
+                var operation = await OperationEndpoints.CancelOperationAsync(TenantId, operationId, HttpContext, Grains, audit);
+                return $"Cancelling the {operation.Type.ToString().ToLowerInvariant()}: what it changed is being undone.";
+            },
+            () => RedirectToPage());
+    }
+
     private async Task<IActionResult> RunAsync(OperationType verb, string doing)
     {
         await LoadTenantAsync(Permissions.InstancesOperate, "dashboard");
