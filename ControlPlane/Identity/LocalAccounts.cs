@@ -1,5 +1,6 @@
 using System.Data.Common;
 using ControlPlane.Persistence;
+using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.Extensions.Options;
 using OtpNet;
@@ -67,8 +68,14 @@ public sealed record TotpEnrolment(string Secret, string Uri);
 /// in a row lock the account for <see cref="LocalAccountOptions.LockoutMinutes"/>, in one statement, so parallel guesses
 /// on several silos count as they should.
 /// </summary>
-public sealed class LocalAccounts(Database database, UserDirectory users, IOptions<LocalAccountOptions> options, TimeProvider clock)
+public sealed class LocalAccounts(
+    Database database, UserDirectory users, IOptions<LocalAccountOptions> options, TimeProvider clock, IDataProtectionProvider dataProtection)
 {
+    // Authenticator secrets are stored encrypted with the data-protection key ring (the data directory's, or the
+    // database's in cluster mode), marked so; a secret stored in plain text by an earlier version still reads.
+    private const string ProtectedPrefix = "dp1:";
+    private readonly IDataProtector _totpProtector = dataProtection.CreateProtector("ControlPlane.LocalAccounts.Totp.v1");
+
     public static readonly Migration Migration = new(
         "0032-local-accounts",
         """
@@ -202,7 +209,7 @@ public sealed class LocalAccounts(Database database, UserDirectory users, IOptio
         var secret = Base32Encoding.ToString(KeyGeneration.GenerateRandomKey(20)).TrimEnd('=');
         await EnsureRowAsync(user.Id, cancellationToken);
         await database.ExecuteAsync(
-            "UPDATE local_accounts SET totp_pending_secret = @secret WHERE user_id = @id;", cancellationToken, ("secret", secret), ("id", user.Id));
+            "UPDATE local_accounts SET totp_pending_secret = @secret WHERE user_id = @id;", cancellationToken, ("secret", ProtectedPrefix + _totpProtector.Protect(secret)), ("id", user.Id));
         return new TotpEnrolment(secret, new OtpUri(OtpType.Totp, secret, user.Email, issuer).ToString());
     }
 
@@ -277,7 +284,12 @@ public sealed class LocalAccounts(Database database, UserDirectory users, IOptio
             "SELECT password_hash, locked_until, totp_secret, totp_pending_secret, totp_last_step FROM local_accounts WHERE user_id = @id;",
             ReadRow,
             cancellationToken,
-            ("id", userId))).SingleOrDefault();
+            ("id", userId))).SingleOrDefault() is { } row
+            ? row with { TotpSecret = Unprotect(row.TotpSecret), TotpPendingSecret = Unprotect(row.TotpPendingSecret) }
+            : null;
+
+    private string? Unprotect(string? stored) =>
+        stored is not null && stored.StartsWith(ProtectedPrefix, StringComparison.Ordinal) ? _totpProtector.Unprotect(stored[ProtectedPrefix.Length..]) : stored;
 
     private static AccountRow ReadRow(DbDataReader reader) => new(
         reader.IsDBNull(0) ? null : reader.GetString(0),

@@ -4,6 +4,7 @@ using ControlPlane.Api;
 using ControlPlane.Auditing;
 using ControlPlane.Errors;
 using ControlPlane.Security;
+using Microsoft.Extensions.Options;
 
 namespace ControlPlane.Identity;
 
@@ -263,7 +264,8 @@ public static class MemberEndpoints
     private static async Task<SignInLink> LinkAsync(HttpContext context, UserDirectory users, string userId)
     {
         var (token, expiresAt) = await users.CreateSignInLinkAsync(userId, CancellationToken.None);
-        return new SignInLink($"{context.Request.Scheme}://{context.Request.Host}{SignInLinkPath}?token={token}", expiresAt);
+        var link = context.RequestServices.GetRequiredService<IOptions<Portal.PortalOptions>>().Value.Link(context.Request, $"{SignInLinkPath}?token={token}");
+        return new SignInLink(link, expiresAt);
     }
 
     private static IReadOnlyList<string> Names(IEnumerable<Permission> permissions) => [.. permissions.Select(p => p.ToString()).Order(StringComparer.Ordinal)];

@@ -4,6 +4,7 @@ using ControlPlane.Errors;
 using ControlPlane.Security;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.Extensions.Options;
 
 namespace ControlPlane.Identity;
 
@@ -30,7 +31,8 @@ public sealed partial class SsoSignIn(
     public const string Unavailable = SignInPage + "?sso=unavailable";
 
     /// <summary>The redirect URI an owner registers at the provider: this portal's callback.</summary>
-    public static string RedirectUri(HttpRequest request) => $"{request.Scheme}://{request.Host}{request.PathBase}{CallbackPath}";
+    public static string RedirectUri(HttpRequest request) =>
+        request.HttpContext.RequestServices.GetRequiredService<IOptions<Portal.PortalOptions>>().Value.Link(request, CallbackPath);
 
     public static string FailurePage(string reason) => $"{SignInPage}?error={Uri.EscapeDataString(reason)}";
 

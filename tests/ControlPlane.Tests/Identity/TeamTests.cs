@@ -49,6 +49,23 @@ public sealed class TeamTests : IDisposable
     }
 
     [Fact]
+    public async Task Behind_a_proxy_links_are_built_on_the_configured_public_address_not_the_requests_host()
+    {
+        using var factory = new ControlPlaneFactory();
+        factory.Settings["Portal:PublicUrl"] = "https://cloud.example.com/";
+        var admin = factory.CreateAdminApi();
+        var tenantId = (string)(await admin.CreateTenantAsync("Proxied Ltd"))["id"]!;
+
+        using var invite = await admin.SendAsync(HttpMethod.Post, $"/api/v1/tenants/{tenantId}/members", new { email = "pia@example.com", role = "owner" });
+        var url = (string)(await ControlPlaneApi.ExpectAsync(invite, HttpStatusCode.Created))["signInLink"]!["url"]!;
+        Assert.StartsWith($"https://cloud.example.com{MemberEndpoints.SignInLinkPath}?token=", url, StringComparison.Ordinal);
+
+        // The SSO redirect URI is built by the same rule; a public address that is not one is refused at start-up.
+        var invalid = new ControlPlane.Portal.PortalOptionsValidator().Validate(null, new ControlPlane.Portal.PortalOptions { PublicUrl = "cloud.example.com" });
+        Assert.Contains("Portal__PublicUrl=https://", Assert.Single(invalid.Failures!), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task The_last_owner_stays_and_an_admin_can_neither_make_nor_unmake_owners()
     {
         var admin = _factory.CreateAdminApi();

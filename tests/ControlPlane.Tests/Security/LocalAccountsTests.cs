@@ -1,6 +1,8 @@
 using ControlPlane.Identity;
 using ControlPlane.Portal;
 using ControlPlane.Tests.Support;
+using Microsoft.Data.Sqlite;
+using Microsoft.AspNetCore.DataProtection;
 using Microsoft.Extensions.Options;
 using OtpNet;
 
@@ -20,7 +22,8 @@ public sealed class LocalAccountsTests : IDisposable
     {
         var database = TestSchema.Sqlite(_directory.Path);
         _users = new UserDirectory(database, _clock);
-        _accounts = new LocalAccounts(database, _users, Options.Create(new LocalAccountOptions { MaxFailedAttempts = 3, LockoutMinutes = 10 }), _clock);
+        _accounts = new LocalAccounts(
+            database, _users, Options.Create(new LocalAccountOptions { MaxFailedAttempts = 3, LockoutMinutes = 10 }), _clock, new EphemeralDataProtectionProvider());
     }
 
     public void Dispose() => _directory.Dispose();
@@ -72,6 +75,15 @@ public sealed class LocalAccountsTests : IDisposable
         Assert.False(await _accounts.ConfirmTotpAsync(ada.Id, "000000" == totp.ComputeTotp(_clock.GetUtcNow().UtcDateTime) ? "111111" : "000000"));
         Assert.True(await _accounts.ConfirmTotpAsync(ada.Id, totp.ComputeTotp(_clock.GetUtcNow().UtcDateTime)));
         Assert.True(await _accounts.HasTotpAsync(ada.Id));
+
+        // The secret is stored encrypted: it is in none of the database's files (the file and its write-ahead log).
+        SqliteConnection.ClearAllPools();
+        var files = Directory.GetFiles(_directory.Path, "controlplane.db*");
+        Assert.NotEmpty(files);
+        foreach (var file in files)
+        {
+            Assert.Equal(-1, (await File.ReadAllBytesAsync(file)).AsSpan().IndexOf(System.Text.Encoding.ASCII.GetBytes(enrolment.Secret)));
+        }
 
         _clock.Advance(TimeSpan.FromSeconds(30));
         Assert.Equal(PasswordCheck.CodeRequired, (await _accounts.SignInAsync("ada@example.com", Password, null)).Result);
