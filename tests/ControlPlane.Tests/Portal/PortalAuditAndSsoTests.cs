@@ -53,4 +53,29 @@ public sealed class PortalAuditAndSsoTests(PortalHost portal)
         using var settings = await portal.Admin.Http.GetAsync($"/api/v1/tenants/{tenantId}/sso");
         Assert.Equal(System.Net.HttpStatusCode.NotFound, settings.StatusCode);
     }
+
+    [Fact]
+    public async Task The_audit_log_pages_back_through_older_entries_without_repeating_one()
+    {
+        var (tenantId, link) = await portal.CreateTenantWithPersonAsync("Pages Ltd", "paul@pages.example");
+        for (var i = 0; i < 105; i++)
+        {
+            using var invited = await portal.Admin.SendAsync(HttpMethod.Post, $"/api/v1/tenants/{tenantId}/members", new { email = $"person{i}@pages.example", role = "viewer" });
+            Assert.Equal(System.Net.HttpStatusCode.Created, invited.StatusCode);
+        }
+
+        var page = await portal.NewPageAsync(1280);
+        await PortalHost.RedeemLinkAndSetPasswordAsync(page, link);
+        await page.GotoAsync($"{BaseUrl}portal/tenants/{tenantId}/audit?action=member.add");
+        var first = await page.Locator("table.list tbody tr").AllInnerTextsAsync();
+        Assert.Equal(100, first.Count);
+
+        await page.GetByRole(AriaRole.Link, new() { Name = "Older entries" }).ClickAsync();
+        await page.WaitForURLAsync("**before=**");
+        var second = await page.Locator("table.list tbody tr").AllInnerTextsAsync();
+        Assert.Equal(106 - 100, second.Count);
+        Assert.Empty(first.Intersect(second));
+        Assert.Equal(0, await page.GetByRole(AriaRole.Link, new() { Name = "Older entries" }).CountAsync());
+        Assert.Contains("action=member.add", page.Url, StringComparison.Ordinal);
+    }
 }

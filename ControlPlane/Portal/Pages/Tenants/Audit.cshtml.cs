@@ -13,7 +13,7 @@ namespace ControlPlane.Portal.Pages.Tenants;
 public sealed class AuditModel(IGrainFactory grains, AuditQueries queries, AuditLog audit, IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json)
     : TenantPage(grains)
 {
-    public const int Shown = 200;
+    public const int Shown = 100;
 
     [BindProperty(SupportsGet = true)]
     public string? Action { get; set; }
@@ -24,7 +24,14 @@ public sealed class AuditModel(IGrainFactory grains, AuditQueries queries, Audit
     [BindProperty(SupportsGet = true)]
     public string? Outcome { get; set; }
 
+    /// <summary>The id of the last record of the page before: this page holds older ones. Only records of the tenant that match the filters are ever read.</summary>
+    [BindProperty(SupportsGet = true)]
+    public long? Before { get; set; }
+
     public IReadOnlyList<AuditRecord> Entries { get; private set; } = [];
+
+    /// <summary>Where the next (older) page starts, when there is one.</summary>
+    public string? Older { get; private set; }
 
     public bool Filtered => Action is not null || Actor is not null || Outcome is not null;
 
@@ -36,7 +43,10 @@ public sealed class AuditModel(IGrainFactory grains, AuditQueries queries, Audit
     public async Task OnGetAsync()
     {
         await LoadTenantAsync(Permissions.AuditRead, "audit");
-        Entries = (await queries.PageAsync(Filter(), new PageRequest { Size = Shown }, HttpContext.RequestAborted)).Items;
+        var page = await queries.PageAsync(
+            Filter(), new PageRequest { Size = Shown, After = Before is > 0 ? Before.Value.ToString(System.Globalization.CultureInfo.InvariantCulture) : null }, HttpContext.RequestAborted);
+        Entries = page.Items;
+        Older = page.NextAfter;
     }
 
     public async Task<IActionResult> OnGetExportAsync(string? format)
