@@ -135,8 +135,15 @@ public sealed class PlatformCertificateAuthority : IDisposable
 /// <summary>A certificate the platform CA issued, with its private key and the CA's certificate, all PEM.</summary>
 public sealed record IssuedCertificate(string CertificatePem, string PrivateKeyPem, string AuthorityPem)
 {
-    /// <summary>Certificate and key in one PEM file, 0600: the form Garnet's <c>--cert-file-name</c> reads without a password.</summary>
-    public void WriteTo(string path) => PlatformCertificateAuthority.WritePrivate(path, CertificatePem + PrivateKeyPem);
+    /// <summary>
+    /// The certificate and its key as PEM files, both 0600: what Garnet reads as <c>--cert-file-name</c> and (for a PEM
+    /// certificate, a path, not a password) <c>--cert-password</c>.
+    /// </summary>
+    public void WriteTo(string certificatePath, string keyPath)
+    {
+        PlatformCertificateAuthority.WritePrivate(keyPath, PrivateKeyPem);
+        PlatformCertificateAuthority.WritePrivate(certificatePath, CertificatePem);
+    }
 
     /// <summary>Certificate and key as one PKCS#12 file protected by <paramref name="password"/>, 0600 (Kestrel's certificate file).</summary>
     public void WritePfxTo(string path, string password)
