@@ -134,6 +134,7 @@ public static class ControlPlaneHostingExtensions
             }
 
             silo.AddControlPlaneStorage(clusterConnectionString);
+            silo.UseSiloTls(builder.Configuration, clusterMode: clusterConnectionString is not null);
         });
         return builder;
     }

@@ -58,7 +58,8 @@ public sealed class PlatformCertificateAuthority : IDisposable
     }
 
     /// <summary>A server certificate for <paramref name="dnsNames"/> and <paramref name="addresses"/>, signed by this CA.</summary>
-    public IssuedCertificate Issue(string commonName, IEnumerable<string> dnsNames, IEnumerable<IPAddress> addresses, TimeSpan lifetime)
+    /// <param name="client">Also for client authentication (mutual TLS, e.g. a silo that both dials and accepts its peers).</param>
+    public IssuedCertificate Issue(string commonName, IEnumerable<string> dnsNames, IEnumerable<IPAddress> addresses, TimeSpan lifetime, bool client = false)
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = new CertificateRequest($"CN={commonName}", key, HashAlgorithmName.SHA256);
@@ -76,7 +77,13 @@ public sealed class PlatformCertificateAuthority : IDisposable
         request.CertificateExtensions.Add(names.Build());
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
         request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyAgreement, true));
-        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
+        OidCollection usages = [new Oid("1.3.6.1.5.5.7.3.1")];
+        if (client)
+        {
+            usages.Add(new Oid("1.3.6.1.5.5.7.3.2"));
+        }
+
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension(usages, false));
         request.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(_certificate, includeKeyIdentifier: true, includeIssuerAndSerial: false));
         var notBefore = DateTimeOffset.UtcNow.AddMinutes(-5);
         var notAfter = notBefore + lifetime < _certificate.NotAfter ? notBefore + lifetime : new DateTimeOffset(_certificate.NotAfter.ToUniversalTime());
