@@ -19,8 +19,7 @@ public sealed class HttpsTests
     {
         using var directory = new TestDirectory();
         using var authority = PlatformCertificateAuthority.CreateEphemeral("HTTPS test CA");
-        var pfx = Path.Combine(directory.Path, "api.pfx");
-        authority.Issue(HostName, [HostName], [IPAddress.Loopback], TimeSpan.FromDays(1)).WritePfxTo(pfx, "pfx-password");
+        var pfx = IssueApiCertificate(authority, directory);
         var httpsPort = Ports.Free();
         await using var host = new ControlPlaneProcess(Path.Combine(directory.Path, "data"), Ports.InstanceRange());
         host.Settings["urls"] = $"{host.BaseAddress.ToString().TrimEnd('/')};https://127.0.0.1:{httpsPort.ToString(CultureInfo.InvariantCulture)}";
@@ -52,8 +51,7 @@ public sealed class HttpsTests
     {
         using var directory = new TestDirectory();
         using var authority = PlatformCertificateAuthority.CreateEphemeral("HTTPS test CA");
-        var pfx = Path.Combine(directory.Path, "api.pfx");
-        authority.Issue(HostName, [HostName], [IPAddress.Loopback], TimeSpan.FromDays(1)).WritePfxTo(pfx, "pfx-password");
+        var pfx = IssueApiCertificate(authority, directory);
         var https = $"https://127.0.0.1:{Ports.Free().ToString(CultureInfo.InvariantCulture)}";
 
         await using var withoutCertificate = new ControlPlaneProcess(Path.Combine(directory.Path, "one"), Ports.InstanceRange());
@@ -68,6 +66,14 @@ public sealed class HttpsTests
         Assert.Contains("has no certificate: set Kestrel:Certificates:Default:Path", missing.Message, StringComparison.Ordinal);
         Assert.Contains("cannot be read", unreadable.Message, StringComparison.Ordinal);
         Assert.Contains("Kestrel:Certificates:Default:Password", unreadable.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>The API's certificate for <see cref="HostName"/> and 127.0.0.1, as a PKCS#12 file with password <c>pfx-password</c>.</summary>
+    private static string IssueApiCertificate(PlatformCertificateAuthority authority, TestDirectory directory)
+    {
+        var pfx = Path.Combine(directory.Path, "api.pfx");
+        authority.Issue(HostName, [HostName], [IPAddress.Loopback], TimeSpan.FromDays(1)).WritePfxTo(pfx, "pfx-password");
+        return pfx;
     }
 
     /// <summary>Connects to the host's HTTPS port whatever the name in the URL, so the request carries a real host name (SNI, Host).</summary>

@@ -74,7 +74,10 @@ public sealed class DaprProvisionerHarness : IAsyncDisposable
 
     public string InstanceDirectory(string instanceId) => Path.Combine(Root, "instances", instanceId);
 
-    public DeploymentSpec Spec(string instanceId, DeploymentGoal goal = DeploymentGoal.Running, long generation = 1) => new()
+    public DeploymentSpec Spec(string instanceId, DeploymentGoal goal = DeploymentGoal.Running, long generation = 1) => SmallGarnet(instanceId, Password, goal, generation);
+
+    /// <summary>A small Garnet 2.2.8 on the local backend, as the control plane would ask for it.</summary>
+    public static DeploymentSpec SmallGarnet(string instanceId, string password, DeploymentGoal goal = DeploymentGoal.Running, long generation = 1) => new()
     {
         InstanceId = instanceId,
         TenantId = "tenant-1",
@@ -83,7 +86,7 @@ public sealed class DaprProvisionerHarness : IAsyncDisposable
         Version = "2.2.8",
         Size = "small",
         Goal = goal,
-        Password = Secret.Of(Password),
+        Password = Secret.Of(password),
         Generation = generation,
     };
 

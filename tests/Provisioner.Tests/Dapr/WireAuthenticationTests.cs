@@ -164,18 +164,7 @@ public sealed class WireAuthenticationTests
         OperationId = "op-1",
         IssuedAt = s_now,
         Purpose = ApplyPurpose.Operation,
-        Spec = new DeploymentSpec
-        {
-            InstanceId = instanceId,
-            TenantId = "tenant-1",
-            Backend = "local",
-            Product = "garnet",
-            Version = "2.2.8",
-            Size = "small",
-            Goal = DeploymentGoal.Running,
-            Password = Secret.Of("pw-" + instanceId[^1]),
-            Generation = generation,
-        },
+        Spec = DaprProvisionerHarness.SmallGarnet(instanceId, "pw-" + instanceId[^1], generation: generation),
     };
 
     private static DeploymentApplied Applied(string instanceId, DateTimeOffset at) => new()
