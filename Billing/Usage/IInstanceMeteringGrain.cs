@@ -24,6 +24,8 @@ public sealed record ProbeTarget
     [Id(0)] public required string Host { get; init; }
     [Id(1)] public required int Port { get; init; }
     [Id(2)] public required Secret Password { get; init; }
+    /// <summary>For a TLS instance: the CA (PEM) its certificate must chain to; null for plaintext.</summary>
+    [Id(3)] public string? TlsAuthority { get; init; }
 }
 
 /// <summary>An instance's lifecycle as its own grain last stored it, and how to probe it.</summary>

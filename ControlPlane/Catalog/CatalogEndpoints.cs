@@ -14,7 +14,8 @@ public sealed record CatalogProduct(
     string DefaultVersion,
     IReadOnlyList<CatalogVersion> Versions,
     string DefaultSize,
-    IReadOnlyList<CatalogSize> Sizes);
+    IReadOnlyList<CatalogSize> Sizes,
+    bool Tls);
 
 public sealed record CatalogResponse(IReadOnlyList<CatalogProduct> Products);
 
@@ -41,6 +42,10 @@ public static class CatalogEndpoints
                 product.Value.DefaultSize,
                 [.. product.Value.Sizes
                     .OrderBy(size => size.Value.MemoryMb)
-                    .Select(size => new CatalogSize(size.Key, size.Value.Description, size.Value.MemoryMb))])),
+                    .Select(size => new CatalogSize(size.Key, size.Value.Description, size.Value.MemoryMb))],
+                OffersTls(product.Value))),
     ]);
+
+    /// <summary>Whether instances of <paramref name="product"/> may be created with <c>tls</c>: its launch says how to serve TLS.</summary>
+    public static bool OffersTls(ProductDefinition product) => product.Local is { TlsArguments.Count: > 0 };
 }

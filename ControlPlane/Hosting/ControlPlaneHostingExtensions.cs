@@ -93,6 +93,7 @@ public static class ControlPlaneHostingExtensions
         services.Configure<RouteHandlerOptions>(route => route.ThrowOnBadRequest = true);
         services.ConfigureHttpJsonOptions(json => ConfigureJson(json.SerializerOptions));
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = 64 * 1024);
+        builder.AddHttps();
         if (ProvisioningTransportExtensions.TransportOf(builder.Configuration) == ProvisioningTransport.Dapr)
         {
             // The sidecar's own listener: the Dapr routes answer there only, never on the public API's port.
@@ -132,6 +133,7 @@ public static class ControlPlaneHostingExtensions
             }
 
             silo.AddControlPlaneStorage(clusterConnectionString);
+            silo.UseSiloTls(builder.Configuration, clusterMode: clusterConnectionString is not null);
         });
         return builder;
     }
@@ -194,6 +196,8 @@ public static class ControlPlaneHostingExtensions
         // restart in tests) must still release the data directory for the next one.
         app.Lifetime.ApplicationStopped.Register(() => app.Services.GetRequiredService<DataDirectoryLock>().Dispose());
         app.UseExceptionHandler();
+        // Only on HTTPS responses; nothing on the plain listeners (the Dapr app channel, a probe port).
+        app.UseHsts();
         app.UseStatusCodePages();
         app.UseProvisioningSubscriptions();
         // Before authentication, so a flood of made-up keys reaches the key store no faster than its address's rate.

@@ -62,7 +62,7 @@ public sealed class BillingNotices
         State = InstanceLifecycleTable.Metered(state.Lifecycle),
         Size = state.Size,
         Probe = state.ProbeTarget() is { } target && state.Lifecycle != InstanceLifecycle.Deleted
-            ? new ProbeTarget { Host = target.Host, Port = target.Port, Password = Provisioner.Deployments.Secret.Of(state.Password) }
+            ? new ProbeTarget { Host = target.Host, Port = target.Port, Password = Provisioner.Deployments.Secret.Of(state.Password), TlsAuthority = state.Tls ? state.TlsAuthority ?? "" : null }
             : null,
     };
 }

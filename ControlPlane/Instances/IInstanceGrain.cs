@@ -68,6 +68,8 @@ public sealed record InstanceCommand
     [Id(8)] public string? Version { get; init; }
     [Id(9)] public string? Size { get; init; }
     [Id(10)] public IdempotencyKey? Idempotency { get; init; }
+    /// <summary>Create only: serve TLS only (the catalog says which products can).</summary>
+    [Id(11)] public bool Tls { get; init; }
 
     /// <summary>What the operation records it was asked for: the arguments that were given.</summary>
     public IEnumerable<KeyValuePair<string, string>> Parameters()

@@ -8,7 +8,8 @@ using Provisioner.Catalog;
 
 namespace ControlPlane.Instances;
 
-public sealed record CreateInstanceRequest(string? Name, string? Product, string? Version, string? Size);
+/// <param name="Tls">Serve TLS only, with a certificate from the platform CA (the catalog's <c>tls</c> says which products can).</param>
+public sealed record CreateInstanceRequest(string? Name, string? Product, string? Version, string? Size, bool? Tls = null);
 
 /// <summary>A scale (size), an upgrade (version), or both.</summary>
 public sealed record UpdateInstanceRequest(string? Size, string? Version);
@@ -57,10 +58,15 @@ public static class InstanceEndpoints
         string tenantId, CreateInstanceRequest request, HttpContext context, IGrainFactory grains, ProductCatalog catalog, AuditLog audit)
     {
         var tenant = await grains.RequireTenantAsync(context.User, tenantId);
-        catalog.TryResolve(request.Product, request.Version, request.Size, out var offering, out var errors);
+        var resolved = catalog.TryResolve(request.Product, request.Version, request.Size, out var offering, out var errors);
         if (Names.InstanceNameError(request.Name) is { } nameError)
         {
             errors["name"] = [nameError];
+        }
+
+        if (resolved && request.Tls == true && !Catalog.CatalogEndpoints.OffersTls(offering.Definition))
+        {
+            errors["tls"] = [$"{offering.Definition.DisplayName} is not offered with TLS; leave tls out or false."];
         }
 
         RequestValidationException.ThrowIfAny(errors);
@@ -72,6 +78,7 @@ public static class InstanceEndpoints
             Product = offering.Product,
             Version = offering.Version,
             Size = offering.Size,
+            Tls = request.Tls == true,
             Idempotency = Idempotency.FromRequest(context, request),
         };
         return await audit.AuditedAsync(
@@ -83,7 +90,7 @@ public static class InstanceEndpoints
             created => new AuditOutcome(
                 created.InstanceId,
                 $"operation {created.Id}: {offering.Product} {offering.Version} {offering.Size}",
-                new { name = request.Name, product = offering.Product, version = offering.Version, size = offering.Size }));
+                new { name = request.Name, product = offering.Product, version = offering.Version, size = offering.Size, tls = request.Tls == true }));
     }
 
     private static async Task<ItemList<InstanceView>> ListAsync(

@@ -50,6 +50,8 @@ public sealed record InstanceView
     [Id(16)] public DateTimeOffset? DeletedAt { get; init; }
     /// <summary>Why it is Failed, for programs: e.g. <c>crash-loop</c>, <c>process-exited</c>, <c>startup-timeout</c>.</summary>
     [Id(17)] public string? FailureCode { get; init; }
+    /// <summary>Clients connect over TLS only, trusting the CA that comes with the credentials.</summary>
+    [Id(18)] public bool Tls { get; init; }
 }
 
 [GenerateSerializer, Immutable]
@@ -59,9 +61,13 @@ public sealed record InstanceCredentials
     [Id(1)] public required string Password { get; init; }
     [Id(2)] public required string Host { get; init; }
     [Id(3)] public required int Port { get; init; }
+    /// <summary>Connect with TLS only (<c>rediss://</c>), trusting <see cref="CaCertificate"/>.</summary>
+    [Id(4)] public bool Tls { get; init; }
+    /// <summary>For a TLS instance: the platform CA's certificate (PEM), the one certificate a client needs to trust.</summary>
+    [Id(5)] public string? CaCertificate { get; init; }
 
     /// <summary>A Redis URI any client library accepts.</summary>
-    public string Uri => $"redis://{Username}:{System.Uri.EscapeDataString(Password)}@{Host}:{Port}";
+    public string Uri => $"{(Tls ? "rediss" : "redis")}://{Username}:{System.Uri.EscapeDataString(Password)}@{Host}:{Port}";
 }
 
 /// <summary>The version, size, goal and restart count a deployment should have; kept to roll back to.</summary>
@@ -101,6 +107,10 @@ public sealed class InstanceState
     public string Product { get; set; } = "";
     public string Backend { get; set; } = "";
     public string Password { get; set; } = "";
+    /// <summary>Serves TLS only (chosen at create).</summary>
+    public bool Tls { get; set; }
+    /// <summary>The CA (PEM) the backend reported issuing the instance's certificate; served with the credentials.</summary>
+    public string? TlsAuthority { get; set; }
     public InstanceLifecycle Lifecycle { get; set; }
     public string? FailureReason { get; set; }
     public string? FailureCode { get; set; }
@@ -162,7 +172,7 @@ public sealed class InstanceState
     public InstanceCredentials Credentials() =>
         Lifecycle == InstanceLifecycle.Deleted ? throw Problems.InvalidState(Id, Lifecycle.ToString(), "read the credentials of", "A deleted instance has none.")
         : Endpoint is null ? throw Problems.InvalidState(Id, Lifecycle.ToString(), "read the credentials of", "It has no endpoint yet; try again when it is Running.")
-        : new InstanceCredentials { Username = "default", Password = Password, Host = Endpoint.Host, Port = Endpoint.Port };
+        : new InstanceCredentials { Username = "default", Password = Password, Host = Endpoint.Host, Port = Endpoint.Port, Tls = Tls, CaCertificate = Tls ? TlsAuthority : null };
 
     /// <summary>Stores a new version of an operation in place of the old one.</summary>
     public OperationRecord Replace(OperationRecord operation)
@@ -198,6 +208,7 @@ public sealed class InstanceState
         Password = Secret.Of(Password),
         Generation = Generation,
         Restarts = Desired.Restarts,
+        Tls = Tls,
     };
 
     public InstanceView ToView() => new()
@@ -218,6 +229,7 @@ public sealed class InstanceState
         CreatedAt = CreatedAt,
         UpdatedAt = UpdatedAt,
         LastOperationId = LastOperationId,
+        Tls = Tls,
         ActiveOperationId = Active?.OperationId,
         DeletedAt = DeletedAt,
     };
@@ -230,6 +242,11 @@ public sealed class InstanceState
         {
             Endpoint = observed.Endpoint;
             ProbeEndpoint = observed.ProbeEndpoint;
+        }
+
+        if (Tls && observed.TlsAuthority is { Length: > 0 } authority)
+        {
+            TlsAuthority = authority;
         }
 
         (Health, HealthDetail) = observed.Status switch

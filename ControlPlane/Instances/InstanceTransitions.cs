@@ -31,6 +31,7 @@ public sealed class InstanceTransitions(ReconcileOptions reconcile, RetentionOpt
         Version = command.Version!,
         Size = command.Size!,
         Password = Convert.ToBase64String(RandomNumberGenerator.GetBytes(24)).TrimEnd('=').Replace('+', '-').Replace('/', '_'),
+        Tls = command.Tls,
         Desired = new DesiredDeployment(command.Version!, command.Size!, DeploymentGoal.Running),
         CreatedAt = now,
         UpdatedAt = now,

@@ -11,8 +11,9 @@ namespace Provisioner.Commands;
 /// The provisioner's subscription to the commands topic. A command is acknowledged only when the worker
 /// has carried it out and reported the outcome; until then the sidecar holds it, so a provisioner killed
 /// mid-step gets it again after its restart (every step is idempotent). A message that can never be
-/// read answers DROP, and the sidecar moves it to the dead-letter topic, where the control plane records it
-/// on the operation it belonged to.
+/// read, or whose authenticator does not match, answers DROP (a RETRY would bring the same bytes back forever), and
+/// the sidecar moves it to the dead-letter topic, where the control plane records it on the operation it belonged to
+/// if it is authentic; a forged or altered one changes nothing, and its operation's command is sent again when it stalls.
 /// </summary>
 public static partial class CommandSubscription
 {
@@ -37,6 +38,7 @@ public static partial class CommandSubscription
         ProvisioningWireFormat wire,
         WireSecretKeyLoader keys,
         ProvisioningWorker worker,
+        BusRefusals refusals,
         IHostApplicationLifetime lifetime,
         ILoggerFactory loggers,
         CancellationToken cancellationToken)
@@ -71,6 +73,7 @@ public static partial class CommandSubscription
         }
         catch (WireFormatException exception)
         {
+            refusals.Record(WireDirection.Command, exception);
             var header = ProvisioningWireFormat.Peek(body);
             LogDropped(logger, header.InstanceId, header.OperationId, exception.Message);
             return TopicResponses.Drop;

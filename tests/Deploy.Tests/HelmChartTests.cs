@@ -65,6 +65,8 @@ public sealed class HelmChartTests
         Assert.Equal("provisioner", (string?)provisioner["metadata"]!["annotations"]!["dapr.io/app-id"]);
         Assert.Equal("true", (string?)Env(provisioner["spec"]!["containers"]![0]!)["Provisioner__Kubernetes__Enabled"]!["value"]);
         Assert.Equal(["pubsub", "secrets"], rendered.All("Component").Select(component => (string?)component["metadata"]!["name"]));
+        // The production values speak TLS to the Redis behind pub/sub.
+        Assert.Equal("true", (string?)rendered.One("Component", "pubsub")["spec"]!["metadata"]!.AsArray().Single(entry => (string?)entry!["name"] == "enableTLS")!["value"]);
         Assert.Single(rendered.All("Resiliency"));
         Assert.Equal(3, rendered.All("Subscription").Count());
     }

@@ -18,9 +18,6 @@ public sealed class DaprAppChannel
     public const string AppListenAddressSetting = DaprTransportOptions.SectionName + ":AppListenAddress";
     public const string EndpointHostsSetting = DaprTransportOptions.SectionName + ":EndpointHosts";
 
-    /// <summary>How far ahead of this silo's clock a worker's event may be stamped before it is taken as now.</summary>
-    public static readonly TimeSpan MaxClockSkew = TimeSpan.FromMinutes(2);
-
     private static readonly string[] s_loopbackHosts = ["localhost", "127.0.0.1", "::1"];
 
     private DaprAppChannel(IPAddress listenAddress, int port, IReadOnlyList<string> endpointHosts)
@@ -93,19 +90,13 @@ public sealed class DaprAppChannel
     }
 
     /// <summary>
-    /// An event as far as the control plane believes it: an endpoint on a host no backend may advertise is left out (the
-    /// instance keeps the one it had, and the SLA probe never sends its password there), and a time stamped further
-    /// ahead than <see cref="MaxClockSkew"/> is taken as now. Answers what was refused, or null.
+    /// An authentic event as far as the control plane believes it: an endpoint on a host no backend may advertise is left
+    /// out (the instance keeps the one it had, and the SLA probe never sends its password there), even from a worker
+    /// holding the key. (Its time was checked when it was read: <see cref="Provisioner.Messaging.Wire.ProvisioningWireFormat.ReadEvent"/>.)
+    /// Answers what was refused, or null.
     /// </summary>
-    public (ProvisioningEvent Event, string? Refused) Check(ProvisioningEvent provisioningEvent, DateTimeOffset now)
+    public (ProvisioningEvent Event, string? Refused) Check(ProvisioningEvent provisioningEvent)
     {
-        string? refused = null;
-        if (provisioningEvent.OccurredAt > now + MaxClockSkew)
-        {
-            refused = $"its time {provisioningEvent.OccurredAt:O} is ahead of this silo's clock by more than {MaxClockSkew.TotalMinutes:0} minutes; taken as now";
-            provisioningEvent = provisioningEvent with { OccurredAt = now };
-        }
-
         var observed = provisioningEvent switch
         {
             DeploymentApplied applied => applied.Observed,
@@ -115,11 +106,11 @@ public sealed class DaprAppChannel
         };
         if (observed is null || (Allowed(observed.Endpoint) && Allowed(observed.ProbeEndpoint)))
         {
-            return (provisioningEvent, refused);
+            return (provisioningEvent, null);
         }
 
         var stripped = observed with { Endpoint = null, ProbeEndpoint = null };
-        refused = $"its endpoint {observed.Endpoint} (probe {observed.ProbeEndpoint?.ToString() ?? "none"}) is not on a host a backend may advertise ({EndpointHostsSetting}); left out";
+        var refused = $"its endpoint {observed.Endpoint} (probe {observed.ProbeEndpoint?.ToString() ?? "none"}) is not on a host a backend may advertise ({EndpointHostsSetting}); left out";
         return (provisioningEvent switch
         {
             DeploymentApplied applied => applied with { Observed = stripped },

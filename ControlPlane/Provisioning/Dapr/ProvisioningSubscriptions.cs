@@ -10,9 +10,12 @@ namespace ControlPlane.Provisioning.Dapr;
 
 /// <summary>
 /// The control plane's Dapr subscriptions (only with <c>Provisioning:Transport=Dapr</c>): worker events go to
-/// <see cref="IProvisioningEventSink"/> as the in-process workers' do, once checked (<see cref="DaprAppChannel.Check"/>),
-/// and dead-lettered commands are recorded on the operation they belonged to. The sidecar calls these without an API
-/// key, so they answer only on the app channel's own listener and only with the sidecar's app token.
+/// <see cref="IProvisioningEventSink"/> as the in-process workers' do, once authenticated and checked
+/// (<see cref="ProvisioningWireFormat.ReadEvent"/>, <see cref="DaprAppChannel.Check"/>), and authentic dead-lettered
+/// commands are recorded on the operation they belonged to. A message that is not authentic (or from a worker's future)
+/// is dropped with a log line and a count in <see cref="BusRefusals"/>, and reaches no grain, so it can neither move an
+/// instance's generation nor fail its operation. The sidecar calls these without an API key, so they answer only on the
+/// app channel's own listener and only with the sidecar's app token.
 /// </summary>
 public static partial class ProvisioningSubscriptions
 {
@@ -47,13 +50,19 @@ public static partial class ProvisioningSubscriptions
     private static async Task<IResult> HandleEventAsync(
         HttpRequest request,
         ProvisioningWireFormat wire,
+        WireSecretKeyLoader keys,
+        BusRefusals refusals,
         IProvisioningEventSink sink,
         DaprAppChannel channel,
-        TimeProvider clock,
         ILoggerFactory loggers,
         CancellationToken cancellationToken)
     {
         var logger = loggers.CreateLogger(typeof(ProvisioningSubscriptions));
+        if (await KeysUnavailableAsync(keys, logger, cancellationToken))
+        {
+            return TopicResponses.Retry;
+        }
+
         ProvisioningEvent provisioningEvent;
         try
         {
@@ -62,11 +71,16 @@ public static partial class ProvisioningSubscriptions
         catch (Exception exception) when (exception is JsonException or WireFormatException)
         {
             // It will never read differently; the next reconcile reports the instance's state again.
+            if (exception is WireFormatException refusal)
+            {
+                refusals.Record(WireDirection.Event, refusal);
+            }
+
             LogEventDropped(logger, exception.Message);
             return TopicResponses.Drop;
         }
 
-        (provisioningEvent, var refused) = channel.Check(provisioningEvent, clock.GetUtcNow());
+        (provisioningEvent, var refused) = channel.Check(provisioningEvent);
         if (refused is not null)
         {
             LogEventChecked(logger, provisioningEvent.InstanceId, refused);
@@ -89,6 +103,7 @@ public static partial class ProvisioningSubscriptions
         HttpRequest request,
         ProvisioningWireFormat wire,
         WireSecretKeyLoader keys,
+        BusRefusals refusals,
         IGrainFactory grains,
         IOptions<DaprTransportOptions> options,
         ILoggerFactory loggers,
@@ -113,13 +128,39 @@ public static partial class ProvisioningSubscriptions
             return TopicResponses.Success;
         }
 
+        if (await KeysUnavailableAsync(keys, logger, cancellationToken))
+        {
+            return TopicResponses.Retry;
+        }
+
+        // Reading it here with the same wire format gives the same error the provisioner had, unless the fault was only on
+        // its side (another key, a failure on every delivery). One that is not authentic is nobody's command: recording it
+        // would let whoever can publish to the topic fail any instance's operation.
+        string reason;
+        try
+        {
+            wire.ReadCommand(body);
+            reason = "The command is well formed, but the provisioner did not take it: it dropped it as unreadable (check that both apps use the " +
+                "same Provisioning:Dapr secret key and version) or failed on every delivery. The provisioner's log names the cause.";
+        }
+        catch (WireFormatException exception) when (exception.Reason == WireRefusal.Authenticator)
+        {
+            refusals.Record(WireDirection.Command, exception);
+            LogDeadLetterRefused(logger, header.InstanceId, exception.Message);
+            return TopicResponses.Success;
+        }
+        catch (WireFormatException exception)
+        {
+            reason = exception.Message;
+        }
+
         var deadLetter = new DeadLetteredCommand
         {
             Kind = header.Kind,
             OperationId = header.OperationId,
             Purpose = Enum.TryParse<ApplyPurpose>(header.Purpose, ignoreCase: true, out var purpose) ? purpose : null,
             Generation = header.Generation,
-            Reason = await ExplainAsync(wire, keys, body, cancellationToken),
+            Reason = reason,
             Topic = options.Value.DeadLetterTopic,
         };
         try
@@ -134,28 +175,19 @@ public static partial class ProvisioningSubscriptions
         }
     }
 
-    /// <summary>
-    /// Why the provisioner could not take the command: reading it here with the same wire format gives the same
-    /// error the provisioner had, unless the fault is only on its side (another key, a failure on every delivery).
-    /// </summary>
-    private static async Task<string> ExplainAsync(ProvisioningWireFormat wire, WireSecretKeyLoader keys, JsonElement body, CancellationToken cancellationToken)
+    /// <summary>Loads the key before the first message is checked; if the secret store is not answering yet, the sidecar delivers again.</summary>
+    private static async Task<bool> KeysUnavailableAsync(WireSecretKeyLoader keys, ILogger logger, CancellationToken cancellationToken)
     {
         try
         {
             await keys.EnsureLoadedAsync(cancellationToken);
-            wire.ReadCommand(body);
-        }
-        catch (WireFormatException exception)
-        {
-            return exception.Message;
+            return false;
         }
         catch (Exception exception) when (exception is not OperationCanceledException)
         {
-            return $"It could not be checked here either ({exception.Message}).";
+            LogKeyUnavailable(logger, exception);
+            return true;
         }
-
-        return "The command is well formed, but the provisioner did not take it: it dropped it as unreadable (check that both apps use the " +
-            "same Provisioning:Dapr secret key and version) or failed on every delivery. The provisioner's log names the cause.";
     }
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Dropping a provisioning event that cannot be read: {Reason}")]
@@ -166,6 +198,12 @@ public static partial class ProvisioningSubscriptions
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not deliver a provisioning message to instance {InstanceId}; the sidecar delivers it again")]
     private static partial void LogEventRetry(ILogger logger, Exception exception, string instanceId);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "A dead-lettered provisioning command naming instance {InstanceId} is not authentic and is not recorded: {Reason}")]
+    private static partial void LogDeadLetterRefused(ILogger logger, string instanceId, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The provisioning secret key is not available yet; asking the sidecar to deliver the message again")]
+    private static partial void LogKeyUnavailable(ILogger logger, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "A dead-lettered provisioning command cannot be recorded anywhere: {Reason}")]
     private static partial void LogUnroutable(ILogger logger, string reason);

@@ -38,6 +38,7 @@ public sealed class AzureBackend(
 
     public async Task<DeploymentPlan> PlanAsync(DeploymentSpec desired, CancellationToken cancellationToken)
     {
+        DeploymentTls.RefuseUnsupported(desired, Name);
         var group = ResourceGroup(Settings, desired);
         var app = AppName(desired);
         var groupTags = await arm.ReadGroupAsync(group, cancellationToken);

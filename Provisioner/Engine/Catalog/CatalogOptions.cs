@@ -61,4 +61,9 @@ public sealed class LocalLaunchTemplate
     public Dictionary<string, string> Environment { get; set; } = new(StringComparer.Ordinal);
     /// <summary>How long a fresh process may take to answer an authenticated PING.</summary>
     public int StartupTimeoutSeconds { get; set; } = 30;
+    /// <summary>
+    /// Arguments added for an instance created with TLS; <c>{tlsCertificate}</c> and <c>{tlsKey}</c> are the paths of the
+    /// instance's certificate and key (PEM files, 0600, issued by the platform CA). Empty: the product is not offered with TLS.
+    /// </summary>
+    public List<string> TlsArguments { get; set; } = [];
 }

@@ -31,4 +31,6 @@ public sealed record DeploymentSpec
     /// and starts it again, keeping its data, port and endpoint. 0 until the first restart.
     /// </summary>
     [Id(9)] public long Restarts { get; init; }
+    /// <summary>Serve clients over TLS only, with a certificate from the platform CA (chosen at create; the catalog says which products can).</summary>
+    [Id(10)] public bool Tls { get; init; }
 }

@@ -54,6 +54,21 @@ public sealed class DeploymentFailedException(string code, string message, Excep
     public string Code { get; } = code;
 }
 
+/// <summary>TLS instances are served by the Local backend only, so far; the others refuse them rather than serve plaintext.</summary>
+public static class DeploymentTls
+{
+    /// <exception cref="DeploymentFailedException">The spec asks for TLS (to run; removing one is fine).</exception>
+    public static void RefuseUnsupported(DeploymentSpec desired, string backend)
+    {
+        if (desired.Tls && desired.Goal != DeploymentGoal.Absent)
+        {
+            throw new DeploymentFailedException(
+                "tls-unsupported",
+                $"The {backend} backend does not serve instances over TLS yet; create the instance without tls, or on the local backend.");
+        }
+    }
+}
+
 public static class DeploymentGenerations
 {
     /// <summary>

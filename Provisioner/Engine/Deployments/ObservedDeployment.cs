@@ -58,6 +58,8 @@ public sealed record ObservedDeployment
     /// <see cref="Endpoint"/> (e.g. a cluster-internal address); null means the same.
     /// </summary>
     [Id(11)] public Endpoint? ProbeEndpoint { get; init; }
+    /// <summary>For a TLS instance: the certificate (PEM) of the CA that issued its server certificate, which clients trust.</summary>
+    [Id(12)] public string? TlsAuthority { get; init; }
 
     public static ObservedDeployment Absent { get; } = new() { Status = DeploymentStatus.Absent };
 }

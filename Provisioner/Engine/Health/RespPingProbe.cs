@@ -1,7 +1,9 @@
 using System.Buffers;
 using System.Diagnostics;
 using System.Globalization;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 
 namespace Provisioner.Health;
@@ -13,7 +15,8 @@ namespace Provisioner.Health;
 public sealed record PingResult(bool Answered, TimeSpan Latency, string Detail, string? Info = null);
 
 /// <summary>
-/// Sends <c>AUTH password</c> and <c>PING</c> over raw RESP on one TCP connection. A dozen lines of
+/// Sends <c>AUTH password</c> and <c>PING</c> over raw RESP on one TCP connection (TLS for a TLS instance, trusting only
+/// the CA that issued its certificate, so the password never goes to a server that cannot prove it is it). A dozen lines of
 /// protocol instead of a full Redis client keep the worker free of a multiplexer, its background
 /// threads and reconnect logic, none of which a one-shot liveness check needs; and it answers fast
 /// enough to poll every 20 ms while an instance starts.
@@ -29,10 +32,11 @@ public static class RespPingProbe
     /// <summary>
     /// The same PING, followed on the same connection by <c>INFO</c> with <paramref name="infoSections"/> (e.g.
     /// <c>["server", "stats"]</c>) when given, so a caller that needs the server's counters as well opens one connection, not two.
-    /// The latency is that of AUTH and PING only.
+    /// The latency is that of AUTH and PING only. With <paramref name="tlsAuthorityPem"/>, the connection is TLS and the
+    /// server's certificate must chain to that CA and name <paramref name="host"/>.
     /// </summary>
     public static async Task<PingResult> PingAsync(
-        string host, int port, string password, TimeSpan timeout, IReadOnlyList<string>? infoSections, CancellationToken cancellationToken)
+        string host, int port, string password, TimeSpan timeout, IReadOnlyList<string>? infoSections, CancellationToken cancellationToken, string? tlsAuthorityPem = null)
     {
         using var timeoutSource = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeoutSource.CancelAfter(timeout);
@@ -41,11 +45,12 @@ public static class RespPingProbe
         {
             using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
             await socket.ConnectAsync(host, port, timeoutSource.Token);
-            await socket.SendAsync(EncodeAuthAndPing(password), SocketFlags.None, timeoutSource.Token);
+            await using var connection = await OpenAsync(socket, host, tlsAuthorityPem, timeoutSource.Token);
+            await connection.WriteAsync(EncodeAuthAndPing(password), timeoutSource.Token);
 
             var received = new List<byte>(64);
-            var auth = await ReadLineAsync(socket, received, timeoutSource.Token);
-            var pong = await ReadLineAsync(socket, received, timeoutSource.Token);
+            var auth = await ReadLineAsync(connection, received, timeoutSource.Token);
+            var pong = await ReadLineAsync(connection, received, timeoutSource.Token);
             var latency = Stopwatch.GetElapsedTime(started);
             if (auth != "+OK")
             {
@@ -65,8 +70,8 @@ public static class RespPingProbe
 
             try
             {
-                await socket.SendAsync(EncodeCommand(["INFO", .. infoSections]), SocketFlags.None, timeoutSource.Token);
-                return answered with { Info = await ReadBulkStringAsync(socket, received, timeoutSource.Token) };
+                await connection.WriteAsync(EncodeCommand(["INFO", .. infoSections]), timeoutSource.Token);
+                return answered with { Info = await ReadBulkStringAsync(connection, received, timeoutSource.Token) };
             }
             catch (Exception exception) when (exception is IOException or SocketException
                 || (exception is OperationCanceledException && !cancellationToken.IsCancellationRequested))
@@ -86,6 +91,47 @@ public static class RespPingProbe
         catch (IOException exception)
         {
             return new PingResult(false, Stopwatch.GetElapsedTime(started), $"Connection to {host}:{port} failed: {exception.Message}");
+        }
+        catch (System.Security.Authentication.AuthenticationException exception)
+        {
+            return new PingResult(false, Stopwatch.GetElapsedTime(started), $"TLS with {host}:{port} failed: {exception.Message}");
+        }
+    }
+
+    private static async Task<Stream> OpenAsync(Socket socket, string host, string? tlsAuthorityPem, CancellationToken cancellationToken)
+    {
+        var network = new NetworkStream(socket, ownsSocket: false);
+        if (tlsAuthorityPem is null)
+        {
+            return network;
+        }
+
+        var authority = X509Certificate2.CreateFromPem(tlsAuthorityPem);
+        var tls = new SslStream(network, leaveInnerStreamOpen: false);
+        try
+        {
+            await tls.AuthenticateAsClientAsync(
+                new SslClientAuthenticationOptions
+                {
+                    TargetHost = host,
+                    CertificateChainPolicy = new X509ChainPolicy
+                    {
+                        TrustMode = X509ChainTrustMode.CustomRootTrust,
+                        CustomTrustStore = { authority },
+                        RevocationMode = X509RevocationMode.NoCheck,
+                    },
+                },
+                cancellationToken);
+            return tls;
+        }
+        catch
+        {
+            await tls.DisposeAsync();
+            throw;
+        }
+        finally
+        {
+            authority.Dispose();
         }
     }
 
@@ -111,12 +157,12 @@ public static class RespPingProbe
         return Encoding.UTF8.GetBytes(command.ToString());
     }
 
-    private static async Task<string> ReadLineAsync(Socket socket, List<byte> received, CancellationToken cancellationToken)
+    private static async Task<string> ReadLineAsync(Stream connection, List<byte> received, CancellationToken cancellationToken)
     {
         int end;
         while ((end = IndexOfLineEnd(received)) < 0)
         {
-            await ReceiveAsync(socket, received, cancellationToken);
+            await ReceiveAsync(connection, received, cancellationToken);
         }
 
         var line = Encoding.UTF8.GetString([.. received.GetRange(0, end)]);
@@ -125,9 +171,9 @@ public static class RespPingProbe
     }
 
     /// <summary>A RESP bulk string (<c>$length</c>, the bytes, CRLF); an error reply becomes an exception.</summary>
-    private static async Task<string> ReadBulkStringAsync(Socket socket, List<byte> received, CancellationToken cancellationToken)
+    private static async Task<string> ReadBulkStringAsync(Stream connection, List<byte> received, CancellationToken cancellationToken)
     {
-        var header = await ReadLineAsync(socket, received, cancellationToken);
+        var header = await ReadLineAsync(connection, received, cancellationToken);
         if (!header.StartsWith('$') || !int.TryParse(header.AsSpan(1), NumberStyles.None, CultureInfo.InvariantCulture, out var length) || length > MaxReplyBytes)
         {
             throw new IOException($"the server answered {Describe(header)} instead of a bulk string");
@@ -135,7 +181,7 @@ public static class RespPingProbe
 
         while (received.Count < length + 2)
         {
-            await ReceiveAsync(socket, received, cancellationToken);
+            await ReceiveAsync(connection, received, cancellationToken);
         }
 
         var value = Encoding.UTF8.GetString([.. received.GetRange(0, length)]);
@@ -143,10 +189,10 @@ public static class RespPingProbe
         return value;
     }
 
-    private static async Task ReceiveAsync(Socket socket, List<byte> received, CancellationToken cancellationToken)
+    private static async Task ReceiveAsync(Stream connection, List<byte> received, CancellationToken cancellationToken)
     {
         var buffer = new byte[4096];
-        var read = await socket.ReceiveAsync(buffer, SocketFlags.None, cancellationToken);
+        var read = await connection.ReadAsync(buffer, cancellationToken);
         if (read == 0)
         {
             throw new IOException("the server closed the connection");

@@ -41,6 +41,7 @@ public sealed class KubernetesBackend(
 
     public async Task<DeploymentPlan> PlanAsync(DeploymentSpec desired, CancellationToken cancellationToken)
     {
+        DeploymentTls.RefuseUnsupported(desired, Name);
         var now = await KubernetesInstance.ReadAsync(cluster, Settings, desired, cancellationToken);
         if (now.TenantNamespace is { } existing && !IsTenantsNamespace(existing.Metadata?.Labels, desired.TenantId))
         {

@@ -114,6 +114,10 @@ public sealed partial class LocalBackend
 
         var placeholders = LaunchCommand.Placeholders(home, record.Port, Settings.BindAddress, paths.Data, offering.SizeDefinition);
         var launch = LaunchCommand.Render(offering.Definition.Local!, placeholders, desired.Password);
+        if (desired.Tls)
+        {
+            launch = _tls.Apply(launch, offering, paths, desired);
+        }
         launch = launch with { Executable = ResolveExecutable(launch.Executable) ?? throw ExecutableMissing(offering, launch.Executable) };
 
         // Recorded before the launch: if this process dies before the PID is written, the next look searches /proc for it.

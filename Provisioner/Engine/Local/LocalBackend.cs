@@ -35,6 +35,8 @@ public sealed partial class LocalBackend(
 
     private readonly LocalPortAllocator _ports = new(options);
 
+    private readonly LocalTls _tls = new(options);
+
     // Processes this backend started, only to report their exit code: instances started by an earlier
     // control plane are not our children and are tracked by PID and start time instead.
     private readonly ConcurrentDictionary<string, Process> _children = new(StringComparer.Ordinal);
@@ -228,6 +230,7 @@ public sealed partial class LocalBackend(
             Generation = record.Generation,
             Restarts = record.Restarts,
             ProcessStarts = record.ProcessStarts,
+            TlsAuthority = now.Tls ? _tls.AuthorityPem : null,
         };
         if (now.Process is not { } process || ping is null)
         {
@@ -255,12 +258,13 @@ public sealed partial class LocalBackend(
     }
 
     private Task<PingResult> PingAsync(LocalInstanceRecord record, DeploymentSpec desired, CancellationToken cancellationToken) =>
-        RespPingProbe.PingAsync(Settings.BindAddress, record.Port, desired.Password.Value, ProbeTimeout, cancellationToken);
+        RespPingProbe.PingAsync(
+            Settings.BindAddress, record.Port, desired.Password.Value, ProbeTimeout, infoSections: null, cancellationToken, desired.Tls ? _tls.AuthorityPem : null);
 
     private Inspection Inspect(DeploymentSpec desired) =>
         Inspect(desired.InstanceId, catalog.TryResolve(desired.Product, desired.Version, desired.Size, out var offering, out _) && offering.Definition.Local is { } local
             ? ResolveExecutable(local.Executable)
-            : null);
+            : null) with { Tls = desired.Tls };
 
     /// <summary>
     /// What exists for the instance. The process deployment.json names is checked by PID, start time, data directory and
@@ -352,5 +356,6 @@ public sealed partial class LocalBackend(
     [GeneratedRegex("^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")]
     private static partial Regex InstanceIdPattern();
 
-    private sealed record Inspection(LocalInstancePaths Paths, LocalInstanceRecord? Record, LocalProcess? Process);
+    /// <param name="Tls">The instance serves TLS (what was asked of it), so its observation names the CA.</param>
+    private sealed record Inspection(LocalInstancePaths Paths, LocalInstanceRecord? Record, LocalProcess? Process, bool Tls = false);
 }

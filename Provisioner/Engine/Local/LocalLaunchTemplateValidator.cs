@@ -45,6 +45,12 @@ public sealed class LocalLaunchTemplateValidator : IValidateOptions<CatalogOptio
                         : $"Catalog product '{productName}' size '{sizeName}': the launch template refers to {{{unknown}}}, which is not defined.");
                 }
 
+                var tlsPlaceholders = new Dictionary<string, string>(placeholders, StringComparer.Ordinal) { [LocalTls.CertificatePlaceholder] = "", [LocalTls.KeyPlaceholder] = "" };
+                failures.AddRange(template.TlsArguments
+                    .SelectMany(argument => LaunchCommand.UnknownPlaceholders(argument, tlsPlaceholders))
+                    .Distinct(StringComparer.Ordinal)
+                    .Select(unknown => $"Catalog product '{productName}' size '{sizeName}': Local:TlsArguments refers to {{{unknown}}}, which is not defined."));
+
                 var environmentPlaceholders = new Dictionary<string, string>(placeholders, StringComparer.Ordinal) { ["password"] = "" };
                 failures.AddRange(template.Environment.Values
                     .SelectMany(value => LaunchCommand.UnknownPlaceholders(value, environmentPlaceholders))

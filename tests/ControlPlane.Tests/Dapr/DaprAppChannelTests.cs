@@ -59,25 +59,12 @@ public sealed class DaprAppChannelTests
         var channel = DaprAppChannel.From(Settings(("Provisioning:Dapr:AppPort", "8081"), ("Provisioning:Dapr:EndpointHosts:0", "*.svc.cluster.local"), ("Provisioning:Dapr:EndpointHosts:1", "10.20.0.0/16")));
         var sent = Applied(s_now, new Endpoint { Host = host, Port = 6379 });
 
-        var (received, refused) = channel.Check(sent, s_now);
+        var (received, refused) = channel.Check(sent);
 
         var observed = ((DeploymentApplied)received).Observed;
         Assert.Equal(taken ? sent.Observed.Endpoint : null, observed.Endpoint);
         Assert.Equal(taken ? null : "endpoint", refused is null ? null : "endpoint");
         Assert.Equal(DeploymentStatus.Running, observed.Status);
-    }
-
-    [Fact]
-    public void An_event_stamped_in_the_future_is_taken_as_now_so_it_cannot_freeze_health()
-    {
-        var channel = DaprAppChannel.From(Settings(("Provisioning:Dapr:AppPort", "8081")));
-
-        var (slightlyAhead, _) = channel.Check(Applied(s_now.AddSeconds(30), null), s_now);
-        var (farAhead, refused) = channel.Check(Applied(s_now.AddDays(365), null), s_now);
-
-        Assert.Equal(s_now.AddSeconds(30), slightlyAhead.OccurredAt);
-        Assert.Equal(s_now, farAhead.OccurredAt);
-        Assert.Contains("ahead of this silo's clock", refused, StringComparison.Ordinal);
     }
 
     private static DeploymentApplied Applied(DateTimeOffset at, Endpoint? endpoint) => new()

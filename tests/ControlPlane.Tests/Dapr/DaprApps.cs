@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using ControlPlane.Tests.Support;
 using FakeDapr;
+using Provisioner.Messaging.Wire;
 
 namespace ControlPlane.Tests.Dapr;
 
@@ -21,11 +22,15 @@ public sealed class DaprApps : IAsyncDisposable
 
     private DaprApps()
     {
+        var key = RandomNumberGenerator.GetBytes(32);
         var secrets = new Dictionary<string, IReadOnlyDictionary<string, string>>
         {
-            ["secrets"] = new Dictionary<string, string> { ["provisioning-secret-key"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)) },
+            ["secrets"] = new Dictionary<string, string> { ["provisioning-secret-key"] = Convert.ToBase64String(key) },
         };
         Secrets = secrets;
+        var protector = new WireSecretProtector();
+        protector.UseKey(key);
+        Wire = new ProvisioningWireFormat(protector);
         ControlPlane = new ControlPlaneProcess(Path.Combine(_directory.Path, "controlplane"), Ports.InstanceRange());
         Provisioner = new ProvisionerProcess(Path.Combine(_directory.Path, "provisioner"), Ports.InstanceRange());
     }
@@ -34,6 +39,17 @@ public sealed class DaprApps : IAsyncDisposable
     public FakePubSub Broker { get; } = new("pubsub") { MaxAttempts = 60, RetryInterval = TimeSpan.FromMilliseconds(250) };
 
     public IReadOnlyDictionary<string, IReadOnlyDictionary<string, string>> Secrets { get; }
+
+    /// <summary>The wire format with the key both apps hold, for tests that send what only a key holder could.</summary>
+    public ProvisioningWireFormat Wire { get; }
+
+    /// <summary>Publishes <paramref name="data"/> on the events topic through the provisioner's sidecar, as anything on its side could.</summary>
+    public async Task<string> PublishEventAsync(System.Text.Json.JsonElement data)
+    {
+        using var client = new global::Dapr.Client.DaprClientBuilder().UseGrpcEndpoint(ProvisionerSidecar.GrpcEndpoint).UseDaprApiToken(ProvisionerSidecar.ApiToken).Build();
+        await client.PublishEventAsync("pubsub", EventsTopic, data);
+        return Broker.Published.Last(message => message.Topic == EventsTopic && message.Data?.ToJsonString() == System.Text.Json.Nodes.JsonNode.Parse(data.GetRawText())!.ToJsonString()).Id;
+    }
 
     public ControlPlaneProcess ControlPlane { get; }
 

@@ -1,7 +1,11 @@
 using System.Net;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using ControlPlane.Tests.Support;
 using FakeDapr;
+using Provisioner.Deployments;
+using Provisioner.Messaging;
+using Provisioner.Messaging.Wire;
 using Xunit.Abstractions;
 
 namespace ControlPlane.Tests.Dapr;
@@ -204,13 +208,16 @@ public sealed class DaprTransportTests(ITestOutputHelper output)
         var damaged = 0;
         apps.Broker.OnPublish = message =>
         {
-            // Damaged in transit (or sent by an incompatible version): the spec's generation is not a number.
+            // Sent by an incompatible version that holds the key: the spec's generation is not a number. (Damaged in transit, it
+            // would fail its authenticator instead, and be sent again when the operation stalls.)
             if (message.Topic == DaprApps.CommandsTopic
                 && (string?)message.Data?["purpose"] == "operation"
                 && Interlocked.Exchange(ref damaged, 1) == 0)
             {
                 var copy = message.Copy();
-                copy.Envelope["data"]!["spec"]!["generation"] = "banana";
+                var data = copy.Envelope["data"]!.AsObject();
+                data["spec"]!["generation"] = "banana";
+                copy.Envelope["data"] = JsonNode.Parse(apps.Wire.Sign(data, WireDirection.Command).GetRawText());
                 return copy;
             }
 
@@ -240,6 +247,66 @@ public sealed class DaprTransportTests(ITestOutputHelper output)
         Assert.Contains(apps.Provisioner.Output, line => line.Contains("Dropping a provisioning command", StringComparison.Ordinal));
         Assert.Empty(HostedProcesses.Under(apps.InstanceDirectory(instanceId)));
     }
+
+    [Fact]
+    public async Task Forged_and_future_stamped_events_are_dropped_and_neither_move_the_generation_nor_fail_the_instance()
+    {
+        await using var apps = await DaprApps.StartAsync();
+        var api = apps.ControlPlane.CreateAdminApi();
+        var tenantId = (string)(await api.CreateTenantAsync("Forged Events plc", "team"))["id"]!;
+        var accepted = await api.CreateInstanceAsync(tenantId, "targeted");
+        var instanceId = (string)accepted["instanceId"]!;
+        AssertFinishedOnce(await api.WaitForOperationAsync(tenantId, (string)accepted["id"]!), "succeeded");
+        var created = apps.Broker.DataOf(DaprApps.EventsTopic).Last(data => (string?)data!["kind"] == "applied" && (string?)data["operationId"] == (string)accepted["id"]!)!;
+        var generation = (long)created["generation"]!;
+
+        // Without the key: a check reporting the backend far ahead (taken, the instance would jump past generation 1000)
+        // and a failed check (taken, it would turn the instance unhealthy).
+        var ahead = apps.Wire.WriteEvent(Check(instanceId, generation, DateTimeOffset.UtcNow, observedGeneration: 1000)).Deserialize<JsonObject>()!;
+        ahead.Remove("authenticator");
+        var unsigned = await apps.PublishEventAsync(JsonSerializer.SerializeToElement(ahead));
+        var tampered = apps.Wire.WriteEvent(Check(instanceId, generation, DateTimeOffset.UtcNow, observedGeneration: generation)).Deserialize<JsonObject>()!;
+        tampered["observed"]!["generation"] = 1000;
+        var altered = await apps.PublishEventAsync(JsonSerializer.SerializeToElement(tampered));
+        // With the key, from a worker whose clock is a year ahead: taken, no genuine check would count until then.
+        var future = await apps.PublishEventAsync(apps.Wire.WriteEvent(Check(instanceId, generation, DateTimeOffset.UtcNow.AddYears(1), observedGeneration: generation)));
+
+        foreach (var id in new[] { unsigned, altered, future })
+        {
+            Assert.True(await EventuallyAsync(() => apps.Broker.Deliveries.Any(d => d.MessageId == id && d.AppId == "controlplane")), id);
+            Assert.Equal(DeliveryResult.Drop, apps.Broker.Deliveries.Single(d => d.MessageId == id && d.AppId == "controlplane").Result);
+        }
+
+        Assert.Contains(apps.ControlPlane.Output, line => line.Contains("has no authenticator", StringComparison.Ordinal));
+        Assert.Contains(apps.ControlPlane.Output, line => line.Contains("does not match its authenticator", StringComparison.Ordinal));
+        Assert.Contains(apps.ControlPlane.Output, line => line.Contains("ahead of this side's clock", StringComparison.Ordinal));
+        var events = (await api.GetAsync($"/api/v1/tenants/{tenantId}/instances/{instanceId}/events"))["items"]!.AsArray();
+        Assert.DoesNotContain(events, e => (string?)e!["kind"] == "generation-behind");
+        var instance = await api.GetInstanceAsync(tenantId, instanceId);
+        Assert.Equal("Running", (string?)instance["state"]);
+
+        // Genuine work goes on at the instance's own generation.
+        using (var stop = await api.SendAsync(HttpMethod.Post, $"/api/v1/tenants/{tenantId}/instances/{instanceId}:stop"))
+        {
+            var operation = await ControlPlaneApi.ExpectAsync(stop, HttpStatusCode.Accepted);
+            AssertFinishedOnce(await api.WaitForOperationAsync(tenantId, (string)operation["id"]!), "succeeded");
+        }
+
+        Assert.Contains(apps.Broker.DataOf(DaprApps.EventsTopic), data => (string?)data!["kind"] == "applied" && (long)data["generation"]! == generation + 1);
+        Assert.Empty(HostedProcesses.Under(apps.InstanceDirectory(instanceId)));
+        await DeleteAsync(api, tenantId, instanceId);
+    }
+
+    private static DeploymentApplied Check(string instanceId, long generation, DateTimeOffset at, long observedGeneration) => new()
+    {
+        InstanceId = instanceId,
+        Generation = generation,
+        Purpose = ApplyPurpose.Reconcile,
+        OccurredAt = at,
+        ExecutionId = Guid.NewGuid().ToString("N"),
+        Sequence = 1,
+        Observed = new ObservedDeployment { Status = DeploymentStatus.Running, Health = DeploymentHealth.Unhealthy, Generation = observedGeneration },
+    };
 
     private void AssertFinishedOnce(JsonNode operation, string status)
     {

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Dapr.Client;
 using FakeDapr;
 using Microsoft.AspNetCore.Hosting;
@@ -73,7 +74,10 @@ public sealed class DaprProvisionerHarness : IAsyncDisposable
 
     public string InstanceDirectory(string instanceId) => Path.Combine(Root, "instances", instanceId);
 
-    public DeploymentSpec Spec(string instanceId, DeploymentGoal goal = DeploymentGoal.Running, long generation = 1) => new()
+    public DeploymentSpec Spec(string instanceId, DeploymentGoal goal = DeploymentGoal.Running, long generation = 1) => SmallGarnet(instanceId, Password, goal, generation);
+
+    /// <summary>A small Garnet 2.2.8 on the local backend, as the control plane would ask for it.</summary>
+    public static DeploymentSpec SmallGarnet(string instanceId, string password, DeploymentGoal goal = DeploymentGoal.Running, long generation = 1) => new()
     {
         InstanceId = instanceId,
         TenantId = "tenant-1",
@@ -82,17 +86,30 @@ public sealed class DaprProvisionerHarness : IAsyncDisposable
         Version = "2.2.8",
         Size = "small",
         Goal = goal,
-        Password = Secret.Of(Password),
+        Password = Secret.Of(password),
         Generation = generation,
     };
 
-    /// <summary>Publishes as the control plane does: the real DaprClient, the shared wire format, the commands topic.</summary>
+    /// <summary>Publishes as the control plane does: the real DaprClient, the shared wire format (signed), the commands topic.</summary>
     public Task PublishAsync(ProvisioningCommand command) =>
-        _controlPlane!.PublishEventAsync("pubsub", CommandsTopic, JsonSerializer.SerializeToElement(command, Wire.Options));
+        _controlPlane!.PublishEventAsync("pubsub", CommandsTopic, Wire.WriteCommand(command));
 
-    /// <summary>Publishes raw JSON on the commands topic, as a broken or incompatible sender might.</summary>
-    public Task PublishRawAsync(string json) =>
-        _controlPlane!.PublishEventAsync("pubsub", CommandsTopic, JsonDocument.Parse(json).RootElement);
+    /// <summary>
+    /// Publishes raw JSON on the commands topic: signed with the control plane's key (a broken or incompatible sender that
+    /// holds the key), or as it is (<paramref name="sign"/> false: anyone who can reach the broker).
+    /// </summary>
+    public Task PublishRawAsync(string json, bool sign = true)
+    {
+        var message = JsonNode.Parse(json);
+        return _controlPlane!.PublishEventAsync(
+            "pubsub",
+            CommandsTopic,
+            sign && message is JsonObject command ? Wire.Sign(command, WireDirection.Command) : JsonSerializer.SerializeToElement(message));
+    }
+
+    /// <summary>The JSON of every command published so far, as the broker holds it.</summary>
+    public IReadOnlyList<JsonObject> PublishedCommands =>
+        [.. Broker.DataOf(CommandsTopic).Select(data => JsonNode.Parse(data!.ToJsonString())!.AsObject())];
 
     /// <summary>Every event the provisioner published, read back with the wire format.</summary>
     public IReadOnlyList<ProvisioningEvent> Events =>

@@ -102,8 +102,59 @@ public sealed class ProvisionerAppTests(ITestOutputHelper output)
         await harness.WaitForDeliveryAsync(d => d.Topic == DaprProvisionerHarness.CommandsTopic);
 
         Assert.Equal(DeliveryResult.Drop, Assert.Single(harness.Broker.Deliveries, d => d.Topic == DaprProvisionerHarness.CommandsTopic).Result);
-        Assert.Contains(harness.Logs.Lines, line => line.Contains($"encrypted with key {harness.Wire.Secrets.KeyId}", StringComparison.Ordinal));
+        Assert.Contains(harness.Logs.Lines, line => line.Contains($"signed with key {harness.Wire.Secrets.KeyId}", StringComparison.Ordinal));
         Assert.Empty(harness.ProcessesServing("other-key"));
+    }
+
+    [Fact]
+    public async Task A_command_replayed_for_another_instance_is_dropped_counted_and_creates_nothing()
+    {
+        using var refusals = new RefusalCounter();
+        await using var harness = await DaprProvisionerHarness.StartAsync(output);
+        await harness.PublishAsync(Apply(harness.Spec("replay-a"), "op-a"));
+        await harness.WaitForEventAsync<DeploymentApplied>(e => e.OperationId == "op-a");
+
+        // Whoever can read the topic takes A's command, password ciphertext and authenticator included, and sends it as B's.
+        var replayed = harness.PublishedCommands.Single();
+        replayed["instanceId"] = "replay-b";
+        replayed["spec"]!["instanceId"] = "replay-b";
+        await harness.PublishRawAsync(replayed.ToJsonString(), sign: false);
+        await harness.WaitForDeliveryAsync(d => d.Topic == DaprProvisionerHarness.CommandsTopic && d.Result == DeliveryResult.Drop);
+
+        Assert.Empty(harness.ProcessesServing("replay-b"));
+        Assert.False(Directory.Exists(harness.InstanceDirectory("replay-b")));
+        Assert.DoesNotContain(harness.Events, e => e.InstanceId == "replay-b");
+        Assert.Contains(harness.Logs.Lines, line => line.Contains("Dropping a provisioning command for instance replay-b", StringComparison.Ordinal)
+            && line.Contains("does not match its authenticator", StringComparison.Ordinal));
+        Assert.Equal(1, refusals.Count("command", "authenticator"));
+        Assert.Single(harness.ProcessesServing("replay-a"));
+    }
+
+    [Fact]
+    public async Task A_forged_higher_generation_is_dropped_and_the_instance_keeps_taking_genuine_commands()
+    {
+        await using var harness = await DaprProvisionerHarness.StartAsync(output);
+        await harness.PublishAsync(Apply(harness.Spec("wedge"), "op-create"));
+        await harness.WaitForEventAsync<DeploymentApplied>(e => e.OperationId == "op-create");
+        var process = Assert.Single(harness.ProcessesServing("wedge"));
+
+        // Taken as sent, generation 1000 would stop the instance, and the backend would ignore every genuine generation below it.
+        var forged = harness.PublishedCommands.Single();
+        forged["operationId"] = "op-forged";
+        forged["spec"]!["generation"] = 1000;
+        forged["spec"]!["goal"] = "stopped";
+        await harness.PublishRawAsync(forged.ToJsonString(), sign: false);
+        await harness.WaitForDeliveryAsync(d => d.Topic == DaprProvisionerHarness.CommandsTopic && d.Result == DeliveryResult.Drop);
+
+        Assert.Equal([process], harness.ProcessesServing("wedge"));
+        Assert.DoesNotContain(harness.Events, e => e.OperationId == "op-forged");
+
+        await harness.PublishAsync(Apply(harness.Spec("wedge", DeploymentGoal.Stopped, generation: 2), "op-stop"));
+        var stopped = await harness.WaitForEventAsync<DeploymentApplied>(e => e.OperationId == "op-stop");
+
+        Assert.Equal(DeploymentStatus.Stopped, stopped.Observed.Status);
+        Assert.Equal(2, stopped.Observed.Generation);
+        Assert.Empty(harness.ProcessesServing("wedge"));
     }
 
     [Fact]
@@ -117,6 +168,47 @@ public sealed class ProvisionerAppTests(ITestOutputHelper output)
         var status = Assert.IsType<Grpc.Core.RpcException>(refusal.InnerException);
         Assert.Equal(Grpc.Core.StatusCode.InvalidArgument, status.StatusCode);
         Assert.Equal("pubsub no-such-pubsub not found", status.Status.Detail);
+    }
+
+    /// <summary>Reads the <c>provisioning.bus.refused</c> counter of the app under test, which runs in this process.</summary>
+    private sealed class RefusalCounter : IDisposable
+    {
+        private readonly System.Diagnostics.Metrics.MeterListener _listener = new();
+        private readonly System.Collections.Concurrent.ConcurrentQueue<(string? Direction, string? Reason)> _counted = new();
+
+        public RefusalCounter()
+        {
+            _listener.InstrumentPublished = (instrument, listener) =>
+            {
+                if (instrument.Meter.Name == global::Provisioner.Messaging.Dapr.BusRefusals.MeterName && instrument.Name == global::Provisioner.Messaging.Dapr.BusRefusals.CounterName)
+                {
+                    listener.EnableMeasurementEvents(instrument);
+                }
+            };
+            _listener.SetMeasurementEventCallback<long>((_, value, tags, _) =>
+            {
+                string? direction = null, reason = null;
+                foreach (var tag in tags)
+                {
+                    (direction, reason) = tag.Key switch
+                    {
+                        "direction" => ((string?)tag.Value, reason),
+                        "reason" => (direction, (string?)tag.Value),
+                        _ => (direction, reason),
+                    };
+                }
+
+                for (var i = 0; i < value; i++)
+                {
+                    _counted.Enqueue((direction, reason));
+                }
+            });
+            _listener.Start();
+        }
+
+        public int Count(string direction, string reason) => _counted.Count(c => c.Direction == direction && c.Reason == reason);
+
+        public void Dispose() => _listener.Dispose();
     }
 
     private static ApplyDeploymentCommand Apply(DeploymentSpec spec, string operationId) => new()

@@ -7,8 +7,8 @@ namespace Provisioner.Messaging.Dapr;
 
 /// <summary>
 /// Publishes provisioning messages through the sidecar, for both ends of the bus: commands (control plane) and
-/// events (provisioner). Each is written by the shared wire format as its base type, so its <c>kind</c> travels,
-/// with the instance as partition key, so brokers that partition keep one instance's messages together.
+/// events (provisioner). Each is written and signed by the shared wire format, with the instance as partition key,
+/// so brokers that partition keep one instance's messages together.
 /// </summary>
 public sealed class DaprProvisioningPublisher(
     DaprClient dapr, ProvisioningWireFormat wire, WireSecretKeyLoader keys, IOptions<DaprTransportOptions> options)
@@ -17,13 +17,14 @@ public sealed class DaprProvisioningPublisher(
     {
         ArgumentNullException.ThrowIfNull(command);
         await keys.EnsureLoadedAsync(cancellationToken);
-        await PublishAsync(options.Value.CommandsTopic, command.InstanceId, JsonSerializer.SerializeToElement(command, wire.Options), cancellationToken);
+        await PublishAsync(options.Value.CommandsTopic, command.InstanceId, wire.WriteCommand(command), cancellationToken);
     }
 
-    public Task PublishEventAsync(ProvisioningEvent provisioningEvent, CancellationToken cancellationToken)
+    public async Task PublishEventAsync(ProvisioningEvent provisioningEvent, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(provisioningEvent);
-        return PublishAsync(options.Value.EventsTopic, provisioningEvent.InstanceId, JsonSerializer.SerializeToElement(provisioningEvent, wire.Options), cancellationToken);
+        await keys.EnsureLoadedAsync(cancellationToken);
+        await PublishAsync(options.Value.EventsTopic, provisioningEvent.InstanceId, wire.WriteEvent(provisioningEvent), cancellationToken);
     }
 
     private Task PublishAsync(string topic, string instanceId, JsonElement data, CancellationToken cancellationToken) =>

@@ -34,6 +34,22 @@ public sealed class DaprTransportOptions
     public string SecretName { get; set; } = "provisioning-secret-key";
 
     /// <summary>
+    /// Keys also accepted on receipt, never used to send: while the key rotates, every app first accepts the new key, then
+    /// sends with it (it becomes <see cref="SecretKey"/> and the old one moves here), then the old one is removed. Base64 of
+    /// 32 bytes each. With <see cref="SecretStore"/>, the secret <see cref="AcceptedSecretName"/> holds them instead.
+    /// </summary>
+    public string[] AcceptedSecretKeys { get; set; } = [];
+
+    /// <summary>With <see cref="SecretStore"/>: an optional secret holding the accepted keys, comma-separated.</summary>
+    public string? AcceptedSecretName { get; set; }
+
+    /// <summary>
+    /// How far ahead of the receiver's clock a worker's event may be stamped; one further ahead is refused, so a worker's
+    /// clock cannot freeze an instance's health. Five minutes unless set.
+    /// </summary>
+    public TimeSpan MaxClockSkew { get; set; } = Wire.ProvisioningWireFormat.DefaultMaxClockSkew;
+
+    /// <summary>
     /// The token the sidecar sends on every call to this app (<c>dapr-api-token</c>): daprd's app token, which Dapr puts in
     /// the app's environment as APP_API_TOKEN when the sidecar has one (Kubernetes: the <c>dapr.io/app-token-secret</c>
     /// annotation). Unset here, APP_API_TOKEN is used. Required: without it, whoever reaches the app's Dapr routes could
@@ -76,6 +92,21 @@ public sealed class DaprTransportOptionsValidator : IValidateOptions<DaprTranspo
         else if (hasKey && !IsKey(options.SecretKey!))
         {
             failures.Add($"{DaprTransportOptions.SectionName}:SecretKey must be base64 of exactly 32 bytes.");
+        }
+
+        for (var i = 0; i < options.AcceptedSecretKeys.Length; i++)
+        {
+            if (!IsKey(options.AcceptedSecretKeys[i]))
+            {
+                failures.Add($"{DaprTransportOptions.SectionName}:AcceptedSecretKeys:{i} must be base64 of exactly 32 bytes (a key still accepted while keys rotate).");
+            }
+        }
+
+        if (options.MaxClockSkew <= TimeSpan.Zero || options.MaxClockSkew > TimeSpan.FromHours(1))
+        {
+            failures.Add(
+                $"{DaprTransportOptions.SectionName}:MaxClockSkew is {options.MaxClockSkew}: set how far ahead of this clock a worker's event may be stamped, " +
+                "above zero and at most an hour (e.g. 00:05:00); keep the machines' clocks synchronised rather than widening it.");
         }
 
         if (options.EffectiveAppApiToken is not { Length: >= 16 })

@@ -15,7 +15,11 @@ public static class DaprTransportServiceCollectionExtensions
             .ValidateOnStart();
         services.AddSingleton<IValidateOptions<DaprTransportOptions>, DaprTransportOptionsValidator>();
         services.AddSingleton<WireSecretProtector>();
-        services.AddSingleton<ProvisioningWireFormat>();
+        services.AddSingleton(provider => new ProvisioningWireFormat(
+            provider.GetRequiredService<WireSecretProtector>(),
+            provider.GetService<TimeProvider>(),
+            provider.GetRequiredService<IOptions<DaprTransportOptions>>().Value.MaxClockSkew));
+        services.AddSingleton<BusRefusals>();
         services.AddSingleton<WireSecretKeyLoader>();
         services.AddSingleton<DaprProvisioningPublisher>();
         services.AddDaprClient((provider, builder) =>

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using Provisioner.Deployments;
 
@@ -6,14 +7,24 @@ namespace Provisioner.Messaging.Wire;
 
 /// <summary>
 /// How commands and events look on a message bus: camelCase JSON with a <c>kind</c> discriminator, enums
-/// as strings, every required member present, and secrets encrypted by <see cref="WireSecretProtector"/>.
-/// Both sides of the bus read and write through this one class, so they cannot drift apart.
+/// as strings, every required member present, secrets encrypted by <see cref="WireSecretProtector"/>, and the whole
+/// message signed by <see cref="WireAuthenticator"/>. Both sides of the bus read and write through this one class, so
+/// they cannot drift apart; nothing is read from a message before its authenticator has been checked.
 /// </summary>
 public sealed class ProvisioningWireFormat
 {
-    public ProvisioningWireFormat(WireSecretProtector secrets)
+    /// <summary>How far ahead of the reader's clock an event may be stamped, unless configured.</summary>
+    public static readonly TimeSpan DefaultMaxClockSkew = TimeSpan.FromMinutes(5);
+
+    private readonly WireAuthenticator _authenticator;
+    private readonly TimeProvider _clock;
+
+    public ProvisioningWireFormat(WireSecretProtector secrets, TimeProvider? clock = null, TimeSpan? maxClockSkew = null)
     {
         Secrets = secrets;
+        _authenticator = new WireAuthenticator(secrets);
+        _clock = clock ?? TimeProvider.System;
+        MaxClockSkew = maxClockSkew ?? DefaultMaxClockSkew;
         Options = new JsonSerializerOptions(JsonSerializerDefaults.Web)
         {
             // A message from a newer or broken sender must fail loudly, not half-deserialize.
@@ -28,15 +39,26 @@ public sealed class ProvisioningWireFormat
         Options.MakeReadOnly(populateMissingResolver: true);
     }
 
-    /// <summary>The options DaprClient publishes with and the subscribers read with.</summary>
+    /// <summary>The options the messages are written and read with.</summary>
     public JsonSerializerOptions Options { get; }
 
     public WireSecretProtector Secrets { get; }
 
-    /// <exception cref="WireFormatException">The command cannot be read or is not valid; the message says why.</exception>
+    public TimeSpan MaxClockSkew { get; }
+
+    /// <summary>The command as it goes on the bus: password encrypted, signed with the current key.</summary>
+    public JsonElement WriteCommand(ProvisioningCommand command) => Write(command, WireDirection.Command);
+
+    /// <summary>The event as it goes on the bus, signed with the current key.</summary>
+    public JsonElement WriteEvent(ProvisioningEvent provisioningEvent) => Write(provisioningEvent, WireDirection.Event);
+
+    /// <summary>Signs a message already in its wire shape (one that was never a command, or was changed on purpose).</summary>
+    public JsonElement Sign(JsonObject message, WireDirection direction) => JsonSerializer.SerializeToElement(_authenticator.Sign(message, direction));
+
+    /// <exception cref="WireFormatException">The command is not authentic, cannot be read or is not valid; the message says why.</exception>
     public ProvisioningCommand ReadCommand(JsonElement json)
     {
-        var command = Deserialize<ProvisioningCommand>(json, "provisioning command");
+        var command = Deserialize<ProvisioningCommand>(_authenticator.Verify(json, WireDirection.Command), "provisioning command");
         var problems = new List<string>();
         Require(problems, !string.IsNullOrWhiteSpace(command.InstanceId), "instanceId is empty");
         if (command is ApplyDeploymentCommand apply)
@@ -56,13 +78,27 @@ public sealed class ProvisioningWireFormat
             : throw new WireFormatException($"The {KindOf(command)} command for instance '{command.InstanceId}' is invalid: {string.Join("; ", problems)}.");
     }
 
-    /// <exception cref="WireFormatException">The event cannot be read or is not valid; the message says why.</exception>
+    /// <summary>
+    /// An event a worker sent. One stamped further ahead of this side's clock than <see cref="MaxClockSkew"/> is refused: its
+    /// time would outrank every genuine observation after it (health frozen until then). A late one is fine: a broker may
+    /// hold events while the control plane is away, and the grain orders them by generation and sequence, not by time.
+    /// </summary>
+    /// <exception cref="WireFormatException">The event is not authentic, cannot be read, is not valid, or is from the future.</exception>
     public ProvisioningEvent ReadEvent(JsonElement json)
     {
-        var provisioningEvent = Deserialize<ProvisioningEvent>(json, "provisioning event");
-        return string.IsNullOrWhiteSpace(provisioningEvent.InstanceId)
-            ? throw new WireFormatException("The provisioning event names no instance (instanceId is empty).")
-            : provisioningEvent;
+        var provisioningEvent = Deserialize<ProvisioningEvent>(_authenticator.Verify(json, WireDirection.Event), "provisioning event");
+        if (string.IsNullOrWhiteSpace(provisioningEvent.InstanceId))
+        {
+            throw new WireFormatException("The provisioning event names no instance (instanceId is empty).");
+        }
+
+        var now = _clock.GetUtcNow();
+        return provisioningEvent.OccurredAt <= now + MaxClockSkew
+            ? provisioningEvent
+            : throw new WireFormatException(
+                $"The provisioning event for instance '{provisioningEvent.InstanceId}' is stamped {provisioningEvent.OccurredAt:O}, more than " +
+                $"{MaxClockSkew} ahead of this side's clock ({now:O}): check the worker's clock (Provisioning:Dapr:MaxClockSkew sets the allowance).",
+                reason: WireRefusal.Clock);
     }
 
     /// <summary>
@@ -93,7 +129,14 @@ public sealed class ProvisioningWireFormat
         _ => command.GetType().Name,
     };
 
-    private T Deserialize<T>(JsonElement json, string what)
+    private JsonElement Write<T>(T message, WireDirection direction)
+        where T : class
+    {
+        var json = JsonSerializer.SerializeToNode(message, Options)!.AsObject();
+        return Sign(json, direction);
+    }
+
+    private T Deserialize<T>(JsonObject json, string what)
         where T : class
     {
         try

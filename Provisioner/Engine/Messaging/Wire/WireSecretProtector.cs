@@ -11,6 +11,8 @@ namespace Provisioner.Messaging.Wire;
 /// <remarks>
 /// A protected value reads <c>v1.&lt;key id&gt;.&lt;nonce&gt;.&lt;ciphertext and tag&gt;</c> (base64url). The key id is the
 /// first bytes of the key's SHA-256, so a provisioner holding another key says so instead of a vague failure.
+/// This side holds one current key, which it writes with, and may accept others while keys rotate
+/// (<see cref="UseKeys"/>); <see cref="WireAuthenticator"/> derives the message authenticator's keys from the same ring.
 /// </remarks>
 public sealed class WireSecretProtector
 {
@@ -19,27 +21,44 @@ public sealed class WireSecretProtector
     private const int TagBytes = 16;
     private const string Version = "v1";
 
-    private volatile KeyMaterial? _key;
+    private volatile KeyRing? _keys;
 
-    public bool HasKey => _key is not null;
+    public bool HasKey => _keys is not null;
 
-    /// <summary>Which key this side holds, for messages; never the key itself.</summary>
-    public string? KeyId => _key?.Id;
+    /// <summary>Which key this side writes with, for messages; never the key itself.</summary>
+    public string? KeyId => _keys?.Current.Id;
 
-    public void UseKey(byte[] key)
+    public void UseKey(byte[] key) => UseKeys(key, []);
+
+    /// <summary>Writes with <paramref name="current"/>; reads what <paramref name="current"/> or any of <paramref name="accepted"/> wrote.</summary>
+    public void UseKeys(byte[] current, IReadOnlyList<byte[]> accepted)
     {
-        ArgumentNullException.ThrowIfNull(key);
-        if (key.Length != KeyBytes)
-        {
-            throw new ArgumentException($"The provisioning secret key must be {KeyBytes} bytes (base64 of 32 random bytes); it is {key.Length}.", nameof(key));
-        }
+        ArgumentNullException.ThrowIfNull(current);
+        ArgumentNullException.ThrowIfNull(accepted);
+        var keys = new[] { current }.Concat(accepted).Select(Material).ToList();
+        _keys = new KeyRing(keys[0], keys.DistinctBy(key => key.Id).ToDictionary(key => key.Id, StringComparer.Ordinal));
+    }
 
-        _key = new KeyMaterial(key.ToArray(), Convert.ToHexStringLower(SHA256.HashData(key).AsSpan(0, 4)));
+    internal KeyMaterial CurrentKey => _keys?.Current ?? throw new InvalidOperationException("No provisioning secret key is loaded yet.");
+
+    /// <summary>The key a message names, if this side holds it.</summary>
+    /// <param name="madeWith">What was done with the key, for the message: "The instance password was encrypted".</param>
+    /// <exception cref="WireFormatException">No key is loaded, or not that one.</exception>
+    internal KeyMaterial KeyNamed(string keyId, string madeWith)
+    {
+        var keys = _keys ?? throw new WireFormatException("This side has no provisioning secret key loaded, so it cannot read the message.");
+        return keys.ById.TryGetValue(keyId, out var key)
+            ? key
+            : throw new WireFormatException(
+                $"{madeWith} with key {keyId}, but this side holds key {keys.Current.Id}" +
+                (keys.ById.Count > 1 ? $" (and accepts {string.Join(", ", keys.ById.Keys.Where(id => id != keys.Current.Id))})" : "") +
+                ": give the control plane and the provisioner the same Provisioning:Dapr secret key.",
+                reason: WireRefusal.Authenticator);
     }
 
     public string Protect(string plaintext)
     {
-        var key = _key ?? throw new InvalidOperationException("No provisioning secret key is loaded yet.");
+        var key = CurrentKey;
         var nonce = RandomNumberGenerator.GetBytes(NonceBytes);
         var plain = Encoding.UTF8.GetBytes(plaintext);
         var sealedBytes = new byte[plain.Length + TagBytes];
@@ -54,18 +73,13 @@ public sealed class WireSecretProtector
     /// <exception cref="WireFormatException">The value is not one this side can open, with the reason.</exception>
     public string Unprotect(string protectedValue)
     {
-        var key = _key ?? throw new WireFormatException("This side has no provisioning secret key loaded, so it cannot read the instance password.");
         var parts = protectedValue.Split('.');
         if (parts.Length != 4 || parts[0] != Version)
         {
             throw new WireFormatException("The instance password is not an encrypted value of format v1 (was it sent in plaintext?).");
         }
 
-        if (parts[1] != key.Id)
-        {
-            throw new WireFormatException(
-                $"The instance password was encrypted with key {parts[1]}, but this side holds key {key.Id}: give the control plane and the provisioner the same Provisioning:Dapr secret key.");
-        }
+        var key = KeyNamed(parts[1], "The instance password was encrypted");
 
         try
         {
@@ -97,5 +111,17 @@ public sealed class WireSecretProtector
         return Convert.FromBase64String(padded.PadRight(padded.Length + ((4 - (padded.Length % 4)) % 4), '='));
     }
 
-    private sealed record KeyMaterial(byte[] Bytes, string Id);
+    private static KeyMaterial Material(byte[] key)
+    {
+        if (key.Length != KeyBytes)
+        {
+            throw new ArgumentException($"The provisioning secret key must be {KeyBytes} bytes (base64 of 32 random bytes); it is {key.Length}.", nameof(key));
+        }
+
+        return new KeyMaterial(key.ToArray(), Convert.ToHexStringLower(SHA256.HashData(key).AsSpan(0, 4)));
+    }
+
+    internal sealed record KeyMaterial(byte[] Bytes, string Id);
+
+    private sealed record KeyRing(KeyMaterial Current, IReadOnlyDictionary<string, KeyMaterial> ById);
 }
