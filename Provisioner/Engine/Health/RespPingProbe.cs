@@ -24,7 +24,35 @@ public static class RespPingProbe
 
     public static Task<PingResult> PingAsync(
         string host, int port, string password, TimeSpan timeout, CancellationToken cancellationToken) =>
-        PingAsync(host, port, password, timeout, infoSections: null, cancellationToken);
+        PingAsync(host, port, username: null, password, timeout, infoSections: null, cancellationToken);
+
+    /// <summary>The PING as <paramref name="username"/> (null: the default user), e.g. the platform's own user.</summary>
+    public static Task<PingResult> PingAsync(
+        string host, int port, string? username, string password, TimeSpan timeout, CancellationToken cancellationToken) =>
+        PingAsync(host, port, username, password, timeout, infoSections: null, cancellationToken);
+
+    /// <summary>
+    /// Authenticates as <paramref name="username"/> and sends <paramref name="command"/>; answers its reply's first line
+    /// (<c>+OK</c>, <c>-NOPERM …</c>). Throws <see cref="IOException"/> when AUTH is refused or the connection fails.
+    /// </summary>
+    public static async Task<string> RunAsync(
+        string host, int port, string username, string password, IReadOnlyList<string> command, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        using var timeoutSource = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeoutSource.CancelAfter(timeout);
+        using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        await socket.ConnectAsync(host, port, timeoutSource.Token);
+        await socket.SendAsync(EncodeCommand(["AUTH", username, password]), SocketFlags.None, timeoutSource.Token);
+        var received = new List<byte>(64);
+        var auth = await ReadLineAsync(socket, received, timeoutSource.Token);
+        if (auth != "+OK")
+        {
+            throw new IOException($"AUTH as {username} was refused ({Describe(auth)}).");
+        }
+
+        await socket.SendAsync(EncodeCommand(command), SocketFlags.None, timeoutSource.Token);
+        return await ReadLineAsync(socket, received, timeoutSource.Token);
+    }
 
     /// <summary>
     /// The same PING, followed on the same connection by <c>INFO</c> with <paramref name="infoSections"/> (e.g.
@@ -32,7 +60,7 @@ public static class RespPingProbe
     /// The latency is that of AUTH and PING only.
     /// </summary>
     public static async Task<PingResult> PingAsync(
-        string host, int port, string password, TimeSpan timeout, IReadOnlyList<string>? infoSections, CancellationToken cancellationToken)
+        string host, int port, string? username, string password, TimeSpan timeout, IReadOnlyList<string>? infoSections, CancellationToken cancellationToken)
     {
         using var timeoutSource = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeoutSource.CancelAfter(timeout);
@@ -41,7 +69,7 @@ public static class RespPingProbe
         {
             using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
             await socket.ConnectAsync(host, port, timeoutSource.Token);
-            await socket.SendAsync(EncodeAuthAndPing(password), SocketFlags.None, timeoutSource.Token);
+            await socket.SendAsync(EncodeAuthAndPing(username, password), SocketFlags.None, timeoutSource.Token);
 
             var received = new List<byte>(64);
             var auth = await ReadLineAsync(socket, received, timeoutSource.Token);
@@ -89,14 +117,12 @@ public static class RespPingProbe
         }
     }
 
-    private static byte[] EncodeAuthAndPing(string password)
+    private static byte[] EncodeAuthAndPing(string? username, string password)
     {
         // Bulk strings are length-prefixed, so any character in the password is sent as is.
-        var passwordBytes = Encoding.UTF8.GetBytes(password);
-        var buffer = new ArrayBufferWriter<byte>(passwordBytes.Length + 64);
-        buffer.Write(Encoding.ASCII.GetBytes($"*2\r\n$4\r\nAUTH\r\n${passwordBytes.Length}\r\n"));
-        buffer.Write(passwordBytes);
-        buffer.Write("\r\n*1\r\n$4\r\nPING\r\n"u8);
+        var buffer = new ArrayBufferWriter<byte>(256);
+        buffer.Write(EncodeCommand(username is null ? ["AUTH", password] : ["AUTH", username, password]));
+        buffer.Write("*1\r\n$4\r\nPING\r\n"u8);
         return buffer.WrittenSpan.ToArray();
     }
 

@@ -44,6 +44,9 @@ public sealed class DaprProvisionerHarness : IAsyncDisposable
     public string Root { get; }
     public string Password { get; } = "pw-" + Guid.NewGuid().ToString("N");
 
+    /// <summary>The platform's own password in every spec: what the backend's probes sign in with.</summary>
+    public string PlatformPassword { get; } = "platform-" + Guid.NewGuid().ToString("N");
+
     /// <summary>The sidecar's app token, which the Provisioner app requires on its Dapr routes.</summary>
     public string AppApiToken { get; } = Guid.NewGuid().ToString("N");
     public FakePubSub Broker { get; } = new("pubsub") { MaxAttempts = 5, RetryInterval = TimeSpan.FromMilliseconds(100) };
@@ -83,6 +86,7 @@ public sealed class DaprProvisionerHarness : IAsyncDisposable
         Size = "small",
         Goal = goal,
         Password = Secret.Of(Password),
+        PlatformPassword = Secret.Of(PlatformPassword),
         Generation = generation,
     };
 
