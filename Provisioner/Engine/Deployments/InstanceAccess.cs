@@ -28,6 +28,13 @@ public static class InstanceAccess
         $"user {CustomerUser} on #{Hash(spec.Password)} {CustomerRules}\n" +
         $"user {PlatformUser} on #{Hash(spec.PlatformPassword)} {PlatformRules}\n";
 
+    /// <summary>
+    /// A short digest of the file for <paramref name="spec"/>, bound to the instance: a cloud backend puts it on what it
+    /// deploys, so new credentials roll the container. Of hashes, so it reveals no password.
+    /// </summary>
+    public static string Digest(DeploymentSpec spec) =>
+        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"{spec.InstanceId}\n{AccessControlFile(spec)}")))[..16];
+
     /// <summary>Whether two access control files give the platform's user the same password (then a reload, not a restart, applies the other).</summary>
     public static bool SamePlatformUser(string file, string other) => PlatformLine(file) is { } line && line == PlatformLine(other);
 
