@@ -17,7 +17,7 @@ public enum MeteredState
     Deleted,
 }
 
-/// <summary>Where a probe connects, with the password it authenticates with (never logged: <see cref="Secret"/> redacts itself).</summary>
+/// <summary>Where a probe connects, with the user and password it authenticates with (never logged: <see cref="Secret"/> redacts itself).</summary>
 [GenerateSerializer, Immutable]
 public sealed record ProbeTarget
 {
@@ -26,6 +26,8 @@ public sealed record ProbeTarget
     [Id(2)] public required Secret Password { get; init; }
     /// <summary>For a TLS instance: the CA (PEM) its certificate must chain to; null for plaintext.</summary>
     [Id(3)] public string? TlsAuthority { get; init; }
+    /// <summary>The user it signs in as (the platform's own); null: the default user.</summary>
+    [Id(4)] public string? Username { get; init; }
 }
 
 /// <summary>An instance's lifecycle as its own grain last stored it, and how to probe it.</summary>

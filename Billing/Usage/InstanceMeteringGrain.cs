@@ -164,7 +164,8 @@ public sealed partial class InstanceMeteringGrain(
         var target = _probe;
         var result = target is null
             ? new PingResult(false, TimeSpan.Zero, "The instance has no endpoint.")
-            : await RespPingProbe.PingAsync(target.Host, target.Port, target.Password.Value, options.Value.ProbeTimeout, s_infoSections, CancellationToken.None, target.TlsAuthority);
+            : await RespPingProbe.PingAsync(
+                target.Host, target.Port, target.Username, target.Password.Value, options.Value.ProbeTimeout, s_infoSections, CancellationToken.None, target.TlsAuthority);
 
         var minute = ProbeMinute.MinuteOf(now);
         if (_minute?.Minute != minute)

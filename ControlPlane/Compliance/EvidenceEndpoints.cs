@@ -139,8 +139,9 @@ public static class EvidenceEndpoints
                 "ASPNETCORE_URLS / Kestrel:Endpoints; deploy/helm ingress, deploy/bicep ingress"),
             new("encryption at rest", "API key secrets and sign-in links are stored as SHA-256 hashes; portal cookies are encrypted with ASP.NET data protection "
                     + (database.IsShared ? "(key ring in the database)" : "(key ring in the data directory, 0700)")
-                    + ". Hosted-instance passwords are stored in grain state without envelope encryption (open item).",
-                "Hosting/ControlPlaneHostingExtensions.cs"),
+                    + ". Hosted-instance passwords are sealed in grain state by envelope encryption (AES-256-GCM data key per password, "
+                    + "wrapped by a versioned key from " + (database.IsShared ? "the secret store" : "<dataDir>/secret-keys") + ").",
+                "Hosting/ControlPlaneHostingExtensions.cs, Secrets/SecretEnvelopes.cs, Secrets:SecretStore / Secrets:KeyFile"),
             new("audit", $"Hash-chained audit log; heads written outside the database every {audit.HeadInterval}; records kept {audit.RetentionDays} days, then archived to '{audit.ArchiveDirectory}'.",
                 "Audit:HeadInterval, Audit:RetentionDays, Audit:ArchiveDirectory"),
             new("authentication", $"API keys (256-bit, hashed); failed authentications limited to {rateLimits.FailedAuthenticationsPerMinute}/min per address "

@@ -13,6 +13,7 @@ using ControlPlane.Persistence;
 using ControlPlane.Portal;
 using ControlPlane.Provisioning;
 using ControlPlane.Provisioning.Dapr;
+using ControlPlane.Secrets;
 using ControlPlane.Security;
 using ControlPlane.Sla;
 using ControlPlane.Tenants;
@@ -149,6 +150,7 @@ public static class ControlPlaneHostingExtensions
         services.AddDatabaseMigrator();
         services.AddMigrations(Migrations.Storage);
         services.AddSingleton(dataDirectory);
+        services.AddSecretEnvelopes(configuration, dataDirectory, database.IsShared);
         services.AddSingleton(TimeProvider.System);
         services.AddOptions<PlanOptions>().Bind(configuration.GetSection(PlanOptions.SectionName)).ValidateOnStart();
         services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<PlanOptions>, PlanOptionsValidator>();

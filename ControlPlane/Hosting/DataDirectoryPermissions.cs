@@ -22,6 +22,7 @@ public static class DataDirectoryPermissions
         "controlplane.db-wal",
         "controlplane.db-shm",
         "admin-api-key",
+        "secret-keys",
         "data-protection-keys",
         "instances",
     ];

@@ -1,4 +1,5 @@
 using Billing.Usage;
+using Provisioner.Deployments;
 
 namespace ControlPlane.Instances;
 
@@ -25,9 +26,9 @@ public sealed class BillingNotices
     /// Tells billing the stored lifecycle and size when they changed or the refresh is due. Returns the failure, if any:
     /// billing must never hold up the instance, so the caller logs it and a later tick (or a deleted instance's reminder) retries.
     /// </summary>
-    public async Task<Exception?> TellAsync(IGrainFactory grains, InstanceState state, DateTimeOffset now)
+    public async Task<Exception?> TellAsync(IGrainFactory grains, InstanceState state, Secret platformPassword, DateTimeOffset now)
     {
-        var notice = For(state);
+        var notice = For(state, platformPassword);
         if (!IsDue(notice, now))
         {
             return null;
@@ -55,14 +56,22 @@ public sealed class BillingNotices
         }
     }
 
-    public static InstanceLifecycleNotice For(InstanceState state) => new()
+    /// <summary>What billing is told; its probe signs in as the platform's user with <paramref name="platformPassword"/>.</summary>
+    public static InstanceLifecycleNotice For(InstanceState state, Secret platformPassword) => new()
     {
         ChangedAt = state.MeteredSince,
         TenantId = state.TenantId,
         State = InstanceLifecycleTable.Metered(state.Lifecycle),
         Size = state.Size,
         Probe = state.ProbeTarget() is { } target && state.Lifecycle != InstanceLifecycle.Deleted
-            ? new ProbeTarget { Host = target.Host, Port = target.Port, Password = Provisioner.Deployments.Secret.Of(state.Password), TlsAuthority = state.Tls ? state.TlsAuthority ?? "" : null }
+            ? new ProbeTarget
+            {
+                Host = target.Host,
+                Port = target.Port,
+                Username = InstanceAccess.PlatformUser,
+                Password = platformPassword,
+                TlsAuthority = state.Tls ? state.TlsAuthority ?? "" : null,
+            }
             : null,
     };
 }

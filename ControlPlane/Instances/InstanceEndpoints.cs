@@ -36,7 +36,7 @@ public static class InstanceEndpoints
         {
             instances.MapPost($"/{{instanceId}}:{verb.Action}", async (string tenantId, string instanceId, HttpContext context, IGrainFactory grains, AuditLog audit) =>
                 ApiResults.Accepted(await RunVerbAsync(tenantId, instanceId, verb.Type, context, grains, audit)))
-                .Requires(Permissions.InstancesOperate)
+                .Requires(verb.Permission)
                 .WithSummary(verb.Summary)
                 .Produces<OperationRecord>(202);
         }

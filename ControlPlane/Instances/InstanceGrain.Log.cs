@@ -29,6 +29,9 @@ public sealed partial class InstanceGrain
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not write the audit record of a change instance {InstanceId} made itself; retrying on the next reconcile")]
     private partial void LogAuditFailed(Exception exception, string instanceId);
 
+    [LoggerMessage(Level = LogLevel.Information, Message = "Instance {InstanceId}: stored passwords sealed or re-wrapped with the current key version")]
+    private partial void LogSecretsMigrated(string instanceId);
+
     [LoggerMessage(Level = LogLevel.Information, Message = "Instance {InstanceId} was deleted longer ago than its retention; its state is removed")]
     private partial void LogPruned(string instanceId);
 

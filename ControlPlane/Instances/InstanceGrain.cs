@@ -3,6 +3,7 @@ using ControlPlane.Auditing;
 using ControlPlane.Errors;
 using ControlPlane.Operations;
 using ControlPlane.Persistence;
+using ControlPlane.Secrets;
 using Microsoft.Extensions.Options;
 using Provisioner.Messaging;
 
@@ -18,6 +19,7 @@ namespace ControlPlane.Instances;
 public sealed partial class InstanceGrain(
     [PersistentState("instance", StorageNames.ControlPlane)] IPersistentState<InstanceState> state,
     IProvisioningCommandBus commands,
+    SecretEnvelopes envelopes,
     IOptions<ReconcileOptions> reconcileOptions,
     IOptions<RetentionOptions> retentionOptions,
     AuditLog audit,
@@ -32,6 +34,8 @@ public sealed partial class InstanceGrain(
     private readonly BillingNotices _billing = new();
 
     private readonly CommandOutbox _outbox = new(commands);
+    private readonly InstanceSecrets _secrets = new(envelopes);
+    private OpenedPasswords? _passwords;
     private IGrainTimer? _timer;
 
     // Step progress stays in memory until the next write (an outcome, an observation): a crash loses only progress
@@ -46,6 +50,11 @@ public sealed partial class InstanceGrain(
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
+        if (state.RecordExists)
+        {
+            await MigrateSecretsAsync();
+        }
+
         if (!Live)
         {
             return;
@@ -96,9 +105,15 @@ public sealed partial class InstanceGrain(
 
         var before = state.RecordExists ? S.Lifecycle : (InstanceLifecycle?)null;
         var current = state.RecordExists ? S : InstanceTransitions.NewInstance(this.GetPrimaryKeyString(), command, Now);
+        // Sealed before anything changes, so a key store that cannot be reached refuses the command and changes nothing.
+        var newPassword = command.Verb is OperationType.Create or OperationType.RotateCredentials ? await _secrets.NewCustomerPasswordAsync(current) : null;
+        var newPlatformPassword = command.Verb == OperationType.Create ? await _secrets.NewPlatformPasswordAsync(current) : null;
         var change = BeginChange();
         var operation = _transitions.Begin(current, InstanceLifecycleTable.Verb(command.Verb), command, before, Now);
+        current.SealedPassword = newPassword ?? current.SealedPassword;
+        current.SealedPlatformPassword = newPlatformPassword ?? current.SealedPlatformPassword;
         state.State = current;
+        _passwords = await _secrets.OpenAsync(S);
         if (before is null)
         {
             await this.RegisterOrUpdateReminder(ReminderName, _reconcile.ReminderPeriod, _reconcile.ReminderPeriod);
@@ -138,7 +153,7 @@ public sealed partial class InstanceGrain(
         Task.FromResult(Paging.Page(S.Events.AsEnumerable().Reverse(), e => Paging.Key(e.Sequence), descending: true, page));
 
     public Task<InstanceCredentials> GetCredentialsAsync() =>
-        Task.FromResult(state.RecordExists ? S.Credentials() : throw Problems.NotFound("instance", this.GetPrimaryKeyString()));
+        Task.FromResult(state.RecordExists ? S.Credentials(Passwords) : throw Problems.NotFound("instance", this.GetPrimaryKeyString()));
 
     public Task WakeAsync() => Task.CompletedTask;
 
@@ -284,6 +299,8 @@ public sealed partial class InstanceGrain(
         }
         catch (StoreUnavailableException unavailable)
         {
+            // The state went back to what is stored, and with it any password the change made.
+            _passwords = state.RecordExists ? await _secrets.OpenAsync(S) : null;
             LogWriteFailed(unavailable.Cause ?? unavailable, this.GetPrimaryKeyString());
             if (unavailable.StaleActivation)
             {
@@ -333,7 +350,7 @@ public sealed partial class InstanceGrain(
     /// <summary>Tells billing the lifecycle and size just stored when they change, and again every minute; a failure is retried on the next tick.</summary>
     private async Task NotifyBillingAsync()
     {
-        if (state.RecordExists && await _billing.TellAsync(GrainFactory, S, Now) is { } failure)
+        if (state.RecordExists && await _billing.TellAsync(GrainFactory, S, Passwords.Platform, Now) is { } failure)
         {
             LogBillingNoticeFailed(failure, S.Id);
         }
@@ -353,7 +370,7 @@ public sealed partial class InstanceGrain(
     private Change BeginChange() => new(StateChange.Begin(state), _outbox.Mark);
 
     private void EnqueueApply(ApplyPurpose purpose, string? operationId) =>
-        _outbox.Add(new ApplyDeploymentCommand { InstanceId = S.Id, OperationId = operationId, IssuedAt = Now, Purpose = purpose, Spec = S.Spec() });
+        _outbox.Add(new ApplyDeploymentCommand { InstanceId = S.Id, OperationId = operationId, IssuedAt = Now, Purpose = purpose, Spec = S.Spec(Passwords) });
 
     private void StartTimer() =>
         // A random first tick spreads the checks of many instances that wake up together after a restart.
@@ -369,6 +386,33 @@ public sealed partial class InstanceGrain(
     {
         _timer?.Dispose();
         _timer = null;
+    }
+
+    private OpenedPasswords Passwords => _passwords ?? throw new InvalidOperationException($"The passwords of instance {S.Id} were not opened on activation.");
+
+    /// <summary>
+    /// Seals a password stored in plaintext (state from before encryption), gives the instance a platform password it
+    /// lacks, re-wraps with the newest key version, and opens them for this activation.
+    /// </summary>
+    private async Task MigrateSecretsAsync()
+    {
+        var change = BeginChange();
+        if (await _secrets.MigrateAsync(S))
+        {
+            try
+            {
+                await change.State.WriteAsync();
+                LogSecretsMigrated(S.Id);
+            }
+            catch (StoreUnavailableException unavailable)
+            {
+                // The write undid the migration in memory; migrated again, it is stored with the grain's next write.
+                LogWriteFailed(unavailable.Cause ?? unavailable, S.Id);
+                await _secrets.MigrateAsync(S);
+            }
+        }
+
+        _passwords = await _secrets.OpenAsync(S);
     }
 
     private sealed record Change(StateChange<InstanceState> State, int OutboxMark);

@@ -1,6 +1,7 @@
 using Billing.Usage;
 using ControlPlane.Errors;
 using ControlPlane.Operations;
+using ControlPlane.Security;
 using Provisioner.Deployments;
 
 namespace ControlPlane.Instances;
@@ -81,6 +82,9 @@ public sealed record InstanceVerb
 
     /// <summary>Why it cannot be cancelled; null when a cancel rolls it back to where it started.</summary>
     public string? NotCancellableBecause { get; init; }
+
+    /// <summary>What a caller must hold to run it.</summary>
+    public Permission Permission { get; init; } = Permissions.InstancesOperate;
 }
 
 /// <summary>What the grain knows when it asks the table: the operation running, if any, and what the provisioner saw.</summary>
@@ -153,6 +157,17 @@ public static class InstanceLifecycleTable
             Desire = (desired, _) => desired with { Restarts = desired.Restarts + 1 },
             OnFailure = FailurePolicy.Fail, GoalAfterFailure = DeploymentGoal.Stopped,
             NotCancellableBecause = "a restart stops the process at once; there is nothing to roll back to.",
+        },
+        new()
+        {
+            Type = OperationType.RotateCredentials, Action = "rotateCredentials", AuditAction = "instance.credentials.rotate",
+            Summary = "Give the instance a new password; the old one is refused from then on",
+            Transitions = [(InstanceLifecycle.Running, InstanceLifecycle.Updating), (InstanceLifecycle.Stopped, InstanceLifecycle.Stopped)],
+            // The new password is the grain's to make (sealed); the deployment's shape stays.
+            Desire = (desired, _) => desired,
+            OnFailure = FailurePolicy.KeepWhatServes,
+            NotCancellableBecause = "the new password is in force once the operation starts; rotate again instead.",
+            Permission = Permissions.CredentialsRotate,
         },
         new()
         {
@@ -298,7 +313,7 @@ public static class InstanceLifecycleTable
                 {
                     OperationType.Stop => DeploymentGoal.Stopped,
                     OperationType.Delete => DeploymentGoal.Absent,
-                    OperationType.Scale or OperationType.Upgrade when during == InstanceLifecycle.Stopped => DeploymentGoal.Stopped,
+                    OperationType.Scale or OperationType.Upgrade or OperationType.RotateCredentials when during == InstanceLifecycle.Stopped => DeploymentGoal.Stopped,
                     _ => DeploymentGoal.Running,
                 });
                 rows.Add(LifecycleRow.Fixed(during, LifecycleTrigger.Converged, forward, succeeded, OperationStatus.Succeeded, Sends.Nothing, Forward));

@@ -106,7 +106,13 @@ public sealed class InstanceState
     public string Name { get; set; } = "";
     public string Product { get; set; } = "";
     public string Backend { get; set; } = "";
-    public string Password { get; set; } = "";
+    /// <summary>Only in state stored before passwords were encrypted: the customer's password in plaintext, sealed and removed on activation.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public string? Password { get; set; }
+    /// <summary>The customer's password, sealed (<see cref="InstanceSecrets"/>); null once deleted.</summary>
+    public string? SealedPassword { get; set; }
+    /// <summary>The platform's own password for the instance (probes, reloads), sealed; never shown to the customer.</summary>
+    public string? SealedPlatformPassword { get; set; }
     /// <summary>Serves TLS only (chosen at create).</summary>
     public bool Tls { get; set; }
     /// <summary>The CA (PEM) the backend reported issuing the instance's certificate; served with the credentials.</summary>
@@ -169,10 +175,18 @@ public sealed class InstanceState
         && !(provisioningEvent.OccurredAt < ObservedAt);
 
     /// <summary>How a customer connects; refused while there is nothing to connect to.</summary>
-    public InstanceCredentials Credentials() =>
+    public InstanceCredentials Credentials(OpenedPasswords passwords) =>
         Lifecycle == InstanceLifecycle.Deleted ? throw Problems.InvalidState(Id, Lifecycle.ToString(), "read the credentials of", "A deleted instance has none.")
         : Endpoint is null ? throw Problems.InvalidState(Id, Lifecycle.ToString(), "read the credentials of", "It has no endpoint yet; try again when it is Running.")
-        : new InstanceCredentials { Username = "default", Password = Password, Host = Endpoint.Host, Port = Endpoint.Port, Tls = Tls, CaCertificate = Tls ? TlsAuthority : null };
+        : new InstanceCredentials
+        {
+            Username = InstanceAccess.CustomerUser,
+            Password = passwords.Customer.Value,
+            Host = Endpoint.Host,
+            Port = Endpoint.Port,
+            Tls = Tls,
+            CaCertificate = Tls ? TlsAuthority : null,
+        };
 
     /// <summary>Stores a new version of an operation in place of the old one.</summary>
     public OperationRecord Replace(OperationRecord operation)
@@ -196,7 +210,7 @@ public sealed class InstanceState
             active.StateBefore,
             Serving: Health is InstanceHealth.Healthy or InstanceHealth.Degraded);
 
-    public DeploymentSpec Spec() => new()
+    public DeploymentSpec Spec(OpenedPasswords passwords) => new()
     {
         InstanceId = Id,
         TenantId = TenantId,
@@ -205,7 +219,8 @@ public sealed class InstanceState
         Version = Desired.Version,
         Size = Desired.Size,
         Goal = Desired.Goal,
-        Password = Secret.Of(Password),
+        Password = passwords.Customer,
+        PlatformPassword = passwords.Platform,
         Generation = Generation,
         Restarts = Desired.Restarts,
         Tls = Tls,

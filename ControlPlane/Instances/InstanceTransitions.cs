@@ -1,5 +1,4 @@
 using System.Collections.Immutable;
-using System.Security.Cryptography;
 using ControlPlane.Errors;
 using ControlPlane.Operations;
 using Provisioner.Deployments;
@@ -20,7 +19,7 @@ public sealed record ChangeResult(bool Changed, ApplyPurpose? Apply = null, stri
 /// </summary>
 public sealed class InstanceTransitions(ReconcileOptions reconcile, RetentionOptions retention)
 {
-    /// <summary>A new instance's state for a create: its own random password, nothing deployed yet.</summary>
+    /// <summary>A new instance's state for a create: nothing deployed yet; the grain seals its new passwords in.</summary>
     public static InstanceState NewInstance(string id, InstanceCommand command, DateTimeOffset now) => new()
     {
         Id = id,
@@ -30,7 +29,6 @@ public sealed class InstanceTransitions(ReconcileOptions reconcile, RetentionOpt
         Backend = command.Backend!,
         Version = command.Version!,
         Size = command.Size!,
-        Password = Convert.ToBase64String(RandomNumberGenerator.GetBytes(24)).TrimEnd('=').Replace('+', '-').Replace('/', '_'),
         Tls = command.Tls,
         Desired = new DesiredDeployment(command.Version!, command.Size!, DeploymentGoal.Running),
         CreatedAt = now,
@@ -298,7 +296,8 @@ public sealed class InstanceTransitions(ReconcileOptions reconcile, RetentionOpt
         InstanceHistory.PruneOperations(state, now, retention);
         if (state.Lifecycle == InstanceLifecycle.Deleted)
         {
-            (state.DeletedAt, state.Endpoint, state.ProbeEndpoint, state.Health, state.HealthDetail, state.Password) = (now, null, null, InstanceHealth.Unknown, null, "");
+            (state.DeletedAt, state.Endpoint, state.ProbeEndpoint, state.Health, state.HealthDetail) = (now, null, null, InstanceHealth.Unknown, null);
+            (state.Password, state.SealedPassword, state.SealedPlatformPassword) = (null, null, null);
         }
     }
 

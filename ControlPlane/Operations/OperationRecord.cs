@@ -11,6 +11,7 @@ public enum OperationType
     Start,
     Delete,
     Restart,
+    RotateCredentials,
 }
 
 public enum OperationStatus

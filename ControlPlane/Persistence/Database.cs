@@ -107,7 +107,8 @@ public sealed class Database
             await using var pragmas = connection.CreateCommand();
             // One busy timeout for every writer of the file: a write that cannot get the lock in time fails, and the
             // caller answers 503 rather than holding a grain's turn for longer.
-            pragmas.CommandText = $"PRAGMA synchronous = FULL; PRAGMA busy_timeout = {_busyTimeoutMs}; PRAGMA foreign_keys = ON;";
+            // secure_delete: a secret replaced (a password sealed, rotated) is overwritten in the file, not left in a free page.
+            pragmas.CommandText = $"PRAGMA synchronous = FULL; PRAGMA busy_timeout = {_busyTimeoutMs}; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;";
             await pragmas.ExecuteNonQueryAsync(cancellationToken);
             return connection;
         }

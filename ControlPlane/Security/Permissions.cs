@@ -24,6 +24,7 @@ public static class Permissions
     public static readonly Permission InstancesRead = Tenant("instances", "read");
     public static readonly Permission InstancesOperate = Tenant("instances", "operate");
     public static readonly Permission CredentialsRead = Tenant("instance-credentials", "read");
+    public static readonly Permission CredentialsRotate = Tenant("instance-credentials", "rotate");
     public static readonly Permission OperationsRead = Tenant("operations", "read");
     public static readonly Permission SlaRead = Tenant("sla", "read");
     public static readonly Permission UsageRead = Tenant("usage", "read");
@@ -49,7 +50,7 @@ public static class Permissions
 
     public static IReadOnlyList<Permission> All { get; } =
     [
-        TenantRead, TenantManage, InstancesRead, InstancesOperate, CredentialsRead, OperationsRead, SlaRead, UsageRead,
+        TenantRead, TenantManage, InstancesRead, InstancesOperate, CredentialsRead, CredentialsRotate, OperationsRead, SlaRead, UsageRead,
         MembersRead, MembersManage, ApiKeysRead, ApiKeysManage, SsoRead, SsoManage, AuditRead,
         TenantsCreate, TenantsList, MaintenanceManage, SlaClose, SlaAssessmentsRead, FinanceRead, StripeSync,
         PlatformMembersManage, PlatformApiKeysManage, PlatformAuditRead, ComplianceExport,
@@ -94,8 +95,8 @@ public static class Roles
         new(Owner, PermissionScope.Tenant, "Everything in the tenant, including SSO and its owners.", Set(s_tenantAll)),
         new(Admin, PermissionScope.Tenant, "Everything in the tenant except SSO settings and owners.",
             Set(s_tenantAll.Where(p => p != Permissions.SsoManage))),
-        new(Member, PermissionScope.Tenant, "Creates and operates instances and reads their credentials; no team or key management.",
-            Set([.. s_tenantReading, Permissions.InstancesOperate, Permissions.CredentialsRead])),
+        new(Member, PermissionScope.Tenant, "Creates and operates instances, reads and rotates their credentials; no team or key management.",
+            Set([.. s_tenantReading, Permissions.InstancesOperate, Permissions.CredentialsRead, Permissions.CredentialsRotate])),
         new(Viewer, PermissionScope.Tenant, "Reads instances, operations and the SLA; changes nothing, sees no credentials.",
             Set(s_tenantReading)),
         new(BillingViewer, PermissionScope.Tenant, "Reads the tenant, its usage and SLA; nothing else.",
@@ -103,7 +104,7 @@ public static class Roles
         new(PlatformAdmin, PermissionScope.Platform, "Everything, in every tenant.", Set(Permissions.All)),
         new(Sre, PermissionScope.Platform, "Operates every tenant; instance credentials only with a recorded reason.",
             Set([
-                .. s_tenantReading, Permissions.InstancesOperate, Permissions.CredentialsRead, Permissions.ApiKeysRead,
+                .. s_tenantReading, Permissions.InstancesOperate, Permissions.CredentialsRead, Permissions.CredentialsRotate, Permissions.ApiKeysRead,
                 Permissions.SsoRead, Permissions.AuditRead, Permissions.TenantsList, Permissions.MaintenanceManage,
                 Permissions.StripeSync, Permissions.PlatformAuditRead,
             ])),

@@ -55,15 +55,23 @@ internal sealed partial class GarnetLaunchTemplate
         return File.Exists(runtimeHost) ? runtimeHost : FromPath("dotnet");
     }
 
-    /// <summary>The command for one instance on <paramref name="port"/> keeping its data in <paramref name="dataDirectory"/>.</summary>
+    /// <summary>
+    /// The command for one instance on <paramref name="port"/> keeping its data in <paramref name="dataDirectory"/>, with an
+    /// access list beside it (as the Local backend writes <c>users.acl</c>) that lets <c>default</c> in with <paramref name="password"/>.
+    /// </summary>
     public LaunchCommand Render(int port, string dataDirectory, string password)
     {
+        var accessControlFile = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(dataDirectory))!, "users.acl");
+        var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(password)));
+        File.WriteAllText(accessControlFile, $"user default on #{hash} ~* +@all -@admin -info\n");
+        File.SetUnixFileMode(accessControlFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         var memoryBytes = (long)_size["MemoryMb"]!.GetValue<int>() * 1024 * 1024;
         var placeholders = new Dictionary<string, string>(StringComparer.Ordinal)
         {
             ["home"] = _home,
             ["port"] = port.ToString(CultureInfo.InvariantCulture),
             ["bindAddress"] = "127.0.0.1",
+            ["aclFile"] = accessControlFile,
             ["dataDir"] = dataDirectory,
             ["memoryMb"] = (memoryBytes / 1024 / 1024).ToString(CultureInfo.InvariantCulture),
             ["memoryBytes"] = memoryBytes.ToString(CultureInfo.InvariantCulture),

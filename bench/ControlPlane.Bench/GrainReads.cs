@@ -123,12 +123,17 @@ internal static class GrainReadBenchmark
         {
             var database = await PostgresServer.CreateDatabaseAsync("bench");
             var clusterId = $"bench-{silos}-{Guid.NewGuid():N}"[..24];
+            // The silos share the keys that seal instance passwords: one key file, as a mounted secret would be.
+            var keyFile = Path.Combine(workDirectory, $"{clusterId}-secret-keys");
+            await File.WriteAllTextAsync(keyFile, $"v1:{Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32))}\n", cancellationToken);
+            File.SetUnixFileMode(keyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
             var settings = new Dictionary<string, string>
             {
                 ["ControlPlane:Mode"] = "Cluster",
                 ["ConnectionStrings:ControlPlane"] = database,
                 ["Orleans:ClusterId"] = clusterId,
                 ["Orleans:AdvertisedIPAddress"] = "127.0.0.1",
+                ["Secrets:KeyFile"] = keyFile,
                 // Every request would otherwise write a log line or two; the benchmark measures reads, not logging.
                 ["Logging:LogLevel:Default"] = "Warning",
             };

@@ -35,6 +35,10 @@ param postgresAdminPassword string
 @secure()
 param provisioningSecretKey string
 
+@description('The key set that seals instance passwords in PostgreSQL, e.g. "v1:<base64 of 32 random bytes>"; rotate by adding " v2:<…>" (Secrets:SecretStore).')
+@secure()
+param instanceSecretKeys string
+
 @description('Stripe secret key; empty leaves billing unsent (recorded and reconciled only).')
 @secure()
 param stripeApiKey string = ''
@@ -73,6 +77,7 @@ module data 'modules/data.bicep' = {
     postgresAdminLogin: postgresAdminLogin
     postgresAdminPassword: postgresAdminPassword
     provisioningSecretKey: provisioningSecretKey
+    instanceSecretKeys: instanceSecretKeys
     stripeApiKey: stripeApiKey
     postgresSku: postgresSku
     postgresStorageGb: postgresStorageGb

@@ -15,4 +15,5 @@ param postgresSku = {
 param postgresStorageGb = 64
 param postgresAdminPassword = readEnvironmentVariable('POSTGRES_ADMIN_PASSWORD', '')
 param provisioningSecretKey = readEnvironmentVariable('PROVISIONING_SECRET_KEY', '')
+param instanceSecretKeys = readEnvironmentVariable('INSTANCE_SECRET_KEYS', '')
 param stripeApiKey = readEnvironmentVariable('STRIPE_API_KEY', '')

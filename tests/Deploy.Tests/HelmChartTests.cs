@@ -95,7 +95,7 @@ public sealed class HelmChartTests
             policy["matchConstraints"]!["resourceRules"]![0]!["resources"]!.AsArray().Select(resource => (string?)resource).Order(StringComparer.Ordinal));
         Assert.Equal(["Deny"], rendered.One("ValidatingAdmissionPolicyBinding")["spec"]!["validationActions"]!.AsArray().Select(action => (string?)action));
         var secrets = rendered.One("Role");
-        Assert.Equal(["provisioning-secret-key"], secrets["rules"]![0]!["resourceNames"]!.AsArray().Select(name => (string?)name));
+        Assert.Equal(["provisioning-secret-key", "instance-secret-keys"], secrets["rules"]![0]!["resourceNames"]!.AsArray().Select(name => (string?)name));
 
         var without = await Manifests.RenderAsync("kubernetesBackend.enabled=false");
         Assert.Empty(without.All("ClusterRole"));

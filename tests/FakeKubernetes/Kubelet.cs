@@ -183,7 +183,9 @@ public sealed class Kubelet(ObjectStore store, string root) : IAsyncDisposable
             {
                 if (text == mountPath || text.StartsWith(mountPath + "/", StringComparison.Ordinal))
                 {
+                    // Once: the mapped path (under this machine's /tmp) is not a path inside the container any more.
                     text = directory + text[mountPath.Length..];
+                    break;
                 }
             }
 

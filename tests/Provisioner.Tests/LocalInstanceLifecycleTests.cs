@@ -113,6 +113,33 @@ public sealed class LocalInstanceLifecycleTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_new_password_in_the_spec_is_reloaded_into_the_running_process_and_the_old_one_is_refused()
+    {
+        await using var harness = await ProvisionerHarness.StartAsync(output);
+        var first = await harness.ApplySucceedsAsync(harness.Spec("rotate", generation: 1));
+        using (var redis = harness.Connect(first.Observed.Endpoint!))
+        {
+            await redis.GetDatabase().StringSetAsync("kept", "across the rotation");
+        }
+
+        var rotated = harness.Spec("rotate", generation: 2) with { Password = Secret.Of("rotated-" + Guid.NewGuid().ToString("N")) };
+        var applied = await harness.ApplySucceedsAsync(rotated);
+
+        // Reloaded (ACL LOAD as the platform's user), not restarted: the same process serves with the new password only.
+        Assert.Equal(first.Observed.ProcessId, applied.Observed.ProcessId);
+        using (var redis = harness.Connect(applied.Observed.Endpoint!, rotated.Password.Value))
+        {
+            Assert.Equal("across the rotation", (string?)await redis.GetDatabase().StringGetAsync("kept"));
+        }
+
+        Assert.Throws<RedisConnectionException>(() => harness.Connect(applied.Observed.Endpoint!));
+        var accessControl = await File.ReadAllTextAsync(Path.Combine(harness.InstanceDirectory("rotate"), "users.acl"));
+        Assert.DoesNotContain(rotated.Password.Value, accessControl, StringComparison.Ordinal);
+        Assert.DoesNotContain(harness.PlatformPassword, accessControl, StringComparison.Ordinal);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(harness.InstanceDirectory("rotate"), "users.acl")));
+    }
+
+    [Fact]
     public async Task A_size_change_restarts_the_instance_with_the_new_memory_cap()
     {
         await using var harness = await ProvisionerHarness.StartAsync(output);
@@ -128,9 +155,11 @@ public sealed class LocalInstanceLifecycleTests(ITestOutputHelper output)
         Assert.NotEqual(small.Observed.ProcessId, medium.Observed.ProcessId);
         Assert.Equal("0x20000000", ProvisionerHarness.Environment(medium.Observed.ProcessId!.Value, "DOTNET_GCHeapHardLimit"));
         using var resized = harness.Connect(medium.Observed.Endpoint!);
-        var memory = (await resized.GetServer(resized.GetEndPoints()[0]).InfoAsync("memory"))
-            .SelectMany(group => group)
-            .ToDictionary(pair => pair.Key, pair => pair.Value);
+        // INFO is the platform's: the customer's user may not read (or reset) the server's counters.
+        var info = await RespPingProbe.PingAsync(
+            medium.Observed.Endpoint!.Host, medium.Observed.Endpoint.Port, InstanceAccess.PlatformUser, harness.PlatformPassword, TimeSpan.FromSeconds(10), ["memory"], CancellationToken.None);
+        var memory = info.Info!.Split('\n', StringSplitOptions.TrimEntries).Where(line => line.Contains(':', StringComparison.Ordinal))
+            .ToDictionary(line => line[..line.IndexOf(':', StringComparison.Ordinal)], line => line[(line.IndexOf(':', StringComparison.Ordinal) + 1)..]);
         Assert.Equal((512L * 1024 * 1024).ToString(System.Globalization.CultureInfo.InvariantCulture), memory["total_system_memory"]);
         Assert.Equal("resize", (string?)await resized.GetDatabase().StringGetAsync("survives"));
     }

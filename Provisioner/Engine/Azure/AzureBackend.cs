@@ -248,7 +248,7 @@ public sealed class AzureBackend(
             };
         }
 
-        var ping = await RespPingProbe.PingAsync(endpoint.Host, endpoint.Port, desired.Password.Value, ProbeTimeout, cancellationToken);
+        var ping = await RespPingProbe.PingAsync(endpoint.Host, endpoint.Port, InstanceAccess.PlatformUser, desired.PlatformPassword.Value, ProbeTimeout, cancellationToken);
         return observed with
         {
             Status = ping.Answered ? DeploymentStatus.Running : DeploymentStatus.Starting,

@@ -21,7 +21,11 @@ public static partial class ContainerAppManifest
     public const string DeletedTagPrefix = "controlplane.io-deleted-";
     /// <summary>A template variable: a new value makes a new revision, which restarts the container with its data.</summary>
     public const string RestartsVariable = "CONTROLPLANE_RESTARTS";
-    public const string PasswordSecret = "instance-password";
+    /// <summary>The app secret holding the instance's access control file (<see cref="InstanceAccess"/>).</summary>
+    public const string AccessControlSecret = "instance-acl";
+
+    /// <summary>A template variable: new credentials make a new revision, whose container reads the new access control file.</summary>
+    public const string CredentialsVariable = "CONTROLPLANE_CREDENTIALS";
 
     public const string ManagedByTag = "managed-by";
     public const string ManagedBy = "controlplane";
@@ -77,8 +81,9 @@ public static partial class ContainerAppManifest
             ["image"] = offering.VersionDefinition.Image,
             ["args"] = new JsonArray([.. ContainerArguments.Render(offering).Select(argument => (JsonNode)argument)]),
             ["env"] = new JsonArray(
-                new JsonObject { ["name"] = container.PasswordEnvironmentVariable, ["secretRef"] = PasswordSecret },
-                new JsonObject { ["name"] = RestartsVariable, ["value"] = spec.Restarts.ToString(CultureInfo.InvariantCulture) }),
+                new JsonObject { ["name"] = container.AccessControlEnvironmentVariable, ["secretRef"] = AccessControlSecret },
+                new JsonObject { ["name"] = RestartsVariable, ["value"] = spec.Restarts.ToString(CultureInfo.InvariantCulture) },
+                new JsonObject { ["name"] = CredentialsVariable, ["value"] = InstanceAccess.Digest(spec) }),
             ["resources"] = new JsonObject
             {
                 ["cpu"] = cores,
@@ -115,7 +120,7 @@ public static partial class ContainerAppManifest
                 ["configuration"] = new JsonObject
                 {
                     ["activeRevisionsMode"] = "Single",
-                    ["secrets"] = new JsonArray(new JsonObject { ["name"] = PasswordSecret, ["value"] = spec.Password.Value }),
+                    ["secrets"] = new JsonArray(new JsonObject { ["name"] = AccessControlSecret, ["value"] = InstanceAccess.AccessControlFile(spec) }),
                     ["ingress"] = ingress,
                 },
                 ["template"] = new JsonObject
@@ -128,8 +133,7 @@ public static partial class ContainerAppManifest
         };
     }
 
-    public static string SecretDigest(DeploymentSpec spec) =>
-        Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes($"{spec.InstanceId}:{spec.Password.Value}")))[..16];
+    public static string SecretDigest(DeploymentSpec spec) => InstanceAccess.Digest(spec);
 
     [GeneratedRegex("^[a-z][a-z0-9-]{0,30}[a-z0-9]$")]
     private static partial Regex AppNamePattern();

@@ -6,17 +6,19 @@ namespace Provisioner.Catalog;
 
 /// <summary>
 /// How a cloud backend runs a product's container. <see cref="Arguments"/> may use <c>{port}</c>, <c>{dataDir}</c>
-/// (the mount path of the instance's volume), <c>{memoryMb}</c> and <c>{settings.NAME}</c>. The password never
-/// appears here: it reaches the container as <see cref="PasswordEnvironmentVariable"/>, from the platform's secret.
+/// (the mount path of the instance's volume), <c>{memoryMb}</c> and <c>{settings.NAME}</c>. No password appears here: the
+/// instance's access control file (<see cref="InstanceAccess"/>, password hashes only) reaches the container as
+/// <see cref="AccessControlEnvironmentVariable"/>, from the platform's secret, and <see cref="Command"/> writes it where
+/// the arguments' <c>--acl-file</c> points.
 /// </summary>
 public sealed class ContainerTemplate
 {
     /// <summary>The port the server listens on inside the container, and the one customers connect to.</summary>
     public int Port { get; set; }
-    /// <summary>Replaces the image's entrypoint when given (e.g. to hand the password from the environment to the server).</summary>
+    /// <summary>Replaces the image's entrypoint when given (e.g. to write the access control file from the environment first).</summary>
     public List<string> Command { get; set; } = [];
     public List<string> Arguments { get; set; } = [];
-    public string PasswordEnvironmentVariable { get; set; } = "";
+    public string AccessControlEnvironmentVariable { get; set; } = "";
     /// <summary>Where the instance's persistent volume is mounted.</summary>
     public string DataPath { get; set; } = "/data";
     /// <summary>The non-root user the image runs as; the volume is made writable for it.</summary>

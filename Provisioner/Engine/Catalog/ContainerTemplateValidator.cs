@@ -21,9 +21,9 @@ public sealed class ContainerTemplateValidator : IValidateOptions<CatalogOptions
                 failures.Add($"{prefix}:Container:Port must be the port the server listens on in its container (1..65535).");
             }
 
-            if (string.IsNullOrWhiteSpace(template.PasswordEnvironmentVariable))
+            if (string.IsNullOrWhiteSpace(template.AccessControlEnvironmentVariable))
             {
-                failures.Add($"{prefix}:Container:PasswordEnvironmentVariable is required: the variable the container reads the instance's password from.");
+                failures.Add($"{prefix}:Container:AccessControlEnvironmentVariable is required: the variable the container reads the instance's access control file from.");
             }
 
             if (!template.DataPath.StartsWith('/'))
@@ -42,7 +42,7 @@ public sealed class ContainerTemplateValidator : IValidateOptions<CatalogOptions
                     .SelectMany(argument => ContainerArguments.Unknown(argument, template, size))
                     .Distinct(StringComparer.Ordinal)
                     .Select(unknown => unknown == "password"
-                        ? $"{prefix}:Container: {{password}} is not allowed in a command line; the password arrives in Container:PasswordEnvironmentVariable."
+                        ? $"{prefix}:Container: {{password}} is not allowed in a command line; the credentials arrive in Container:AccessControlEnvironmentVariable."
                         : $"{prefix}:Container (size '{sizeName}') refers to {{{unknown}}}, which is not defined: use {{port}}, {{dataDir}}, {{memoryMb}} or {{settings.NAME}}."));
             }
         }

@@ -23,6 +23,7 @@ public sealed record DeploymentSpec
     [Id(4)] public required string Version { get; init; }
     [Id(5)] public required string Size { get; init; }
     [Id(6)] public required DeploymentGoal Goal { get; init; }
+    /// <summary>The customer's password (user <see cref="InstanceAccess.CustomerUser"/>).</summary>
     [Id(7)] public required Secret Password { get; init; }
     [Id(8)] public required long Generation { get; init; }
     /// <summary>
@@ -33,4 +34,9 @@ public sealed record DeploymentSpec
     [Id(9)] public long Restarts { get; init; }
     /// <summary>Serve clients over TLS only, with a certificate from the platform CA (chosen at create; the catalog says which products can).</summary>
     [Id(10)] public bool Tls { get; init; }
+    /// <summary>
+    /// The password of the platform's own user (<see cref="InstanceAccess.PlatformUser"/>), with which health and SLA probes
+    /// connect and credentials are reloaded. Never shown to the customer, whose user cannot change it.
+    /// </summary>
+    [Id(11)] public required Secret PlatformPassword { get; init; }
 }

@@ -27,7 +27,37 @@ public static class RespPingProbe
 
     public static Task<PingResult> PingAsync(
         string host, int port, string password, TimeSpan timeout, CancellationToken cancellationToken) =>
-        PingAsync(host, port, password, timeout, infoSections: null, cancellationToken);
+        PingAsync(host, port, username: null, password, timeout, infoSections: null, cancellationToken);
+
+    /// <summary>The PING as <paramref name="username"/> (null: the default user), e.g. the platform's own user.</summary>
+    public static Task<PingResult> PingAsync(
+        string host, int port, string? username, string password, TimeSpan timeout, CancellationToken cancellationToken) =>
+        PingAsync(host, port, username, password, timeout, infoSections: null, cancellationToken);
+
+    /// <summary>
+    /// Authenticates as <paramref name="username"/> and sends <paramref name="command"/>; answers its reply's first line
+    /// (<c>+OK</c>, <c>-NOPERM …</c>). Throws <see cref="IOException"/> when AUTH is refused or the connection fails.
+    /// </summary>
+    public static async Task<string> RunAsync(
+        string host, int port, string username, string password, IReadOnlyList<string> command, TimeSpan timeout, CancellationToken cancellationToken,
+        string? tlsAuthorityPem = null)
+    {
+        using var timeoutSource = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeoutSource.CancelAfter(timeout);
+        using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        await socket.ConnectAsync(host, port, timeoutSource.Token);
+        await using var connection = await OpenAsync(socket, host, tlsAuthorityPem, timeoutSource.Token);
+        await connection.WriteAsync(EncodeCommand(["AUTH", username, password]), timeoutSource.Token);
+        var received = new List<byte>(64);
+        var auth = await ReadLineAsync(connection, received, timeoutSource.Token);
+        if (auth != "+OK")
+        {
+            throw new IOException($"AUTH as {username} was refused ({Describe(auth)}).");
+        }
+
+        await connection.WriteAsync(EncodeCommand(command), timeoutSource.Token);
+        return await ReadLineAsync(connection, received, timeoutSource.Token);
+    }
 
     /// <summary>
     /// The same PING, followed on the same connection by <c>INFO</c> with <paramref name="infoSections"/> (e.g.
@@ -36,7 +66,8 @@ public static class RespPingProbe
     /// server's certificate must chain to that CA and name <paramref name="host"/>.
     /// </summary>
     public static async Task<PingResult> PingAsync(
-        string host, int port, string password, TimeSpan timeout, IReadOnlyList<string>? infoSections, CancellationToken cancellationToken, string? tlsAuthorityPem = null)
+        string host, int port, string? username, string password, TimeSpan timeout, IReadOnlyList<string>? infoSections, CancellationToken cancellationToken,
+        string? tlsAuthorityPem = null)
     {
         using var timeoutSource = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeoutSource.CancelAfter(timeout);
@@ -46,7 +77,7 @@ public static class RespPingProbe
             using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
             await socket.ConnectAsync(host, port, timeoutSource.Token);
             await using var connection = await OpenAsync(socket, host, tlsAuthorityPem, timeoutSource.Token);
-            await connection.WriteAsync(EncodeAuthAndPing(password), timeoutSource.Token);
+            await connection.WriteAsync(EncodeAuthAndPing(username, password), timeoutSource.Token);
 
             var received = new List<byte>(64);
             var auth = await ReadLineAsync(connection, received, timeoutSource.Token);
@@ -135,14 +166,12 @@ public static class RespPingProbe
         }
     }
 
-    private static byte[] EncodeAuthAndPing(string password)
+    private static byte[] EncodeAuthAndPing(string? username, string password)
     {
         // Bulk strings are length-prefixed, so any character in the password is sent as is.
-        var passwordBytes = Encoding.UTF8.GetBytes(password);
-        var buffer = new ArrayBufferWriter<byte>(passwordBytes.Length + 64);
-        buffer.Write(Encoding.ASCII.GetBytes($"*2\r\n$4\r\nAUTH\r\n${passwordBytes.Length}\r\n"));
-        buffer.Write(passwordBytes);
-        buffer.Write("\r\n*1\r\n$4\r\nPING\r\n"u8);
+        var buffer = new ArrayBufferWriter<byte>(256);
+        buffer.Write(EncodeCommand(username is null ? ["AUTH", password] : ["AUTH", username, password]));
+        buffer.Write("*1\r\n$4\r\nPING\r\n"u8);
         return buffer.WrittenSpan.ToArray();
     }
 

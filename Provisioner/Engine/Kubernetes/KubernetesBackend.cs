@@ -158,7 +158,7 @@ public sealed class KubernetesBackend(
 
     /// <summary>Whether an object besides the StatefulSet's pod template is missing or differs from what the spec makes.</summary>
     private static bool NeedsApply(DeploymentSpec desired, KubernetesInstance now, CatalogOffering offering) =>
-        now.Service is null || now.Secret is null || now.Claim is null || now.Policy is null || !now.PasswordMatches(desired)
+        now.Service is null || now.Secret is null || now.Claim is null || now.Policy is null || !now.CredentialsMatch(desired)
         || now.ClaimSize != DiskFor(offering, now) || now.RecordedGeneration != desired.Generation;
 
     private DeploymentStep TenantStep(DeploymentSpec desired) => new(
@@ -265,7 +265,7 @@ public sealed class KubernetesBackend(
             return observed with { Status = DeploymentStatus.Starting, Health = DeploymentHealth.Unhealthy, Detail = now.DescribePod() };
         }
 
-        var ping = await RespPingProbe.PingAsync(probe.Host, probe.Port, desired.Password.Value, ProbeTimeout, cancellationToken);
+        var ping = await RespPingProbe.PingAsync(probe.Host, probe.Port, InstanceAccess.PlatformUser, desired.PlatformPassword.Value, ProbeTimeout, cancellationToken);
         var detail = observed.Endpoint is null ? $"{ping.Detail} The load balancer has no address yet." : ping.Detail;
         return observed with
         {

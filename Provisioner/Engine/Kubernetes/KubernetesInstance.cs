@@ -65,8 +65,11 @@ internal sealed record KubernetesInstance(
     /// <summary>Starts the backend made plus the restarts the kubelet made of the current pod's container.</summary>
     public long ProcessStarts => Starts + (Pod?.Status?.ContainerStatuses?.FirstOrDefault(status => status.Name == ContainerName)?.RestartCount ?? 0);
 
-    public bool PasswordMatches(DeploymentSpec spec) =>
-        Secret?.Data?.TryGetValue(PasswordKey, out var stored) == true && stored.AsSpan().SequenceEqual(Encoding.UTF8.GetBytes(spec.Password.Value));
+    /// <summary>The Secret holds the spec's access control file and the pod template was rolled for it.</summary>
+    public bool CredentialsMatch(DeploymentSpec spec) =>
+        Secret?.Data?.TryGetValue(AccessControlKey, out var stored) == true
+        && stored.AsSpan().SequenceEqual(Encoding.UTF8.GetBytes(InstanceAccess.AccessControlFile(spec)))
+        && Annotation(StatefulSet?.Spec?.Template?.Metadata, CredentialsAnnotation) == InstanceAccess.Digest(spec);
 
     public string? ClaimSize => Claim?.Spec?.Resources?.Requests?.TryGetValue("storage", out var storage) == true ? storage.ToString() : null;
 

@@ -112,7 +112,7 @@ public sealed class KubernetesManifests(KubernetesBackendOptions options)
         Kind = "Secret",
         Metadata = Meta(Secret(Instance(spec)), spec),
         Type = "Opaque",
-        Data = new Dictionary<string, byte[]> { [PasswordKey] = Encoding.UTF8.GetBytes(spec.Password.Value) },
+        Data = new Dictionary<string, byte[]> { [AccessControlKey] = Encoding.UTF8.GetBytes(InstanceAccess.AccessControlFile(spec)) },
     };
 
     public V1PersistentVolumeClaim Volume(DeploymentSpec spec, ProductSize size) => new()
@@ -180,7 +180,11 @@ public sealed class KubernetesManifests(KubernetesBackendOptions options)
                     Metadata = new V1ObjectMeta
                     {
                         Labels = Labels(spec),
-                        Annotations = new Dictionary<string, string> { [RestartsAnnotation] = spec.Restarts.ToString(CultureInfo.InvariantCulture) },
+                        Annotations = new Dictionary<string, string>
+                        {
+                            [RestartsAnnotation] = spec.Restarts.ToString(CultureInfo.InvariantCulture),
+                            [CredentialsAnnotation] = InstanceAccess.Digest(spec),
+                        },
                     },
                     Spec = new V1PodSpec
                     {
@@ -208,8 +212,8 @@ public sealed class KubernetesManifests(KubernetesBackendOptions options)
                                 [
                                     new V1EnvVar
                                     {
-                                        Name = container.PasswordEnvironmentVariable,
-                                        ValueFrom = new V1EnvVarSource { SecretKeyRef = new V1SecretKeySelector { Name = Secret(name), Key = PasswordKey } },
+                                        Name = container.AccessControlEnvironmentVariable,
+                                        ValueFrom = new V1EnvVarSource { SecretKeyRef = new V1SecretKeySelector { Name = Secret(name), Key = AccessControlKey } },
                                     },
                                 ],
                                 Resources = new V1ResourceRequirements { Requests = resources, Limits = new Dictionary<string, ResourceQuantity>(resources) },

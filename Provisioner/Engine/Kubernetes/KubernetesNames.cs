@@ -21,7 +21,11 @@ public static partial class KubernetesNames
     /// <summary>On the pod template: the spec's restart count; changing it rolls the pod, keeping its volume.</summary>
     public const string RestartsAnnotation = "controlplane.io/restarts";
 
-    public const string PasswordKey = "password";
+    /// <summary>The instance Secret's key holding its access control file (<see cref="InstanceAccess"/>).</summary>
+    public const string AccessControlKey = "acl";
+
+    /// <summary>On the pod template: a digest of the access control file, so new credentials roll the pod.</summary>
+    public const string CredentialsAnnotation = "controlplane.io/credentials";
     public const string ContainerName = "server";
     public const string PortName = "resp";
 

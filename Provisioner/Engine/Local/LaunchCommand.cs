@@ -9,8 +9,9 @@ namespace Provisioner.Local;
 internal sealed partial record LaunchCommand(string Executable, IReadOnlyList<string> Arguments, IReadOnlyDictionary<string, string> Environment)
 {
     /// <summary>The values a template may refer to; <c>{password}</c> is added for the environment only.</summary>
+    /// <param name="accessControlFile">The instance's access control file (<see cref="LocalAccessControl"/>), as <c>{aclFile}</c>.</param>
     public static IReadOnlyDictionary<string, string> Placeholders(
-        string home, int port, string bindAddress, string dataDirectory, ProductSize size)
+        string home, int port, string bindAddress, string dataDirectory, string accessControlFile, ProductSize size)
     {
         var memoryBytes = (long)size.MemoryMb * 1024 * 1024;
         var values = new Dictionary<string, string>(StringComparer.Ordinal)
@@ -19,6 +20,7 @@ internal sealed partial record LaunchCommand(string Executable, IReadOnlyList<st
             ["port"] = port.ToString(CultureInfo.InvariantCulture),
             ["bindAddress"] = bindAddress,
             ["dataDir"] = dataDirectory,
+            ["aclFile"] = accessControlFile,
             ["memoryMb"] = size.MemoryMb.ToString(CultureInfo.InvariantCulture),
             ["memoryBytes"] = memoryBytes.ToString(CultureInfo.InvariantCulture),
             // The .NET runtime reads GC limits as hexadecimal.

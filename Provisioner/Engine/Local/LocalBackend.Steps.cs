@@ -52,6 +52,19 @@ public sealed partial class LocalBackend
         },
         TimeSpan.FromSeconds(15));
 
+    private DeploymentStep CredentialsStep(DeploymentSpec desired) => new(
+        "Apply credentials",
+        async cancellationToken =>
+        {
+            var now = Inspect(desired);
+            LocalAccessControl.Write(now.Paths, desired);
+            if (now is { Process: not null, Record: { } record })
+            {
+                await LocalAccessControl.ReloadAsync(Settings.BindAddress, record.Port, desired, ProbeTimeout, cancellationToken, desired.Tls ? _tls.AuthorityPem : null);
+            }
+        },
+        TimeSpan.FromSeconds(15));
+
     private LocalInstanceRecord Prepare(DeploymentSpec desired)
     {
         var paths = PathsFor(desired.InstanceId);
@@ -112,7 +125,7 @@ public sealed partial class LocalBackend
                 $"Port {record.Port} of instance {desired.InstanceId} is in use by another program; the instance moves to port {moved.Port}.");
         }
 
-        var placeholders = LaunchCommand.Placeholders(home, record.Port, Settings.BindAddress, paths.Data, offering.SizeDefinition);
+        var placeholders = LaunchCommand.Placeholders(home, record.Port, Settings.BindAddress, paths.Data, paths.AccessControl, offering.SizeDefinition);
         var launch = LaunchCommand.Render(offering.Definition.Local!, placeholders, desired.Password);
         if (desired.Tls)
         {
@@ -124,6 +137,7 @@ public sealed partial class LocalBackend
         record = record with { ProcessId = null, ProcessStartTime = null, LaunchPending = true, LaunchedAt = time.GetUtcNow(), UpdatedAt = time.GetUtcNow() };
         paths.WriteRecord(record);
         InstanceLogFile.Rotate(paths, Settings.MaxLogBytes, Settings.KeptLogs);
+        LocalAccessControl.Write(paths, desired);
         var process = LocalProcesses.Start(launch, paths.Root, paths.Log);
         if (_children.TryRemove(desired.InstanceId, out var previous))
         {
@@ -244,7 +258,7 @@ public sealed partial class LocalBackend
     {
         var home = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, offering.VersionDefinition.Home));
         var template = offering.Definition.Local!;
-        var placeholders = LaunchCommand.Placeholders(home, 0, Settings.BindAddress, "", offering.SizeDefinition);
+        var placeholders = LaunchCommand.Placeholders(home, 0, Settings.BindAddress, "", "", offering.SizeDefinition);
         var missing = Directory.Exists(home)
             ? template.Arguments
                 .Where(argument => argument.StartsWith("{home}", StringComparison.Ordinal))

@@ -143,6 +143,19 @@ public sealed partial class LocalBackend(
             return new DeploymentPlan(steps, drift);
         }
 
+        if (!LocalAccessControl.IsCurrent(now.Paths, desired))
+        {
+            if (!LocalAccessControl.CanReload(now.Paths, desired))
+            {
+                // Launched before access control lists, or its platform password changed: only a restart gives it the new file.
+                EnsureInstalled(offering);
+                steps.AddRange([StopStep(desired), StartStep(desired, offering), WaitStep(desired, offering)]);
+                return new DeploymentPlan(steps, drift);
+            }
+
+            steps.Add(CredentialsStep(desired));
+        }
+
         if (record.Goal != desired.Goal || record.Generation != desired.Generation)
         {
             steps.Add(RecordStep(desired));
@@ -259,7 +272,8 @@ public sealed partial class LocalBackend(
 
     private Task<PingResult> PingAsync(LocalInstanceRecord record, DeploymentSpec desired, CancellationToken cancellationToken) =>
         RespPingProbe.PingAsync(
-            Settings.BindAddress, record.Port, desired.Password.Value, ProbeTimeout, infoSections: null, cancellationToken, desired.Tls ? _tls.AuthorityPem : null);
+            Settings.BindAddress, record.Port, InstanceAccess.PlatformUser, desired.PlatformPassword.Value, ProbeTimeout, infoSections: null, cancellationToken,
+            desired.Tls ? _tls.AuthorityPem : null);
 
     private Inspection Inspect(DeploymentSpec desired) =>
         Inspect(desired.InstanceId, catalog.TryResolve(desired.Product, desired.Version, desired.Size, out var offering, out _) && offering.Definition.Local is { } local

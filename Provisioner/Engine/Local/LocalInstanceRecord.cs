@@ -62,6 +62,9 @@ internal sealed class LocalInstancePaths(string instancesDirectory, string insta
     public string Record => Path.Combine(Root, "deployment.json");
     public string Log => Path.Combine(Root, "process.log");
 
+    /// <summary>Who may connect and with which password hashes (<see cref="LocalAccessControl"/>); passed as <c>{aclFile}</c>.</summary>
+    public string AccessControl => Path.Combine(Root, "users.acl");
+
     /// <summary>The log of the <paramref name="runsAgo"/>-th run before the current one (1: the previous run).</summary>
     public string PreviousLog(int runsAgo = 1) => $"{Log}.{runsAgo}";
 

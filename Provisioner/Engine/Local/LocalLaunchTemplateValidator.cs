@@ -34,7 +34,7 @@ public sealed class LocalLaunchTemplateValidator : IValidateOptions<CatalogOptio
 
             foreach (var (sizeName, size) in product.Sizes)
             {
-                var placeholders = LaunchCommand.Placeholders("", 0, "", "", size);
+                var placeholders = LaunchCommand.Placeholders("", 0, "", "", "", size);
                 var unknownInCommandLine = template.Arguments.Prepend(template.Executable)
                     .SelectMany(argument => LaunchCommand.UnknownPlaceholders(argument, placeholders))
                     .Distinct(StringComparer.Ordinal);

@@ -204,6 +204,14 @@ resource controlPlane 'Microsoft.App/containerApps@2024-03-01' = {
               value: 'Cluster'
             }
             {
+              name: 'Secrets__SecretStore'
+              value: 'secrets'
+            }
+            {
+              name: 'Secrets__SecretName'
+              value: 'instance-secret-keys'
+            }
+            {
               name: 'Urls'
               value: 'http://0.0.0.0:${httpPort}'
             }

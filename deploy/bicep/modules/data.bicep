@@ -8,6 +8,9 @@ param postgresAdminLogin string
 param postgresAdminPassword string
 @secure()
 param provisioningSecretKey string
+
+@secure()
+param instanceSecretKeys string
 @secure()
 param stripeApiKey string
 param postgresSku object
@@ -117,6 +120,15 @@ resource wireKey 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
   name: 'provisioning-secret-key'
   properties: {
     value: provisioningSecretKey
+  }
+}
+
+// The keys that seal instance passwords at rest; the control plane reads them through the Dapr secret store.
+resource instanceKeys 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  parent: vault
+  name: 'instance-secret-keys'
+  properties: {
+    value: instanceSecretKeys
   }
 }
 

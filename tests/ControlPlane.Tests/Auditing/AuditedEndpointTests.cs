@@ -44,6 +44,7 @@ public sealed class AuditedEndpointTests(AuditedHost host) : IClassFixture<Audit
         ("POST", "/api/v1/tenants/{tenantId}/instances/{instanceId}:stop"),
         ("POST", "/api/v1/tenants/{tenantId}/instances/{instanceId}:start"),
         ("POST", "/api/v1/tenants/{tenantId}/instances/{instanceId}:restart"),
+        ("POST", "/api/v1/tenants/{tenantId}/instances/{instanceId}:rotateCredentials"),
         ("POST", "/api/v1/tenants/{tenantId}/operations/{operationId}:cancel"),
         ("DELETE", "/api/v1/tenants/{tenantId}/instances/{instanceId}"),
         ("POST", "/api/v1/tenants/{tenantId}/instances"),

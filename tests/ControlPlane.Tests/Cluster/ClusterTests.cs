@@ -31,9 +31,18 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
     private ControlPlaneProcess[] _silos = [];
     private string _connectionString = "";
 
+    // Every silo reads the keys that seal instance passwords from one Dapr secret store, as in production.
+    private FakeDapr.FakeDaprSidecar _secrets = null!;
+
     public async Task InitializeAsync()
     {
         _connectionString = await PostgresServer.CreateDatabaseAsync("cluster");
+        _secrets = await FakeDapr.FakeDaprSidecar.StartAsync(
+            new FakeDapr.FakePubSub(), "controlplane", appAddress: null,
+            secretStores: new Dictionary<string, IReadOnlyDictionary<string, string>>
+            {
+                ["secretstore"] = new Dictionary<string, string> { ["instance-secret-keys"] = ControlPlane.Secrets.SecretKeySet.CreateNew().Format() },
+            });
         _silos = [.. Enumerable.Range(0, SiloCount).Select(i => new ControlPlaneProcess(_directories[i].Path, Ports.InstanceRange(), new Dictionary<string, string>
         {
             ["ControlPlane:Mode"] = "Cluster",
@@ -41,6 +50,8 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
             ["Orleans:ClusterId"] = _clusterId,
             ["Orleans:AdvertisedIPAddress"] = "127.0.0.1",
             ["Provisioner:Local:InstancesDirectory"] = _instances.Path,
+            ["Secrets:SecretStore"] = "secretstore",
+            ["Secrets:GrpcEndpoint"] = _secrets.GrpcEndpoint,
             // Declares a silo that stopped answering dead within seconds instead of about a minute, so the test is short;
             // not so tight that a silo slowed down by a loaded machine is taken for dead.
             ["Orleans:Membership:ProbeTimeout"] = "00:00:02",
@@ -67,6 +78,7 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
         }
 
         _instances.Dispose();
+        await _secrets.DisposeAsync();
     }
 
     [Fact]
@@ -96,6 +108,12 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
         {
             await connection.GetDatabase().StringSetAsync("written-before", "the kill");
         }
+
+        // PostgreSQL holds the instance's password sealed, never in plaintext: a dump of the whole database shows none.
+        var dump = await PostgresDumpAsync();
+        Assert.Contains("env1.", dump, StringComparison.Ordinal);
+        Assert.DoesNotContain((string)credentials["password"]!, dump, StringComparison.Ordinal);
+        Assert.Contains(_secrets.Calls, call => call.EndsWith("GetSecret", StringComparison.Ordinal));
 
         var instanceProcess = Assert.Single(HostedProcesses.Under(Path.Combine(_instances.Path, instanceId)));
         var victim = Array.FindIndex(_silos, silo => silo.Output.Any(line => line.Contains($"for instance {instanceId} as process", StringComparison.Ordinal)));
@@ -165,6 +183,25 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
         await Task.Delay(TimeSpan.FromSeconds(3));
         Assert.Equal(instanceProcess, Assert.Single(HostedProcesses.Under(Path.Combine(_instances.Path, instanceId))));
         Assert.Equal("the kill", await GarnetClient.GetWhenServingAsync(credentials, "written-before", TimeSpan.FromSeconds(10)));
+    }
+
+    /// <summary>The whole database as <c>pg_dump</c> writes it (what a backup holds).</summary>
+    private async Task<string> PostgresDumpAsync()
+    {
+        var target = new NpgsqlConnectionStringBuilder(_connectionString);
+        var dump = new ProcessStartInfo("/usr/lib/postgresql/15/bin/pg_dump")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            Environment = { ["PGPASSWORD"] = target.Password ?? "" },
+            ArgumentList = { "-h", target.Host!, "-p", target.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-U", target.Username!, target.Database! },
+        };
+        using var process = Process.Start(dump)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var errors = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        Assert.True(process.ExitCode == 0, $"pg_dump failed: {await errors}");
+        return await output;
     }
 
     /// <summary>A key made (and then revoked) by another silo works (then fails) here, revocation within seconds.</summary>

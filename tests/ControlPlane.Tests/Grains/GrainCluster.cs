@@ -34,6 +34,14 @@ public sealed class GrainCluster : IAsyncDisposable
             ["Plans:DefaultPlan"] = "team",
             ["Plans:Definitions:team:MaxInstances"] = "25",
         };
+        if (postgres is not null)
+        {
+            // Cluster mode shares its key set; here, one file in the data directory.
+            var keyFile = new ControlPlane.Secrets.SecretKeyFile(Path.Combine(DataDirectory.Path, "cluster-secret-keys"));
+            keyFile.EnsureCreated();
+            _settings["Secrets:KeyFile"] = keyFile.Path;
+        }
+
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
         {
             _settings[key] = value;

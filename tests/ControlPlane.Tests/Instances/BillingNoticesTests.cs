@@ -7,6 +7,7 @@ namespace ControlPlane.Tests.Instances;
 public sealed class BillingNoticesTests
 {
     private static readonly DateTimeOffset T0 = new(2026, 11, 29, 10, 0, 0, TimeSpan.Zero);
+    private static readonly Provisioner.Deployments.Secret s_platform = Provisioner.Deployments.Secret.Of("platform-password");
 
     [Fact]
     public void A_notice_carries_when_the_metered_state_or_size_changed_not_when_anything_else_did()
@@ -16,16 +17,16 @@ public sealed class BillingNoticesTests
         BillingNotices.Stamp(state, T0);
         state.Lifecycle = InstanceLifecycle.Running;
         BillingNotices.Stamp(state, T0.AddSeconds(3));
-        var running = BillingNotices.For(state);
+        var running = BillingNotices.For(state, s_platform);
         state.HealthDetail = "answers in 1 ms";
         BillingNotices.Stamp(state, T0.AddMinutes(5));
-        var unchanged = BillingNotices.For(state);
+        var unchanged = BillingNotices.For(state, s_platform);
         state.Size = "medium";
         BillingNotices.Stamp(state, T0.AddMinutes(9));
 
         Assert.Equal((MeteredState.Running, T0.AddSeconds(3)), (running.State, running.ChangedAt));
         Assert.Equal(running, unchanged);
-        Assert.Equal(("medium", T0.AddMinutes(9)), (BillingNotices.For(state).Size, BillingNotices.For(state).ChangedAt));
+        Assert.Equal(("medium", T0.AddMinutes(9)), (BillingNotices.For(state, s_platform).Size, BillingNotices.For(state, s_platform).ChangedAt));
     }
 
     [Fact]

@@ -55,6 +55,7 @@ public sealed class InstanceLifecycleTableTests
     [InlineData(OperationType.Start, InstanceLifecycle.Starting, true)]
     [InlineData(OperationType.Restart, InstanceLifecycle.Restarting, false)]
     [InlineData(OperationType.Delete, InstanceLifecycle.Deleting, false)]
+    [InlineData(OperationType.RotateCredentials, InstanceLifecycle.Updating, false)]
     public void Cancel_is_allowed_only_going_forward_before_a_point_of_no_return_and_never_for_restart_or_delete(
         OperationType verb, InstanceLifecycle during, bool cancellable)
     {
@@ -227,7 +228,7 @@ public sealed class InstanceLifecycleTableTests
         }
 
         expected[(null, OperationType.Create)] = nameof(InstanceLifecycle.Provisioning);
-        foreach (var change in new[] { OperationType.Scale, OperationType.Upgrade })
+        foreach (var change in new[] { OperationType.Scale, OperationType.Upgrade, OperationType.RotateCredentials })
         {
             expected[(InstanceLifecycle.Running, change)] = nameof(InstanceLifecycle.Updating);
             expected[(InstanceLifecycle.Stopped, change)] = nameof(InstanceLifecycle.Stopped);

@@ -67,6 +67,8 @@ public static class EndpointCatalog
         new("POST", Instance + ":stop", c => ($"/api/v1/tenants/{c.TenantId}/instances/{c.InstanceId}:stop", null), Mutates: true, AuditAction: "instance.stop"),
         new("POST", Instance + ":start", c => ($"/api/v1/tenants/{c.TenantId}/instances/{c.InstanceId}:start", null), Mutates: true, AuditAction: "instance.start"),
         new("POST", Instance + ":restart", c => ($"/api/v1/tenants/{c.TenantId}/instances/{c.InstanceId}:restart", null), Mutates: true, AuditAction: "instance.restart"),
+        new("POST", Instance + ":rotateCredentials", c => ($"/api/v1/tenants/{c.TenantId}/instances/{c.InstanceId}:rotateCredentials", null),
+            Mutates: true, AuditAction: "instance.credentials.rotate"),
         new("DELETE", Instance, c => ($"/api/v1/tenants/{c.TenantId}/instances/{c.InstanceId}", null), Mutates: true, AuditAction: "instance.delete"),
         new("GET", Instance + "/credentials", c => ($"/api/v1/tenants/{c.TenantId}/instances/{c.InstanceId}/credentials", null),
             ReadsSecret: true, AuditAction: "instance.credentials.read"),

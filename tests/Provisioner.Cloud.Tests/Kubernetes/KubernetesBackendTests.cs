@@ -30,6 +30,9 @@ public sealed class KubernetesBackendTests(ITestOutputHelper output)
         Assert.Equal(0, observed.Restarts);
         Assert.True((await RespPingProbe.PingAsync(observed.ProbeEndpoint.Host, 6379, world.Password, TimeSpan.FromSeconds(5), CancellationToken.None)).Answered);
         Assert.False((await RespPingProbe.PingAsync(observed.ProbeEndpoint.Host, 6379, "wrong", TimeSpan.FromSeconds(5), CancellationToken.None)).Answered);
+        Assert.True((await RespPingProbe.PingAsync(observed.ProbeEndpoint.Host, 6379, InstanceAccess.PlatformUser, Specs.PlatformPassword, TimeSpan.FromSeconds(5), CancellationToken.None)).Answered);
+        Assert.StartsWith("-NOPERM", await RespPingProbe.RunAsync(
+            observed.ProbeEndpoint.Host, 6379, InstanceAccess.CustomerUser, world.Password, ["ACL", "DELUSER", InstanceAccess.PlatformUser], TimeSpan.FromSeconds(5), CancellationToken.None), StringComparison.Ordinal);
 
         var ns = world.Get("Namespace", world.Namespace)!;
         Assert.Equal(world.TenantId, (string?)ns["metadata"]!["labels"]!["controlplane.io/tenant"]);
@@ -47,7 +50,10 @@ public sealed class KubernetesBackendTests(ITestOutputHelper output)
         Assert.Equal(["ingress-nginx", "controlplane"], rule["from"]!.AsArray().Select(peer => (string?)peer!["namespaceSelector"]!["matchLabels"]!["kubernetes.io/metadata.name"]));
 
         var secret = world.Get("Secret", instanceId + "-credentials")!;
-        Assert.Equal(world.Password, Encoding.UTF8.GetString(Convert.FromBase64String((string)secret["data"]!["password"]!)));
+        // The Secret carries the access control file: password hashes for the customer's and the platform's users, no password.
+        var accessControl = Encoding.UTF8.GetString(Convert.FromBase64String((string)secret["data"]!["acl"]!));
+        Assert.Equal(InstanceAccess.AccessControlFile(world.Spec(instanceId)), accessControl);
+        Assert.DoesNotContain(world.Password, accessControl, StringComparison.Ordinal);
         Assert.Equal("2Gi", (string?)world.Get("PersistentVolumeClaim", instanceId + "-data")!["spec"]!["resources"]!["requests"]!["storage"]);
         var service = world.Get("Service", instanceId)!["spec"]!;
         Assert.Equal("ClusterIP", (string?)service["type"]);

@@ -7,6 +7,9 @@ public static class Specs
 {
     public static string NewId(string prefix) => $"{prefix}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6))}";
 
+    /// <summary>The platform's own password in every spec built here.</summary>
+    public const string PlatformPassword = "platform-password-for-tests";
+
     public static DeploymentSpec Garnet(string backend, string tenantId, string instanceId, string password, string size = "small", long generation = 1) => new()
     {
         InstanceId = instanceId,
@@ -17,6 +20,7 @@ public static class Specs
         Size = size,
         Goal = DeploymentGoal.Running,
         Password = Secret.Of(password),
+        PlatformPassword = Secret.Of(PlatformPassword),
         Generation = generation,
     };
 }

@@ -45,6 +45,9 @@ public sealed class DaprProvisionerHarness : IAsyncDisposable
     public string Root { get; }
     public string Password { get; } = "pw-" + Guid.NewGuid().ToString("N");
 
+    /// <summary>The platform's own password in every spec: what the backend's probes sign in with.</summary>
+    public string PlatformPassword { get; } = "platform-" + Guid.NewGuid().ToString("N");
+
     /// <summary>The sidecar's app token, which the Provisioner app requires on its Dapr routes.</summary>
     public string AppApiToken { get; } = Guid.NewGuid().ToString("N");
     public FakePubSub Broker { get; } = new("pubsub") { MaxAttempts = 5, RetryInterval = TimeSpan.FromMilliseconds(100) };
@@ -74,10 +77,12 @@ public sealed class DaprProvisionerHarness : IAsyncDisposable
 
     public string InstanceDirectory(string instanceId) => Path.Combine(Root, "instances", instanceId);
 
-    public DeploymentSpec Spec(string instanceId, DeploymentGoal goal = DeploymentGoal.Running, long generation = 1) => SmallGarnet(instanceId, Password, goal, generation);
+    public DeploymentSpec Spec(string instanceId, DeploymentGoal goal = DeploymentGoal.Running, long generation = 1) =>
+        SmallGarnet(instanceId, Password, goal, generation, PlatformPassword);
 
     /// <summary>A small Garnet 2.2.8 on the local backend, as the control plane would ask for it.</summary>
-    public static DeploymentSpec SmallGarnet(string instanceId, string password, DeploymentGoal goal = DeploymentGoal.Running, long generation = 1) => new()
+    public static DeploymentSpec SmallGarnet(
+        string instanceId, string password, DeploymentGoal goal = DeploymentGoal.Running, long generation = 1, string? platformPassword = null) => new()
     {
         InstanceId = instanceId,
         TenantId = "tenant-1",
@@ -87,6 +92,7 @@ public sealed class DaprProvisionerHarness : IAsyncDisposable
         Size = "small",
         Goal = goal,
         Password = Secret.Of(password),
+        PlatformPassword = Secret.Of(platformPassword ?? "platform-" + password),
         Generation = generation,
     };
 

@@ -47,6 +47,9 @@ public sealed class ProvisionerHarness : IAsyncDisposable
     public int FirstPort { get; }
     public int LastPort { get; }
     public string Password { get; } = "pw-" + Guid.NewGuid().ToString("N");
+
+    /// <summary>The platform's own password in every spec: what the backend's probes sign in with.</summary>
+    public string PlatformPassword { get; } = "platform-" + Guid.NewGuid().ToString("N");
     public RecordingEventSink Events { get; } = new();
     public CapturingLoggerProvider Logs { get; }
 
@@ -93,6 +96,7 @@ public sealed class ProvisionerHarness : IAsyncDisposable
         Size = size,
         Goal = goal,
         Password = Secret.Of(Password),
+        PlatformPassword = Secret.Of(PlatformPassword),
         Generation = generation,
     };
 
