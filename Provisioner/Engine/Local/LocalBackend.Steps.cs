@@ -55,11 +55,12 @@ public sealed partial class LocalBackend
     private LocalInstanceRecord Prepare(DeploymentSpec desired)
     {
         var paths = PathsFor(desired.InstanceId);
-        paths.CreateDirectories();
+        paths.CreateDirectories(passableByInstances: isolation.Enabled);
         if (ReadRecord(paths) is { } existing)
         {
             var updated = existing with { Goal = desired.Goal, Generation = desired.Generation, UpdatedAt = time.GetUtcNow() };
             paths.WriteRecord(updated);
+            _ = Isolate(paths, desired);
             return updated;
         }
 
@@ -78,8 +79,42 @@ public sealed partial class LocalBackend
                 UpdatedAt = time.GetUtcNow(),
             },
             avoid: null);
+        _ = Isolate(paths, desired);
         logger.LogInformation("Reserved port {Port} and data directory {DataDirectory} for instance {InstanceId}", reserved.Port, paths.Data, desired.InstanceId);
         return reserved;
+    }
+
+    /// <summary>
+    /// When instances are isolated: the instance's user, its disk mounted on the data directory, and the data its user's
+    /// alone (0700), handed over once when it was written before the instance had a user. Null when not isolated.
+    /// </summary>
+    private InstanceUser? Isolate(LocalInstancePaths paths, DeploymentSpec desired)
+    {
+        if (!isolation.Enabled)
+        {
+            return null;
+        }
+
+        paths.CreateDirectories(passableByInstances: true);
+        var user = isolation.EnsureUser(paths, desired.InstanceId);
+        var diskGb = catalog.TryResolve(desired.Product, desired.Version, desired.Size, out var offering, out _) ? offering.SizeDefinition.DiskGb : 0;
+        if (!LocalInstanceDisk.Ensure(paths, diskGb, user))
+        {
+            logger.LogWarning(
+                "Instance {InstanceId} has no disk quota: its size sets no DiskGb, or its data predates disks of their own (it stays in {DataDirectory})",
+                desired.InstanceId, paths.Data);
+        }
+
+        if (UnixFileOwner.Of(paths.Data) != user.Id)
+        {
+            foreach (var entry in Directory.EnumerateFileSystemEntries(paths.Data, "*", SearchOption.AllDirectories).Prepend(paths.Data))
+            {
+                LocalIsolation.GiveTo(entry, user.Id);
+            }
+        }
+
+        File.SetUnixFileMode(paths.Data, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        return user;
     }
 
     private async Task StartAsync(DeploymentSpec desired, CatalogOffering offering, CancellationToken cancellationToken)
@@ -112,15 +147,21 @@ public sealed partial class LocalBackend
                 $"Port {record.Port} of instance {desired.InstanceId} is in use by another program; the instance moves to port {moved.Port}.");
         }
 
+        var user = Isolate(paths, desired);
         var placeholders = LaunchCommand.Placeholders(home, record.Port, Settings.BindAddress, paths.Data, offering.SizeDefinition);
         var launch = LaunchCommand.Render(offering.Definition.Local!, placeholders, desired.Password);
-        launch = launch with { Executable = ResolveExecutable(launch.Executable) ?? throw ExecutableMissing(offering, launch.Executable) };
+        launch = launch with
+        {
+            Executable = ResolveExecutable(launch.Executable) ?? throw ExecutableMissing(offering, launch.Executable),
+            // The control plane's home is not the instance user's to write in.
+            Environment = user is null ? launch.Environment : new Dictionary<string, string>(launch.Environment) { ["HOME"] = paths.Data },
+        };
 
         // Recorded before the launch: if this process dies before the PID is written, the next look searches /proc for it.
         record = record with { ProcessId = null, ProcessStartTime = null, LaunchPending = true, LaunchedAt = time.GetUtcNow(), UpdatedAt = time.GetUtcNow() };
         paths.WriteRecord(record);
         InstanceLogFile.Rotate(paths, Settings.MaxLogBytes, Settings.KeptLogs);
-        var process = LocalProcesses.Start(launch, paths.Root, paths.Log);
+        var process = LocalProcesses.Start(launch, user is null ? [] : isolation.LaunchPrefix(user), paths.Root, paths.Log);
         if (_children.TryRemove(desired.InstanceId, out var previous))
         {
             previous.Dispose();
@@ -219,6 +260,7 @@ public sealed partial class LocalBackend
 
         // The tombstone goes first: once the record is gone it is what keeps a late command from recreating the instance.
         now.Paths.WriteTombstone(desired.Generation);
+        LocalInstanceDisk.Release(now.Paths);
         try
         {
             if (Directory.Exists(now.Paths.Root))
@@ -229,6 +271,11 @@ public sealed partial class LocalBackend
         catch (IOException exception)
         {
             throw new TransientDeploymentException($"Could not remove {now.Paths.Root} yet.", exception);
+        }
+
+        if (isolation.Enabled)
+        {
+            LocalIsolation.DeleteUser(now.Paths);
         }
 
         ForgetChild(desired.InstanceId);

@@ -104,10 +104,22 @@ internal sealed class LocalInstancePaths(string instancesDirectory, string insta
         File.Move(temporary, Record, overwrite: true);
     }
 
-    public void CreateDirectories()
+    /// <summary>
+    /// With <paramref name="passableByInstances"/>, others may pass through the instances directory and the instance's
+    /// (0711), not list them: an instance's user reaches its own data that way, while the records and logs beside it stay 0600.
+    /// </summary>
+    public void CreateDirectories(bool passableByInstances = false)
     {
-        Directory.CreateDirectory(instancesDirectory, OwnerOnlyDirectory);
-        Directory.CreateDirectory(Root, OwnerOnlyDirectory);
+        var mode = passableByInstances ? OwnerOnlyDirectory | UnixFileMode.OtherExecute : OwnerOnlyDirectory;
+        foreach (var directory in new[] { instancesDirectory, Root })
+        {
+            Directory.CreateDirectory(directory, mode);
+            if (passableByInstances)
+            {
+                File.SetUnixFileMode(directory, mode);
+            }
+        }
+
         Directory.CreateDirectory(Data, OwnerOnlyDirectory);
     }
 
