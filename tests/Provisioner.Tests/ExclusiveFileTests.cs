@@ -16,6 +16,7 @@ public sealed class ExclusiveFileTests : IDisposable
         var victim = Path.Combine(_root, "someone-elses-file");
         File.WriteAllText(victim, "untouched");
         File.CreateSymbolicLink(paths.Record + ".tmp", victim);
+        Directory.CreateDirectory(Path.GetDirectoryName(paths.Tombstone)!);
         File.CreateSymbolicLink(paths.Tombstone, victim);
 
         paths.WriteRecord(new LocalInstanceRecord

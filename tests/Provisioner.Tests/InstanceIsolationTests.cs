@@ -119,6 +119,32 @@ public sealed class InstanceIsolationTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_size_with_more_disk_grows_the_instances_disk_and_keeps_its_data()
+    {
+        RequireRoot();
+        await using var harness = await ProvisionerHarness.StartAsync(output, configure: settings =>
+        {
+            settings["Catalog:Products:garnet:Sizes:small:DiskGb"] = "1";
+            settings["Catalog:Products:garnet:Sizes:medium:DiskGb"] = "2";
+        });
+        var small = (await harness.ApplySucceedsAsync(harness.Spec("growing"))).Observed;
+        using (var redis = harness.Connect(small.Endpoint!))
+        {
+            Assert.True(await redis.GetDatabase().StringSetAsync("kept", "yes"));
+        }
+
+        var data = Path.Combine(harness.InstanceDirectory("growing"), "data");
+        var before = new DriveInfo(data).TotalSize;
+        var medium = (await harness.ApplySucceedsAsync(harness.Spec("growing", size: "medium", generation: 2))).Observed;
+
+        var after = new DriveInfo(data).TotalSize;
+        Assert.InRange(before, 900L << 20, 1L << 30);
+        Assert.InRange(after, 1900L << 20, 2L << 30);
+        using var reconnected = harness.Connect(medium.Endpoint!);
+        Assert.Equal("yes", (string?)await reconnected.GetDatabase().StringGetAsync("kept"));
+    }
+
+    [Fact]
     public async Task With_isolation_off_the_backend_says_so_at_start_up_and_runs_instances_as_its_own_user()
     {
         await using var harness = await ProvisionerHarness.StartAsync(output, configure: settings => settings["Provisioner:Local:Isolation"] = "Off");

@@ -32,8 +32,8 @@ internal static class LocalInstanceDisk
     public static string ImageOf(LocalInstancePaths paths) => Path.Combine(paths.Root, "disk.img");
 
     /// <summary>
-    /// Mounts the instance's disk on its data directory, creating it on first use and growing it to <paramref name="diskGb"/>.
-    /// False when the instance has no disk of its own: a size without DiskGb, or data written before disks existed.
+    /// Mounts the instance's disk on its data directory, creating it on first use and growing it to <paramref name="diskGb"/>
+    /// (only while the instance's process is stopped). False when the instance has no disk of its own: a size without DiskGb, or data written before disks existed.
     /// </summary>
     public static bool Ensure(LocalInstancePaths paths, int diskGb, InstanceUser user)
     {
@@ -49,25 +49,36 @@ internal static class LocalInstanceDisk
             Create(image, wanted, user);
         }
 
-        Directory.CreateDirectory(paths.Data, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        if (MountedDevice(paths.Data) is not { } device)
-        {
-            Check(LocalIsolation.Run("/usr/bin/mount", "-o", "loop,nosuid,nodev,noexec", image, paths.Data), "mount the disk of", paths);
-            device = MountedDevice(paths.Data) ?? throw new TransientDeploymentException($"{image} was mounted on {paths.Data} but is not listed there.");
-        }
-
         if (new FileInfo(image).Length < wanted)
         {
-            using (var file = new FileStream(image, FileMode.Open, FileAccess.Write))
-            {
-                file.SetLength(wanted);
-            }
+            using var file = new FileStream(image, FileMode.Open, FileAccess.Write);
+            file.SetLength(wanted);
+        }
 
-            Check(LocalIsolation.Run("/usr/sbin/losetup", "-c", device), "grow the loop device of", paths);
-            Check(LocalIsolation.Run("/usr/sbin/resize2fs", device), "grow the disk of", paths);
+        Directory.CreateDirectory(paths.Data, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        Mount(image, paths);
+
+        // The file system catches up with a grown image offline (online resizing is refused on some kernels, this
+        // machine's among them): the instance's process is stopped while it starts. Decided from the file system itself,
+        // so a grow interrupted after the image grew is finished by the next start.
+        if (new DriveInfo(paths.Data).TotalSize < new FileInfo(image).Length * 9 / 10)
+        {
+            // Never lazily: a file system still in use must not be resized under its user.
+            Check(LocalIsolation.Run("/usr/bin/umount", paths.Data), "unmount (to grow it) the disk of", paths);
+            Check(LocalIsolation.Run("/usr/sbin/e2fsck", "-f", "-p", image), "check the disk of", paths);
+            Check(LocalIsolation.Run("/usr/sbin/resize2fs", image), "grow the disk of", paths);
+            Mount(image, paths);
         }
 
         return true;
+    }
+
+    private static void Mount(string image, LocalInstancePaths paths)
+    {
+        if (MountedDevice(paths.Data) is null)
+        {
+            Check(LocalIsolation.Run("/usr/bin/mount", "-o", "loop,nosuid,nodev,noexec", image, paths.Data), "mount the disk of", paths);
+        }
     }
 
     /// <summary>Unmounts the instance's disk (its process must be gone); lazily when something still holds it, such as a backup reading it.</summary>

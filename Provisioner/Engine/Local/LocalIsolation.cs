@@ -26,7 +26,7 @@ public sealed partial class LocalIsolation(IOptions<LocalBackendOptions> options
     internal const int NoGroup = 65534;
 
     private static readonly string[] s_tools =
-        ["/usr/sbin/useradd", "/usr/sbin/userdel", "/usr/bin/setpriv", "/usr/bin/prlimit", "/usr/sbin/mkfs.ext4", "/usr/sbin/resize2fs", "/usr/bin/mount", "/usr/bin/umount", "/usr/sbin/losetup"];
+        ["/usr/sbin/useradd", "/usr/sbin/userdel", "/usr/bin/setpriv", "/usr/bin/prlimit", "/usr/sbin/mkfs.ext4", "/usr/sbin/resize2fs", "/usr/sbin/e2fsck", "/usr/bin/mount", "/usr/bin/umount"];
 
     // Two creates choosing a user id at once would both pick the lowest free one; useradd would refuse the second, but
     // serialising here keeps that from being the normal path.
