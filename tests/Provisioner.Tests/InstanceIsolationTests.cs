@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using Provisioner.Deployments;
+using Provisioner.Messaging;
 using Provisioner.Tests.TestSupport;
 using StackExchange.Redis;
 using Xunit.Abstractions;
@@ -142,6 +143,30 @@ public sealed class InstanceIsolationTests(ITestOutputHelper output)
         Assert.InRange(after, 1900L << 20, 2L << 30);
         using var reconnected = harness.Connect(medium.Endpoint!);
         Assert.Equal("yes", (string?)await reconnected.GetDatabase().StringGetAsync("kept"));
+    }
+
+    [Fact]
+    public async Task A_product_installed_where_instances_users_cannot_reach_it_fails_the_create_with_what_to_open()
+    {
+        RequireRoot();
+        // As a build under /root would be: the program is there, behind a directory only its owner may enter.
+        var closed = Directory.CreateTempSubdirectory("closed-home-").FullName;
+        try
+        {
+            var home = Path.Combine(closed, "garnet");
+            Directory.CreateSymbolicLink(home, Path.Combine(AppContext.BaseDirectory, "products", "garnet"));
+            await using var harness = await ProvisionerHarness.StartAsync(output, configure: settings =>
+                settings["Catalog:Products:garnet:Versions:2.2.8:Home"] = home);
+
+            var failed = Assert.IsType<DeploymentFailed>(await harness.ApplyAsync(harness.Spec("unreachable")));
+
+            Assert.Equal("product-unreachable", failed.ErrorCode);
+            Assert.Contains($"chmod o+rx {closed}", failed.ErrorMessage, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(closed, recursive: true);
+        }
     }
 
     [Fact]

@@ -303,7 +303,10 @@ public sealed partial class LocalBackend
                 $"or point Catalog:Products:{offering.Product}:Versions:{offering.Version}:Home at an installation.");
         }
 
-        return ResolveExecutable(template.Executable) is null ? throw ExecutableMissing(offering, template.Executable) : home;
+        var executable = ResolveExecutable(template.Executable) ?? throw ExecutableMissing(offering, template.Executable);
+        isolation.RequireReachable(home, $"{offering.Definition.DisplayName} {offering.Version}");
+        isolation.RequireReachable(LocalProcesses.Canonical(executable), $"the program '{template.Executable}'");
+        return home;
     }
 
     private static DeploymentFailedException ExecutableMissing(CatalogOffering offering, string executable) => new(

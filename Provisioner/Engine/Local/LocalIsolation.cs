@@ -64,6 +64,29 @@ public sealed partial class LocalIsolation(IOptions<LocalBackendOptions> options
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
+    /// <summary>
+    /// Refuses a program instances' users could not run: a directory on the way to <paramref name="path"/> they cannot pass
+    /// through, or the path itself they cannot read (a build under /root, which is 0700).
+    /// </summary>
+    internal void RequireReachable(string path, string what)
+    {
+        if (!Enabled)
+        {
+            return;
+        }
+
+        var needed = Directory.Exists(path) ? UnixFileMode.OtherExecute : UnixFileMode.OtherRead;
+        var closed = Ancestors(Path.GetFullPath(path)).Skip(1).FirstOrDefault(directory => (File.GetUnixFileMode(directory) & UnixFileMode.OtherExecute) == 0)
+            ?? ((File.GetUnixFileMode(path) & needed) == 0 ? path : null);
+        if (closed is not null)
+        {
+            throw new DeploymentFailedException(
+                "product-unreachable",
+                $"Instances run under users of their own, which cannot reach {what} at {path}: {closed} is closed to other users. " +
+                $"Open it (`chmod o+rx {closed}`), install the product where other users can read it, or set {LocalBackendOptions.SectionName}:Isolation to Off.");
+        }
+    }
+
     /// <summary>The user of the instance at <paramref name="paths"/>: the recorded one if it still exists, else a new one.</summary>
     internal InstanceUser EnsureUser(LocalInstancePaths paths, string instanceId)
     {
