@@ -170,6 +170,28 @@ public sealed class InstanceIsolationTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task An_instances_directory_behind_a_closed_directory_is_named_at_start_up_and_fails_the_create_with_what_to_open()
+    {
+        RequireRoot();
+        var closed = Directory.CreateTempSubdirectory("closed-instances-").FullName;
+        try
+        {
+            var instances = Path.Combine(closed, "instances");
+            await using var harness = await ProvisionerHarness.StartAsync(output, configure: settings =>
+                settings["Provisioner:Local:InstancesDirectory"] = instances);
+
+            Assert.Contains(harness.Logs.Lines, line => line.Contains($"cannot pass through {closed} to reach their data in {instances}", StringComparison.Ordinal));
+            var failed = Assert.IsType<DeploymentFailed>(await harness.ApplyAsync(harness.Spec("behind")));
+            Assert.Equal("instance-directory-unreachable", failed.ErrorCode);
+            Assert.Contains($"chmod o+rx {closed}", failed.ErrorMessage, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(closed, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task With_isolation_off_the_backend_says_so_at_start_up_and_runs_instances_as_its_own_user()
     {
         await using var harness = await ProvisionerHarness.StartAsync(output, configure: settings => settings["Provisioner:Local:Isolation"] = "Off");

@@ -96,6 +96,7 @@ public sealed partial class LocalBackend
         }
 
         paths.CreateDirectories(passableByInstances: true);
+        isolation.RequireReachable(paths.Root, "the data of instance " + desired.InstanceId, "instance-directory-unreachable");
         var user = isolation.EnsureUser(paths, desired.InstanceId);
         var diskGb = catalog.TryResolve(desired.Product, desired.Version, desired.Size, out var offering, out _) ? offering.SizeDefinition.DiskGb : 0;
         if (!LocalInstanceDisk.Ensure(paths, diskGb, user))
@@ -304,8 +305,8 @@ public sealed partial class LocalBackend
         }
 
         var executable = ResolveExecutable(template.Executable) ?? throw ExecutableMissing(offering, template.Executable);
-        isolation.RequireReachable(home, $"{offering.Definition.DisplayName} {offering.Version}");
-        isolation.RequireReachable(LocalProcesses.Canonical(executable), $"the program '{template.Executable}'");
+        isolation.RequireReachable(home, $"{offering.Definition.DisplayName} {offering.Version}", "product-unreachable");
+        isolation.RequireReachable(LocalProcesses.Canonical(executable), $"the program '{template.Executable}'", "product-unreachable");
         return home;
     }
 

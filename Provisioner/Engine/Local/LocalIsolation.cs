@@ -47,15 +47,12 @@ public sealed partial class LocalIsolation(IOptions<LocalBackendOptions> options
             return Task.CompletedTask;
         }
 
-        // Instances' users must pass through every directory above their data; they cannot list them.
-        var blocked = Ancestors(Path.GetFullPath(Settings.InstancesDirectory))
-            .FirstOrDefault(directory => Directory.Exists(directory) && (File.GetUnixFileMode(directory) & UnixFileMode.OtherExecute) == 0);
-        if (blocked is not null)
+        // Instances' users must pass through every directory above their data (they cannot list them). Said now, and
+        // refused when an instance is created there: a host that never creates local instances still starts.
+        var instances = Path.GetFullPath(Settings.InstancesDirectory);
+        if (ClosedOnTheWayTo(instances) is { } closed)
         {
-            throw new InvalidOperationException(
-                $"Instances run under their own users, which cannot pass through {blocked} to reach their data in {Settings.InstancesDirectory}. " +
-                $"Run `chmod o+x {blocked}` (others may then pass through it, not list it), choose another {LocalBackendOptions.SectionName}:InstancesDirectory, " +
-                $"or set {LocalBackendOptions.SectionName}:Isolation to Off.");
+            LogInstancesUnreachable(instances, closed);
         }
 
         LogIsolated(Settings.FirstUserId, Settings.LastUserId, Settings.MaxOpenFiles, Settings.MaxProcesses);
@@ -68,23 +65,38 @@ public sealed partial class LocalIsolation(IOptions<LocalBackendOptions> options
     /// Refuses a program instances' users could not run: a directory on the way to <paramref name="path"/> they cannot pass
     /// through, or the path itself they cannot read (a build under /root, which is 0700).
     /// </summary>
-    internal void RequireReachable(string path, string what)
+    internal void RequireReachable(string path, string what, string errorCode)
     {
         if (!Enabled)
         {
             return;
         }
 
-        var needed = Directory.Exists(path) ? UnixFileMode.OtherExecute : UnixFileMode.OtherRead;
-        var closed = Ancestors(Path.GetFullPath(path)).Skip(1).FirstOrDefault(directory => (File.GetUnixFileMode(directory) & UnixFileMode.OtherExecute) == 0)
-            ?? ((File.GetUnixFileMode(path) & needed) == 0 ? path : null);
-        if (closed is not null)
+        if (ClosedOnTheWayTo(path) is { } closed)
         {
             throw new DeploymentFailedException(
-                "product-unreachable",
+                errorCode,
                 $"Instances run under users of their own, which cannot reach {what} at {path}: {closed} is closed to other users. " +
-                $"Open it (`chmod o+rx {closed}`), install the product where other users can read it, or set {LocalBackendOptions.SectionName}:Isolation to Off.");
+                $"Open it (`chmod o+rx {closed}`), move it where other users can reach it, or set {LocalBackendOptions.SectionName}:Isolation to Off.");
         }
+    }
+
+    /// <summary>
+    /// The first existing directory on the way to <paramref name="path"/> other users cannot pass through, or the path
+    /// itself when they cannot enter (a directory) or read (a file) it; null when it is open to them.
+    /// </summary>
+    private static string? ClosedOnTheWayTo(string path)
+    {
+        var full = Path.GetFullPath(path);
+        var closedAbove = Ancestors(full).Skip(1).Reverse()
+            .FirstOrDefault(directory => Directory.Exists(directory) && (File.GetUnixFileMode(directory) & UnixFileMode.OtherExecute) == 0);
+        if (closedAbove is not null || !Path.Exists(full))
+        {
+            return closedAbove;
+        }
+
+        var needed = Directory.Exists(full) ? UnixFileMode.OtherExecute : UnixFileMode.OtherRead;
+        return (File.GetUnixFileMode(full) & needed) == 0 ? full : null;
     }
 
     /// <summary>The user of the instance at <paramref name="paths"/>: the recorded one if it still exists, else a new one.</summary>
@@ -253,6 +265,11 @@ public sealed partial class LocalIsolation(IOptions<LocalBackendOptions> options
         "Hosted instances are NOT isolated: {Reason}. They run as this control plane's user ({User}), without a user of their own, " +
         "resource limits or disk quotas; run the control plane as root for those")]
     private partial void LogNotIsolated(string reason, string user);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message =
+        "Instances' own users cannot pass through {Closed} to reach their data in {InstancesDirectory}: creating an instance there fails until " +
+        "`chmod o+x` opens it to passing through (not listing), another Provisioner:Local:InstancesDirectory is chosen, or Provisioner:Local:Isolation is Off")]
+    private partial void LogInstancesUnreachable(string instancesDirectory, string closed);
 
     [LoggerMessage(Level = LogLevel.Information, Message =
         "Hosted instances run under users of their own (ids {FirstUserId}..{LastUserId}), with at most {MaxOpenFiles} open files and {MaxProcesses} threads, on disks of their size's DiskGb")]
