@@ -150,45 +150,31 @@ public sealed class InstanceIsolationTests(ITestOutputHelper output)
     {
         RequireRoot();
         // As a build under /root would be: the program is there, behind a directory only its owner may enter.
-        var closed = Directory.CreateTempSubdirectory("closed-home-").FullName;
-        try
-        {
-            var home = Path.Combine(closed, "garnet");
-            Directory.CreateSymbolicLink(home, Path.Combine(AppContext.BaseDirectory, "products", "garnet"));
-            await using var harness = await ProvisionerHarness.StartAsync(output, configure: settings =>
-                settings["Catalog:Products:garnet:Versions:2.2.8:Home"] = home);
+        using var closed = new ClosedDirectory();
+        var home = Path.Combine(closed.Path, "garnet");
+        Directory.CreateSymbolicLink(home, Path.Combine(AppContext.BaseDirectory, "products", "garnet"));
+        await using var harness = await ProvisionerHarness.StartAsync(output, configure: settings =>
+            settings["Catalog:Products:garnet:Versions:2.2.8:Home"] = home);
 
-            var failed = Assert.IsType<DeploymentFailed>(await harness.ApplyAsync(harness.Spec("unreachable")));
+        var failed = Assert.IsType<DeploymentFailed>(await harness.ApplyAsync(harness.Spec("unreachable")));
 
-            Assert.Equal("product-unreachable", failed.ErrorCode);
-            Assert.Contains($"chmod o+rx {closed}", failed.ErrorMessage, StringComparison.Ordinal);
-        }
-        finally
-        {
-            Directory.Delete(closed, recursive: true);
-        }
+        Assert.Equal("product-unreachable", failed.ErrorCode);
+        Assert.Contains($"chmod o+rx {closed.Path}", failed.ErrorMessage, StringComparison.Ordinal);
     }
 
     [Fact]
     public async Task An_instances_directory_behind_a_closed_directory_is_named_at_start_up_and_fails_the_create_with_what_to_open()
     {
         RequireRoot();
-        var closed = Directory.CreateTempSubdirectory("closed-instances-").FullName;
-        try
-        {
-            var instances = Path.Combine(closed, "instances");
-            await using var harness = await ProvisionerHarness.StartAsync(output, configure: settings =>
-                settings["Provisioner:Local:InstancesDirectory"] = instances);
+        using var closed = new ClosedDirectory();
+        var instances = Path.Combine(closed.Path, "instances");
+        await using var harness = await ProvisionerHarness.StartAsync(output, configure: settings =>
+            settings["Provisioner:Local:InstancesDirectory"] = instances);
 
-            Assert.Contains(harness.Logs.Lines, line => line.Contains($"cannot pass through {closed} to reach their data in {instances}", StringComparison.Ordinal));
-            var failed = Assert.IsType<DeploymentFailed>(await harness.ApplyAsync(harness.Spec("behind")));
-            Assert.Equal("instance-directory-unreachable", failed.ErrorCode);
-            Assert.Contains($"chmod o+rx {closed}", failed.ErrorMessage, StringComparison.Ordinal);
-        }
-        finally
-        {
-            Directory.Delete(closed, recursive: true);
-        }
+        Assert.Contains(harness.Logs.Lines, line => line.Contains($"cannot pass through {closed.Path} to reach their data in {instances}", StringComparison.Ordinal));
+        var failed = Assert.IsType<DeploymentFailed>(await harness.ApplyAsync(harness.Spec("behind")));
+        Assert.Equal("instance-directory-unreachable", failed.ErrorCode);
+        Assert.Contains($"chmod o+rx {closed.Path}", failed.ErrorMessage, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -240,5 +226,13 @@ public sealed class InstanceIsolationTests(ITestOutputHelper output)
         var text = process.StandardOutput.ReadToEnd();
         process.WaitForExit();
         return long.Parse(text.Split('\t')[0], CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>A directory only its owner may enter (0700, as a temporary directory is made).</summary>
+    private sealed class ClosedDirectory : IDisposable
+    {
+        public string Path { get; } = Directory.CreateTempSubdirectory("closed-").FullName;
+
+        public void Dispose() => Directory.Delete(Path, recursive: true);
     }
 }
