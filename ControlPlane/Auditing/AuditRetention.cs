@@ -89,25 +89,16 @@ public sealed partial class AuditRetention(
     private static async Task WriteAsync(string path, IReadOnlyList<AuditRow> rows, CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(path)!, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        var partial = path + ".partial";
-        await using (var file = new FileStream(partial, new FileStreamOptions
+        await Provisioner.Local.ExclusiveFile.ReplaceAsync(path, async file =>
         {
-            Mode = FileMode.Create,
-            Access = FileAccess.Write,
-            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-        }))
-        {
-            await using var writer = new StreamWriter(file) { NewLine = "\n" };
+            await using var writer = new StreamWriter(file, leaveOpen: true) { NewLine = "\n" };
             foreach (var row in rows)
             {
                 await writer.WriteLineAsync(JsonSerializer.Serialize(ArchivedRow.Of(row), AuditJson.Options).AsMemory(), cancellationToken);
             }
 
             await writer.FlushAsync(cancellationToken);
-            file.Flush(flushToDisk: true);
-        }
-
-        File.Move(partial, path, overwrite: true);
+        });
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Archived {Records} audit record(s), {FirstId} to {LastId}, to {File}")]

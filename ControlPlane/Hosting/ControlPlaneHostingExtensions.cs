@@ -39,7 +39,8 @@ public static class ControlPlaneHostingExtensions
         AddConfigurationSources(builder, args);
         var options = builder.Configuration.GetSection(ControlPlaneOptions.SectionName).Get<ControlPlaneOptions>() ?? new ControlPlaneOptions();
         var dataDirectory = new DataDirectory(Path.GetFullPath(options.DataDir, builder.Environment.ContentRootPath));
-        Directory.CreateDirectory(dataDirectory.Path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        // Others may pass through (0711), never list: hosted instances' own users reach their data in instances/ that way.
+        Directory.CreateDirectory(dataDirectory.Path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.OtherExecute);
         var correctedPermissions = DataDirectoryPermissions.Enforce(dataDirectory);
         var dataDirectoryLock = DataDirectoryLock.Acquire(dataDirectory.Path);
         var databaseOptions = builder.Configuration.GetSection(DatabaseOptions.SectionName).Get<DatabaseOptions>() ?? new DatabaseOptions();

@@ -32,7 +32,7 @@ public sealed class DataDirectoryLock : IDisposable
         }
 
         // Beside the lock, not in it: a locked file cannot be read by the process that is refused.
-        File.WriteAllText(Path.Combine(dataDirectory, HolderFileName), $"{Environment.ProcessId}\n");
+        Provisioner.Local.ExclusiveFile.Replace(Path.Combine(dataDirectory, HolderFileName), $"{Environment.ProcessId}\n");
         return new DataDirectoryLock(file);
     }
 

@@ -48,6 +48,8 @@ public static class ProvisionerServiceCollectionExtensions
         // the worker answers commands for it with an "unknown-backend" failure that names what exists.
         if (OperatingSystem.IsLinux())
         {
+            services.AddSingleton<LocalIsolation>();
+            services.AddHostedService(provider => provider.GetRequiredService<LocalIsolation>());
             services.AddSingleton<IDeploymentBackend, LocalBackend>();
             services.AddHostedService<LocalInstancesShutdown>();
         }

@@ -16,8 +16,9 @@ public sealed class InstanceLogTests(ITestOutputHelper output)
         var launch = new LaunchCommand(
             "/bin/sh",
             ["-c", "while :; do head -c 1000 /dev/zero | tr '\\0' x; echo; done", "chatty", paths.Data],
-            new Dictionary<string, string>());
-        using var process = LocalProcesses.Start(launch, paths.Root, paths.Log);
+            new Dictionary<string, string>(),
+            Deployments.Secret.Of("{}"));
+        using var process = LocalProcesses.Start(launch, [], paths.Root, paths.Log);
         const long maxBytes = 256 * 1024;
         while (!File.Exists(paths.Log) || new FileInfo(paths.Log).Length <= maxBytes)
         {

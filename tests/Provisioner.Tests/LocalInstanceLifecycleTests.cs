@@ -33,9 +33,13 @@ public sealed class LocalInstanceLifecycleTests(ITestOutputHelper output)
         // Its own session: Ctrl+C in the control plane's terminal or the control plane's exit does not reach it.
         var stat = await File.ReadAllTextAsync($"/proc/{processId}/stat");
         Assert.Equal(processId.ToString(System.Globalization.CultureInfo.InvariantCulture), stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[3]);
+        // Others may only pass through to the data (its own user does, when instances are isolated); the data is its owner's alone.
+        Assert.Equal(
+            UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | (Environment.IsPrivilegedProcess ? UnixFileMode.OtherExecute : 0),
+            File.GetUnixFileMode(harness.InstanceDirectory("create")));
         Assert.Equal(
             UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute,
-            File.GetUnixFileMode(harness.InstanceDirectory("create")));
+            File.GetUnixFileMode(Path.Combine(harness.InstanceDirectory("create"), "data")));
     }
 
     [Fact]

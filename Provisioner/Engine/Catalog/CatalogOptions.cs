@@ -50,15 +50,20 @@ public sealed class ProductSize
 /// <summary>
 /// A process launch with placeholders: <c>{home}</c>, <c>{port}</c>, <c>{bindAddress}</c>, <c>{dataDir}</c>,
 /// <c>{memoryMb}</c>, <c>{memoryBytes}</c>, <c>{memoryBytesHex}</c> (with its <c>0x</c>, as .NET's GC settings
-/// want it), <c>{settings.NAME}</c>; and, in <see cref="Environment"/> only, <c>{password}</c> (never on a
-/// command line, where other local users could read it). <c>{dataDir}</c> must appear as an argument of its
-/// own: the Local backend recognises an instance's process by it.
+/// want it), <c>{settings.NAME}</c>; and, in <see cref="Secrets"/> only, <c>{password}</c> (never on a command
+/// line or in the environment, which /proc shows). <c>{dataDir}</c> must appear as an argument of its own: the
+/// Local backend recognises an instance's process by it.
 /// </summary>
 public sealed class LocalLaunchTemplate
 {
     public string Executable { get; set; } = "";
     public List<string> Arguments { get; set; } = [];
     public Dictionary<string, string> Environment { get; set; } = new(StringComparer.Ordinal);
+    /// <summary>
+    /// Secret material by name (a password, a file's content), written to the process's standard input as one JSON
+    /// object and then closed: what neither <c>ps</c> nor <c>/proc/&lt;pid&gt;/environ</c> shows.
+    /// </summary>
+    public Dictionary<string, string> Secrets { get; set; } = new(StringComparer.Ordinal);
     /// <summary>How long a fresh process may take to answer an authenticated PING.</summary>
     public int StartupTimeoutSeconds { get; set; } = 30;
     /// <summary>

@@ -6,9 +6,11 @@ using Provisioner.Deployments;
 namespace Provisioner.Local;
 
 /// <summary>A launch template with its placeholders filled in for one instance.</summary>
-internal sealed partial record LaunchCommand(string Executable, IReadOnlyList<string> Arguments, IReadOnlyDictionary<string, string> Environment)
+/// <param name="Secrets">The JSON object the process reads from its standard input; never on its command line or in its environment.</param>
+internal sealed partial record LaunchCommand(
+    string Executable, IReadOnlyList<string> Arguments, IReadOnlyDictionary<string, string> Environment, Secret Secrets)
 {
-    /// <summary>The values a template may refer to; <c>{password}</c> is added for the environment only.</summary>
+    /// <summary>The values a template may refer to; <c>{password}</c> is added for the secrets only.</summary>
     /// <param name="accessControlFile">The instance's access control file (<see cref="LocalAccessControl"/>), as <c>{aclFile}</c>.</param>
     public static IReadOnlyDictionary<string, string> Placeholders(
         string home, int port, string bindAddress, string dataDirectory, string accessControlFile, ProductSize size)
@@ -37,14 +39,16 @@ internal sealed partial record LaunchCommand(string Executable, IReadOnlyList<st
     public static LaunchCommand Render(
         LocalLaunchTemplate template, IReadOnlyDictionary<string, string> placeholders, Secret password)
     {
-        var environmentValues = new Dictionary<string, string>(placeholders, StringComparer.Ordinal)
+        var secretValues = new Dictionary<string, string>(placeholders, StringComparer.Ordinal)
         {
             ["password"] = password.Value,
         };
+        var secrets = template.Secrets.ToDictionary(pair => pair.Key, pair => Fill(pair.Value, secretValues), StringComparer.Ordinal);
         return new LaunchCommand(
             Fill(template.Executable, placeholders),
             [.. template.Arguments.Select(argument => Fill(argument, placeholders))],
-            template.Environment.ToDictionary(pair => pair.Key, pair => Fill(pair.Value, environmentValues), StringComparer.Ordinal));
+            template.Environment.ToDictionary(pair => pair.Key, pair => Fill(pair.Value, placeholders), StringComparer.Ordinal),
+            Secret.Of(System.Text.Json.JsonSerializer.Serialize(secrets)));
     }
 
     /// <summary>The placeholders in <paramref name="text"/> that <paramref name="placeholders"/> does not define.</summary>

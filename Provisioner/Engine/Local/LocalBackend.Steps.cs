@@ -57,7 +57,7 @@ public sealed partial class LocalBackend
         async cancellationToken =>
         {
             var now = Inspect(desired);
-            LocalAccessControl.Write(now.Paths, desired);
+            WriteAccessControl(now.Paths, desired, isolation.Enabled ? isolation.EnsureUser(now.Paths, desired.InstanceId) : null);
             if (now is { Process: not null, Record: { } record })
             {
                 await LocalAccessControl.ReloadAsync(Settings.BindAddress, record.Port, desired, ProbeTimeout, cancellationToken, desired.Tls ? _tls.AuthorityPem : null);
@@ -65,14 +65,36 @@ public sealed partial class LocalBackend
         },
         TimeSpan.FromSeconds(15));
 
+    /// <summary>Writes the instance's access control file; an isolated instance's process reads it as the instance's user, which then owns it.</summary>
+    private static void WriteAccessControl(LocalInstancePaths paths, DeploymentSpec desired, InstanceUser? user)
+    {
+        LocalAccessControl.Write(paths, desired);
+        GiveToInstance(user, paths.AccessControl);
+    }
+
+    /// <summary>Files the control plane writes for an isolated instance's process (its access list, its TLS certificate and key) become its user's.</summary>
+    private static void GiveToInstance(InstanceUser? user, params string[] files)
+    {
+        if (user is null)
+        {
+            return;
+        }
+
+        foreach (var file in files)
+        {
+            LocalIsolation.GiveTo(file, user.Id);
+        }
+    }
+
     private LocalInstanceRecord Prepare(DeploymentSpec desired)
     {
         var paths = PathsFor(desired.InstanceId);
-        paths.CreateDirectories();
+        paths.CreateDirectories(passableByInstances: isolation.Enabled);
         if (ReadRecord(paths) is { } existing)
         {
             var updated = existing with { Goal = desired.Goal, Generation = desired.Generation, UpdatedAt = time.GetUtcNow() };
             paths.WriteRecord(updated);
+            _ = Isolate(paths, desired);
             return updated;
         }
 
@@ -91,8 +113,43 @@ public sealed partial class LocalBackend
                 UpdatedAt = time.GetUtcNow(),
             },
             avoid: null);
+        _ = Isolate(paths, desired);
         logger.LogInformation("Reserved port {Port} and data directory {DataDirectory} for instance {InstanceId}", reserved.Port, paths.Data, desired.InstanceId);
         return reserved;
+    }
+
+    /// <summary>
+    /// When instances are isolated: the instance's user, its disk mounted on the data directory, and the data its user's
+    /// alone (0700), handed over once when it was written before the instance had a user. Null when not isolated.
+    /// </summary>
+    private InstanceUser? Isolate(LocalInstancePaths paths, DeploymentSpec desired)
+    {
+        if (!isolation.Enabled)
+        {
+            return null;
+        }
+
+        paths.CreateDirectories(passableByInstances: true);
+        isolation.RequireReachable(paths.Root, "the data of instance " + desired.InstanceId, "instance-directory-unreachable");
+        var user = isolation.EnsureUser(paths, desired.InstanceId);
+        var diskGb = catalog.TryResolve(desired.Product, desired.Version, desired.Size, out var offering, out _) ? offering.SizeDefinition.DiskGb : 0;
+        if (!LocalInstanceDisk.Ensure(paths, diskGb, user))
+        {
+            logger.LogWarning(
+                "Instance {InstanceId} has no disk quota: its size sets no DiskGb, or its data predates disks of their own (it stays in {DataDirectory})",
+                desired.InstanceId, paths.Data);
+        }
+
+        if (UnixFileOwner.Of(paths.Data) != user.Id)
+        {
+            foreach (var entry in Directory.EnumerateFileSystemEntries(paths.Data, "*", SearchOption.AllDirectories).Prepend(paths.Data))
+            {
+                LocalIsolation.GiveTo(entry, user.Id);
+            }
+        }
+
+        File.SetUnixFileMode(paths.Data, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        return user;
     }
 
     private async Task StartAsync(DeploymentSpec desired, CatalogOffering offering, CancellationToken cancellationToken)
@@ -125,20 +182,28 @@ public sealed partial class LocalBackend
                 $"Port {record.Port} of instance {desired.InstanceId} is in use by another program; the instance moves to port {moved.Port}.");
         }
 
+        var user = Isolate(paths, desired);
         var placeholders = LaunchCommand.Placeholders(home, record.Port, Settings.BindAddress, paths.Data, paths.AccessControl, offering.SizeDefinition);
         var launch = LaunchCommand.Render(offering.Definition.Local!, placeholders, desired.Password);
         if (desired.Tls)
         {
             launch = _tls.Apply(launch, offering, paths, desired);
+            GiveToInstance(user, Path.Combine(paths.Root, LocalTls.CertificateFile), Path.Combine(paths.Root, LocalTls.KeyFile));
         }
-        launch = launch with { Executable = ResolveExecutable(launch.Executable) ?? throw ExecutableMissing(offering, launch.Executable) };
+
+        launch = launch with
+        {
+            Executable = ResolveExecutable(launch.Executable) ?? throw ExecutableMissing(offering, launch.Executable),
+            // The control plane's home is not the instance user's to write in.
+            Environment = user is null ? launch.Environment : new Dictionary<string, string>(launch.Environment) { ["HOME"] = paths.Data },
+        };
 
         // Recorded before the launch: if this process dies before the PID is written, the next look searches /proc for it.
         record = record with { ProcessId = null, ProcessStartTime = null, LaunchPending = true, LaunchedAt = time.GetUtcNow(), UpdatedAt = time.GetUtcNow() };
         paths.WriteRecord(record);
         InstanceLogFile.Rotate(paths, Settings.MaxLogBytes, Settings.KeptLogs);
-        LocalAccessControl.Write(paths, desired);
-        var process = LocalProcesses.Start(launch, paths.Root, paths.Log);
+        WriteAccessControl(paths, desired, user);
+        var process = LocalProcesses.Start(launch, user is null ? [] : isolation.LaunchPrefix(user), paths.Root, paths.Log);
         if (_children.TryRemove(desired.InstanceId, out var previous))
         {
             previous.Dispose();
@@ -237,6 +302,7 @@ public sealed partial class LocalBackend
 
         // The tombstone goes first: once the record is gone it is what keeps a late command from recreating the instance.
         now.Paths.WriteTombstone(desired.Generation);
+        LocalInstanceDisk.Release(now.Paths);
         try
         {
             if (Directory.Exists(now.Paths.Root))
@@ -247,6 +313,11 @@ public sealed partial class LocalBackend
         catch (IOException exception)
         {
             throw new TransientDeploymentException($"Could not remove {now.Paths.Root} yet.", exception);
+        }
+
+        if (isolation.Enabled)
+        {
+            LocalIsolation.DeleteUser(now.Paths);
         }
 
         ForgetChild(desired.InstanceId);
@@ -274,7 +345,10 @@ public sealed partial class LocalBackend
                 $"or point Catalog:Products:{offering.Product}:Versions:{offering.Version}:Home at an installation.");
         }
 
-        return ResolveExecutable(template.Executable) is null ? throw ExecutableMissing(offering, template.Executable) : home;
+        var executable = ResolveExecutable(template.Executable) ?? throw ExecutableMissing(offering, template.Executable);
+        isolation.RequireReachable(home, $"{offering.Definition.DisplayName} {offering.Version}", "product-unreachable");
+        isolation.RequireReachable(LocalProcesses.Canonical(executable), $"the program '{template.Executable}'", "product-unreachable");
+        return home;
     }
 
     private static DeploymentFailedException ExecutableMissing(CatalogOffering offering, string executable) => new(

@@ -26,6 +26,7 @@ namespace Provisioner.Local;
 public sealed partial class LocalBackend(
     ProductCatalog catalog,
     IOptions<LocalBackendOptions> options,
+    LocalIsolation isolation,
     TimeProvider time,
     ILogger<LocalBackend> logger) : IDeploymentBackend, IDisposable
 {
@@ -254,21 +255,29 @@ public sealed partial class LocalBackend(
                     { Goal: DeploymentGoal.Running, ProcessId: { } processId } => DescribeExit(record, processId),
                     { Goal: DeploymentGoal.Running } => "Not started yet.",
                     _ => "Stopped: the data and the port are kept.",
-                },
+                } + DiskNote(now.Paths),
             };
         }
 
+        var diskNote = DiskNote(now.Paths);
         return observed with
         {
             Status = ping.Answered ? DeploymentStatus.Running : DeploymentStatus.Starting,
-            Health = ping.Answered ? DeploymentHealth.Healthy : DeploymentHealth.Unhealthy,
+            // A full disk refuses the customer's writes: the instance answers PING but is not healthy.
+            Health = ping.Answered && diskNote.Length == 0 ? DeploymentHealth.Healthy : DeploymentHealth.Unhealthy,
             ProbeLatency = ping.Answered ? ping.Latency : null,
             ProcessId = process.ProcessId,
-            Detail = process.Recorded
+            Detail = (process.Recorded
                 ? ping.Detail
-                : $"{ping.Detail} Process {process.ProcessId} is not in deployment.json (a start was interrupted); the next apply restarts it.",
+                : $"{ping.Detail} Process {process.ProcessId} is not in deployment.json (a start was interrupted); the next apply restarts it.") + diskNote,
         };
     }
+
+    /// <summary>Says so when the instance's disk quota is used up; empty otherwise.</summary>
+    private static string DiskNote(LocalInstancePaths paths) =>
+        LocalInstanceDisk.Usage(paths) is { IsFull: true } usage
+            ? $" Its disk quota is used up ({usage}): writes that need disk are refused. Delete data, or scale to a size with more disk."
+            : "";
 
     private Task<PingResult> PingAsync(LocalInstanceRecord record, DeploymentSpec desired, CancellationToken cancellationToken) =>
         RespPingProbe.PingAsync(

@@ -39,6 +39,30 @@ public sealed class LocalBackendOptions
     /// name when instances bind to a routable address). The platform's own probes always use <see cref="BindAddress"/>.
     /// </summary>
     public string? AdvertisedHost { get; set; }
+
+    /// <summary>
+    /// Whether each instance's process runs under an OS user of its own, with resource limits and a disk of the
+    /// catalog size's DiskGb. <see cref="LocalIsolationMode.Auto"/> does so when the control plane runs as root and
+    /// says at start-up when it cannot; <see cref="LocalIsolationMode.Off"/> runs instances as the control plane's user.
+    /// </summary>
+    public LocalIsolationMode Isolation { get; set; } = LocalIsolationMode.Auto;
+
+    /// <summary>The user ids instances' users are created with (useradd), one per instance, given back when it is deleted.</summary>
+    public int FirstUserId { get; set; } = 2_000_000;
+
+    public int LastUserId { get; set; } = 2_099_999;
+
+    /// <summary>RLIMIT_NOFILE of an isolated instance's process: its connections and files.</summary>
+    public int MaxOpenFiles { get; set; } = 4096;
+
+    /// <summary>RLIMIT_NPROC of an isolated instance's user: processes and threads (a .NET server runs a few dozen).</summary>
+    public int MaxProcesses { get; set; } = 512;
+}
+
+public enum LocalIsolationMode
+{
+    Auto,
+    Off,
 }
 
 public sealed class LocalBackendOptionsValidator : IValidateOptions<LocalBackendOptions>
@@ -79,6 +103,18 @@ public sealed class LocalBackendOptionsValidator : IValidateOptions<LocalBackend
         if (options.AdvertisedHost is { } host && Uri.CheckHostName(host) == UriHostNameType.Unknown)
         {
             failures.Add($"{LocalBackendOptions.SectionName}:AdvertisedHost '{host}' is not a host name or an IP address.");
+        }
+
+        if (options.FirstUserId is < 1000 or > int.MaxValue - 1 || options.LastUserId < options.FirstUserId || options.LastUserId > int.MaxValue - 1)
+        {
+            failures.Add(
+                $"{LocalBackendOptions.SectionName}:FirstUserId..LastUserId ({options.FirstUserId}..{options.LastUserId}) must be a range of user ids " +
+                "from 1000 up, used by nothing else on this machine (the default 2000000..2099999 is far above people's and services' ids).");
+        }
+
+        if (options.MaxOpenFiles < 256 || options.MaxProcesses < 64)
+        {
+            failures.Add($"{LocalBackendOptions.SectionName}:MaxOpenFiles must be at least 256 and MaxProcesses at least 64: a server needs its connections and threads.");
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);

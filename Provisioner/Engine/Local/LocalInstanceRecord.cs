@@ -55,7 +55,6 @@ internal sealed class LocalInstancePaths(string instancesDirectory, string insta
     };
 
     private const UnixFileMode OwnerOnlyDirectory = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
-    private const UnixFileMode OwnerOnlyFile = UnixFileMode.UserRead | UnixFileMode.UserWrite;
 
     public string Root { get; } = Path.Combine(instancesDirectory, instanceId);
     public string Data => Path.Combine(Root, "data");
@@ -90,27 +89,25 @@ internal sealed class LocalInstancePaths(string instancesDirectory, string insta
     }
 
     /// <summary>Replaces the record atomically: a crash leaves the old or the new file, never half of one.</summary>
-    public void WriteRecord(LocalInstanceRecord record)
+    public void WriteRecord(LocalInstanceRecord record) =>
+        ExclusiveFile.Replace(Record, stream => JsonSerializer.Serialize(stream, record, JsonOptions));
+
+    /// <summary>
+    /// With <paramref name="passableByInstances"/>, others may pass through the instances directory and the instance's
+    /// (0711), not list them: an instance's user reaches its own data that way, while the records and logs beside it stay 0600.
+    /// </summary>
+    public void CreateDirectories(bool passableByInstances = false)
     {
-        var temporary = Record + ".tmp";
-        using (var stream = new FileStream(temporary, new FileStreamOptions
+        var mode = passableByInstances ? OwnerOnlyDirectory | UnixFileMode.OtherExecute : OwnerOnlyDirectory;
+        foreach (var directory in new[] { instancesDirectory, Root })
         {
-            Mode = FileMode.Create,
-            Access = FileAccess.Write,
-            UnixCreateMode = OwnerOnlyFile,
-        }))
-        {
-            JsonSerializer.Serialize(stream, record, JsonOptions);
-            stream.Flush(flushToDisk: true);
+            Directory.CreateDirectory(directory, mode);
+            if (passableByInstances)
+            {
+                File.SetUnixFileMode(directory, mode);
+            }
         }
 
-        File.Move(temporary, Record, overwrite: true);
-    }
-
-    public void CreateDirectories()
-    {
-        Directory.CreateDirectory(instancesDirectory, OwnerOnlyDirectory);
-        Directory.CreateDirectory(Root, OwnerOnlyDirectory);
         Directory.CreateDirectory(Data, OwnerOnlyDirectory);
     }
 
@@ -129,7 +126,7 @@ internal sealed class LocalInstancePaths(string instancesDirectory, string insta
     public void WriteTombstone(long generation)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Tombstone)!, OwnerOnlyDirectory);
-        File.WriteAllText(Tombstone, generation.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        ExclusiveFile.Replace(Tombstone, generation.ToString(System.Globalization.CultureInfo.InvariantCulture));
     }
 
     /// <summary>Every instance directory's record, for port allocation and shutdown.</summary>

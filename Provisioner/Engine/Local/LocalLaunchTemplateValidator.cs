@@ -3,7 +3,7 @@ using Provisioner.Catalog;
 
 namespace Provisioner.Local;
 
-/// <summary>Refuses to start with a launch template the Local backend could not fill in, or one that would put a password on a command line.</summary>
+/// <summary>Refuses to start with a launch template the Local backend could not fill in, or one that would put a password on a command line or in the environment.</summary>
 public sealed class LocalLaunchTemplateValidator : IValidateOptions<CatalogOptions>
 {
     public ValidateOptionsResult Validate(string? name, CatalogOptions options)
@@ -35,13 +35,13 @@ public sealed class LocalLaunchTemplateValidator : IValidateOptions<CatalogOptio
             foreach (var (sizeName, size) in product.Sizes)
             {
                 var placeholders = LaunchCommand.Placeholders("", 0, "", "", "", size);
-                var unknownInCommandLine = template.Arguments.Prepend(template.Executable)
+                var unknownOutsideSecrets = template.Arguments.Prepend(template.Executable).Concat(template.Environment.Values)
                     .SelectMany(argument => LaunchCommand.UnknownPlaceholders(argument, placeholders))
                     .Distinct(StringComparer.Ordinal);
-                foreach (var unknown in unknownInCommandLine)
+                foreach (var unknown in unknownOutsideSecrets)
                 {
                     failures.Add(unknown == "password"
-                        ? $"Catalog product '{productName}': {{password}} is only allowed in Local:Environment, never on a command line other users can read."
+                        ? $"Catalog product '{productName}': {{password}} is only allowed in Local:Secrets (the process's standard input), never on a command line or in the environment, which /proc shows."
                         : $"Catalog product '{productName}' size '{sizeName}': the launch template refers to {{{unknown}}}, which is not defined.");
                 }
 
@@ -51,11 +51,11 @@ public sealed class LocalLaunchTemplateValidator : IValidateOptions<CatalogOptio
                     .Distinct(StringComparer.Ordinal)
                     .Select(unknown => $"Catalog product '{productName}' size '{sizeName}': Local:TlsArguments refers to {{{unknown}}}, which is not defined."));
 
-                var environmentPlaceholders = new Dictionary<string, string>(placeholders, StringComparer.Ordinal) { ["password"] = "" };
-                failures.AddRange(template.Environment.Values
-                    .SelectMany(value => LaunchCommand.UnknownPlaceholders(value, environmentPlaceholders))
+                var secretPlaceholders = new Dictionary<string, string>(placeholders, StringComparer.Ordinal) { ["password"] = "" };
+                failures.AddRange(template.Secrets.Values
+                    .SelectMany(value => LaunchCommand.UnknownPlaceholders(value, secretPlaceholders))
                     .Distinct(StringComparer.Ordinal)
-                    .Select(unknown => $"Catalog product '{productName}' size '{sizeName}': Local:Environment refers to {{{unknown}}}, which is not defined."));
+                    .Select(unknown => $"Catalog product '{productName}' size '{sizeName}': Local:Secrets refers to {{{unknown}}}, which is not defined."));
             }
         }
 

@@ -29,12 +29,13 @@ internal static partial class LocalProcesses
 
     /// <summary>
     /// Starts <paramref name="command"/> in a session of its own (setsid), so Ctrl+C in the control plane's
-    /// terminal, its exit or its kill -9 do not reach the instance. Stdin is /dev/null and stdout/stderr are
-    /// appended to <paramref name="logFile"/> by the shell rather than piped to us: a pipe would break
-    /// (SIGPIPE) when the control plane exits. O_APPEND lets the log be truncated while the process writes.
-    /// setsid and sh both exec, so the PID returned is the instance's own.
+    /// terminal, its exit or its kill -9 do not reach the instance. Stdout/stderr are appended to
+    /// <paramref name="logFile"/> by the shell (as the control plane's user, before <paramref name="prefix"/> drops to the
+    /// instance's) rather than piped to us: a pipe would break (SIGPIPE) when the control plane exits. O_APPEND lets the
+    /// log be truncated while the process writes. Stdin is a pipe that carries the command's secrets and is then closed.
+    /// setsid, sh and the prefix's programs all exec, so the PID returned is the instance's own.
     /// </summary>
-    public static Process Start(LaunchCommand command, string workingDirectory, string logFile)
+    public static Process Start(LaunchCommand command, IReadOnlyList<string> prefix, string workingDirectory, string logFile)
     {
         if (!File.Exists(SetsidPath))
         {
@@ -47,12 +48,19 @@ internal static partial class LocalProcesses
         {
             UseShellExecute = false,
             WorkingDirectory = workingDirectory,
+            RedirectStandardInput = true,
         };
         startInfo.ArgumentList.Add("/bin/sh");
         startInfo.ArgumentList.Add("-c");
-        startInfo.ArgumentList.Add("log=\"$1\"; shift; exec \"$@\" </dev/null >>\"$log\" 2>&1");
+        // umask 077: the log, and every file the instance writes, is its owner's alone.
+        startInfo.ArgumentList.Add("umask 077; log=\"$1\"; shift; exec \"$@\" >>\"$log\" 2>&1");
         startInfo.ArgumentList.Add("sh");
         startInfo.ArgumentList.Add(logFile);
+        foreach (var program in prefix)
+        {
+            startInfo.ArgumentList.Add(program);
+        }
+
         startInfo.ArgumentList.Add(command.Executable);
         foreach (var argument in command.Arguments)
         {
@@ -73,7 +81,19 @@ internal static partial class LocalProcesses
             startInfo.Environment[name] = value;
         }
 
-        return Process.Start(startInfo) ?? throw new InvalidOperationException("Process.Start returned no process.");
+        var process = Process.Start(startInfo) ?? throw new InvalidOperationException("Process.Start returned no process.");
+        try
+        {
+            // Far below a pipe's buffer, so this never waits for the process to read.
+            process.StandardInput.Write(command.Secrets.Value);
+            process.StandardInput.Close();
+        }
+        catch (IOException)
+        {
+            // The process exited before reading its secrets; the wait step reports how, from its log.
+        }
+
+        return process;
     }
 
     /// <summary>
@@ -232,7 +252,8 @@ internal static partial class LocalProcesses
         return System.Text.Encoding.UTF8.GetString(commandLine).Split('\0').Contains(dataDirectory, StringComparer.Ordinal);
     }
 
-    private static bool IsLaunchChain(string running) => running == Canonical(SetsidPath) || running == Canonical(ShellPath);
+    private static bool IsLaunchChain(string running) =>
+        running == Canonical(SetsidPath) || running == Canonical(ShellPath) || LocalIsolation.LaunchPrograms.Any(program => running == Canonical(program));
 
     [LibraryImport("libc", EntryPoint = "realpath", StringMarshalling = StringMarshalling.Utf8)]
     private static partial IntPtr RealPath(string path, IntPtr resolved);

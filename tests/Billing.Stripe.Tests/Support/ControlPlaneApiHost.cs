@@ -32,6 +32,7 @@ public abstract class ControlPlaneApiHost(string name) : WebApplicationFactory<P
     protected virtual Task StopAsync()
     {
         Dispose();
+        Provisioner.Local.LocalIsolation.ReleaseAll(Path.Combine(_dataDirectory, "instances"));
         Directory.Delete(_dataDirectory, recursive: true);
         return Task.CompletedTask;
     }

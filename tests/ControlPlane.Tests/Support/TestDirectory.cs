@@ -52,6 +52,9 @@ public sealed class TestDirectory : IDisposable
     public void Dispose()
     {
         HostedProcesses.KillUnder(Path);
+        // Instances' disks and users, whether this is a data directory or an instances directory.
+        Provisioner.Local.LocalIsolation.ReleaseAll(System.IO.Path.Combine(Path, "instances"));
+        Provisioner.Local.LocalIsolation.ReleaseAll(Path);
         if (_mounted)
         {
             Run("umount", $"-l {Path}");

@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.Logging;
 using Provisioner.Deployments;
+using Provisioner.Local;
 using Provisioner.Messaging;
 using Provisioner.Messaging.Wire;
 using Provisioner.Tests.TestSupport;
@@ -35,6 +36,7 @@ public sealed class DaprProvisionerHarness : IAsyncDisposable
     private DaprProvisionerHarness(ITestOutputHelper output, byte[] key)
     {
         Root = Directory.CreateTempSubdirectory("provisioner-dapr-tests-").FullName;
+        File.SetUnixFileMode(Root, ProvisionerHarness.PassableDirectory);
         Logs = new CapturingLoggerProvider(output);
         var secrets = new WireSecretProtector();
         secrets.UseKey(key);
@@ -171,6 +173,7 @@ public sealed class DaprProvisionerHarness : IAsyncDisposable
         await _app.DisposeAsync();
         _appHandler.Dispose();
         await ProvisionerHarness.KillProcessesUnderAsync(Root);
+        LocalIsolation.ReleaseAll(Path.Combine(Root, "instances"));
         Directory.Delete(Root, recursive: true);
         var leaked = Logs.Lines.Where(line => line.Contains(Password, StringComparison.Ordinal)).ToList();
         if (leaked.Count > 0)

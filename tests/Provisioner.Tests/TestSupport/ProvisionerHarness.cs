@@ -29,6 +29,8 @@ public sealed class ProvisionerHarness : IAsyncDisposable
     {
         _output = output;
         Root = Directory.CreateTempSubdirectory("provisioner-tests-").FullName;
+        // As an operator would: instances' own users pass through to their data (see LocalIsolation).
+        File.SetUnixFileMode(Root, PassableDirectory);
         (FirstPort, LastPort) = TestPorts.Next(portCount);
         Logs = new CapturingLoggerProvider(output);
         _settings = new Dictionary<string, string?>
@@ -41,6 +43,9 @@ public sealed class ProvisionerHarness : IAsyncDisposable
         };
         configure?.Invoke(_settings);
     }
+
+    /// <summary>0711: others may pass through, not list.</summary>
+    public const UnixFileMode PassableDirectory = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.OtherExecute;
 
     public string Root { get; }
     public string InstancesDirectory => Path.Combine(Root, "instances");
@@ -181,6 +186,7 @@ public sealed class ProvisionerHarness : IAsyncDisposable
         }
 
         await KillProcessesUnderAsync(Root);
+        LocalIsolation.ReleaseAll(InstancesDirectory);
         Directory.Delete(Root, recursive: true);
         var leaked = Logs.Lines.Where(line => line.Contains(Password, StringComparison.Ordinal)).ToList();
         if (leaked.Count > 0)
