@@ -118,7 +118,7 @@ public sealed partial class LocalIsolation(IOptions<LocalBackendOptions> options
                     continue;
                 }
 
-                var (exitCode, error) = Run(
+                var (exitCode, error) = RunAccountTool(
                     "/usr/sbin/useradd",
                     "-u", id.ToString(CultureInfo.InvariantCulture), "-g", NoGroup.ToString(CultureInfo.InvariantCulture),
                     "-M", "-N", "-l", "-d", "/nonexistent", "-s", "/usr/sbin/nologin", "-c", $"hosted instance {instanceId}", name);
@@ -152,7 +152,7 @@ public sealed partial class LocalIsolation(IOptions<LocalBackendOptions> options
             return;
         }
 
-        var (exitCode, error) = Run("/usr/sbin/userdel", name);
+        var (exitCode, error) = RunAccountTool("/usr/sbin/userdel", name);
         if (exitCode is not (0 or 6))
         {
             throw new TransientDeploymentException($"userdel could not delete {name} (exit code {exitCode}): {error}");
@@ -234,6 +234,26 @@ public sealed partial class LocalIsolation(IOptions<LocalBackendOptions> options
         for (var directory = path; directory is not null; directory = Path.GetDirectoryName(directory))
         {
             yield return directory;
+        }
+    }
+
+    /// <summary>
+    /// useradd or userdel, again while another process holds the account files' lock ("cannot lock /etc/passwd; try
+    /// again later", exit code 1, at once rather than waiting): other control planes and their tests on the machine
+    /// create and delete users too. Gives up after about 30 s.
+    /// </summary>
+    internal static (int ExitCode, string Error) RunAccountTool(string program, params string[] arguments)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (true)
+        {
+            var (exitCode, error) = Run(program, arguments);
+            if (!(exitCode == 1 && error.Contains("lock", StringComparison.OrdinalIgnoreCase)) || DateTime.UtcNow >= deadline)
+            {
+                return (exitCode, error);
+            }
+
+            Thread.Sleep(Random.Shared.Next(20, 200));
         }
     }
 

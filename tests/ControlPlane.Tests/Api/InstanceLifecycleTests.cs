@@ -125,7 +125,7 @@ public sealed class InstanceLifecycleTests : IAsyncLifetime
 
         var finished = await Task.WhenAll(operations.Select(op => _api.WaitForOperationAsync(_tenantId, (string)op["id"]!, TimeSpan.FromMinutes(3))));
 
-        Assert.All(finished, op => Assert.Equal("succeeded", (string?)op["status"]));
+        Assert.All(finished, op => Assert.True((string?)op["status"] == "succeeded", op.ToJsonString()));
         var instances = (await _api.GetAsync($"/api/v1/tenants/{_tenantId}/instances"))["items"]!.AsArray();
         Assert.Equal(20, instances.Count);
         Assert.All(instances, instance => Assert.Equal("Running", (string?)instance!["state"]));
