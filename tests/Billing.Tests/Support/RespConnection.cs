@@ -21,12 +21,13 @@ public sealed class RespConnection : IAsyncDisposable
         _reader = new StreamReader(_stream, Encoding.UTF8);
     }
 
-    public static async Task<RespConnection> OpenAsync(string host, int port, string password)
+    /// <summary>Signs in as <paramref name="username"/>: the customer's <c>default</c> user, or the platform's own, which alone may read INFO.</summary>
+    public static async Task<RespConnection> OpenAsync(string host, int port, string password, string username = "default")
     {
         var client = new TcpClient();
         await client.ConnectAsync(host, port);
         var connection = new RespConnection(client);
-        Assert.Equal("OK", await connection.SendAsync("AUTH", password));
+        Assert.Equal("OK", await connection.SendAsync("AUTH", username, password));
         return connection;
     }
 
@@ -65,7 +66,10 @@ public sealed class RespConnection : IAsyncDisposable
         }
     }
 
-    /// <summary>Garnet's read + write command counter, which it samples once a second: waits until it reaches <paramref name="expected"/>.</summary>
+    /// <summary>
+    /// Garnet's read + write command counter, which it samples once a second: waits until it reaches
+    /// <paramref name="expected"/>. Needs a connection of the platform's user: the customer's may not run INFO.
+    /// </summary>
     public async Task WaitForOperationsAsync(long expected)
     {
         var deadline = DateTime.UtcNow.AddSeconds(30);

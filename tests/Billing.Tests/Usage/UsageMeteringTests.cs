@@ -45,7 +45,7 @@ public sealed class UsageMeteringTests : IAsyncLifetime
         await using (var customer = await ConnectAsync(credentials))
         {
             await SendAsync(customer, sets: 100, gets: 20);
-            await customer.WaitForOperationsAsync(120);
+            await WaitForOperationsAsync(credentials, instanceId, 120);
         }
 
         await MeasureAtAsync(instanceId, Ten.AddMinutes(40));
@@ -64,7 +64,7 @@ public sealed class UsageMeteringTests : IAsyncLifetime
         await using (var customer = await ConnectAsync(credentials))
         {
             await SendAsync(customer, sets: 50, gets: 0);
-            await customer.WaitForOperationsAsync(170);
+            await WaitForOperationsAsync(credentials, instanceId, 170);
         }
 
         await MeasureAtAsync(instanceId, Eleven.AddMinutes(10));
@@ -81,7 +81,7 @@ public sealed class UsageMeteringTests : IAsyncLifetime
         await using (var customer = await ConnectWhenServingAsync(credentials))
         {
             await SendAsync(customer, sets: 30, gets: 0);
-            await customer.WaitForOperationsAsync(30);
+            await WaitForOperationsAsync(credentials, instanceId, 30);
         }
 
         await MeasureAtAsync(instanceId, Eleven.AddMinutes(40));
@@ -146,6 +146,14 @@ public sealed class UsageMeteringTests : IAsyncLifetime
     {
         _clock.SetUtcNow(at);
         await _host.Metering(instanceId).MeasureAsync();
+    }
+
+    /// <summary>Waits until the instance has counted <paramref name="expected"/> commands, read as the platform's user (customers may not run INFO).</summary>
+    private async Task WaitForOperationsAsync(JsonNode credentials, string instanceId, long expected)
+    {
+        await using var platform = await RespConnection.OpenAsync(
+            (string)credentials["host"]!, (int)credentials["port"]!, await PlatformCredentials.PasswordAsync(_host.Services, instanceId), "platform");
+        await platform.WaitForOperationsAsync(expected);
     }
 
     private static Task<RespConnection> ConnectAsync(JsonNode credentials) =>

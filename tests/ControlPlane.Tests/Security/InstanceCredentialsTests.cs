@@ -212,14 +212,7 @@ public sealed class InstanceCredentialsTests : IAsyncLifetime
     }
 
     /// <summary>The platform's password for the instance, opened from its stored state as the control plane does.</summary>
-    private async Task<string> PlatformPasswordAsync(string instanceId)
-    {
-        var database = _factory.Services.GetRequiredService<Database>();
-        var payload = (await database.QueryAsync(
-            "SELECT payload FROM grain_state WHERE state_name = 'instance' AND grain_id LIKE @id;", row => row.GetString(0), CancellationToken.None, ("id", "%" + instanceId))).Single();
-        var sealedValue = (string)JsonNode.Parse(payload)!["SealedPlatformPassword"]!;
-        return await _factory.Services.GetRequiredService<SecretEnvelopes>().OpenAsync(sealedValue, $"instance/{instanceId}/platform-password");
-    }
+    private Task<string> PlatformPasswordAsync(string instanceId) => PlatformCredentials.PasswordAsync(_factory.Services, instanceId);
 
     private async Task<List<string>> AuditActionsAsync() =>
         [.. (await _api.ListAllAsync($"/api/v1/tenants/{_tenantId}/audit")).Select(record => (string)record["action"]!)];
