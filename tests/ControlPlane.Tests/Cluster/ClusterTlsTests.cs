@@ -70,6 +70,9 @@ public sealed class ClusterTlsTests : IDisposable
 
     private ControlPlaneProcess Silo(string name, string connectionString, string certificatePath, string? caPath)
     {
+        // Cluster mode needs the key set that seals instance passwords, shared by every silo: here one file.
+        var keyFile = new ControlPlane.Secrets.SecretKeyFile(Path.Combine(_directory.Path, "cluster-secret-keys"));
+        keyFile.EnsureCreated();
         var settings = new Dictionary<string, string>
         {
             ["ControlPlane:Mode"] = "Cluster",
@@ -80,6 +83,7 @@ public sealed class ClusterTlsTests : IDisposable
             ["Orleans:Tls:CertificatePassword"] = "silo-password",
             ["Provisioner:Local:InstancesDirectory"] = Path.Combine(_directory.Path, "instances"),
             ["Orleans:Messaging:ResponseTimeout"] = "00:00:10",
+            ["Secrets:KeyFile"] = keyFile.Path,
         };
         if (caPath is not null)
         {

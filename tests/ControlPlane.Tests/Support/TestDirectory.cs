@@ -23,7 +23,7 @@ public sealed class TestDirectory : IDisposable
     public static TestDirectory OnOwnFileSystem(int megabytes)
     {
         var directory = new TestDirectory(mounted: true);
-        Run("mount", $"-t tmpfs -o size={megabytes}m,mode=0700 tmpfs {directory.Path}");
+        Run("mount", $"-t tmpfs -o size={megabytes}m,mode=0711 tmpfs {directory.Path}");
         return directory;
     }
 
