@@ -328,6 +328,12 @@ public sealed partial class InstanceGrain(
         }
 
         S.AuditedEventSequence ??= S.EventSequence;
+        if (S.AuditedEventSequence == S.EventSequence)
+        {
+            // Every reconcile tick comes here: nothing new is the common case, and needs no walk over the events.
+            return;
+        }
+
         foreach (var (due, entry) in SystemChanges.Due(S).ToList())
         {
             if (entry is not null)
